@@ -1,0 +1,155 @@
+"""The IntegralAction network: RGB stream, pose stream, pose-gated aggregation, classifier.
+
+All three training stages use the same module tree (so every snapshot holds all five parts, as
+the authors' checkpoints do); `mode` picks which parts run.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from common.nets.fusion import Aggregator, Classifier, Pose2Feat, init_head_weights
+from common.nets.pose_maps import render_pose_maps
+from common.nets.tsm_resnet import FEATURE_DIMS, TSMResNet
+
+logger = logging.getLogger("integral_action.model")
+
+MODES = ("rgb_only", "pose_only", "rgb+pose")
+MODULE_NAMES = ("img_backbone", "pose_backbone", "pose2feat", "aggregator", "classifier")
+# The rgb+pose stage trains only these; the streams keep the single-stream stages' weights.
+FUSION_TRAINABLE = ("aggregator", "classifier")
+
+
+class IntegralAction(nn.Module):
+    """
+    Args:
+        mode: 'rgb_only', 'pose_only' or 'rgb+pose'.
+        class_num: number of action classes.
+        limbs: the skeleton's (joint, joint) pairs used for the part affinity fields.
+        joint_num: J.
+        frame_per_seg: T, RGB frames per clip.
+        pose_frame_factor: the pose stream sees (T-1)*factor+1 frames.
+        img_resnet_type, pose_resnet_type: 18, 34 or 50.
+        agg_feat_dim: width of the integrated feature.
+        input_hm_shape: (h, w) of the rendered pose maps.
+        hm_sigma, paf_sigma, pose_score_thr: pose-map rendering parameters.
+        pose_gate: False for the no-gate ablation.
+        dropout: classifier dropout probability.
+    """
+
+    def __init__(self, mode: str, class_num: int, limbs: Sequence[Tuple[int, int]], joint_num: int,
+                 frame_per_seg: int = 8, pose_frame_factor: int = 1, img_resnet_type: int = 18,
+                 pose_resnet_type: int = 18, agg_feat_dim: int = 512,
+                 input_hm_shape: Sequence[int] = (56, 56), hm_sigma: float = 0.5,
+                 paf_sigma: float = 1.0, pose_score_thr: float = 0.1, pose_gate: bool = True,
+                 dropout: float = 0.5) -> None:
+        super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self.mode = mode
+        self.class_num = class_num
+        self.joint_num = joint_num
+        self.frame_per_seg = frame_per_seg
+        self.pose_frame_num = (frame_per_seg - 1) * pose_frame_factor + 1
+        self.input_hm_shape = tuple(input_hm_shape)
+        self.hm_sigma, self.paf_sigma, self.pose_score_thr = hm_sigma, paf_sigma, pose_score_thr
+        self.register_buffer("limbs", torch.as_tensor(limbs, dtype=torch.long).view(-1, 2),
+                             persistent=False)
+
+        self.img_backbone = TSMResNet(img_resnet_type, frame_per_seg)
+        self.pose_backbone = TSMResNet(pose_resnet_type, self.pose_frame_num, skip_stem=True)
+        self.pose2feat = Pose2Feat(joint_num + 2 * len(limbs), 64)
+        img_dim, pose_dim = FEATURE_DIMS[img_resnet_type], FEATURE_DIMS[pose_resnet_type]
+        self.aggregator = Aggregator(img_dim, pose_dim, agg_feat_dim, frame_per_seg,
+                                     pose_frame_factor, pose_gate)
+        cls_dim = {"rgb_only": img_dim, "pose_only": pose_dim, "rgb+pose": agg_feat_dim}[mode]
+        self.classifier = Classifier(cls_dim, class_num, dropout)
+
+    def init_weights(self, pretrained: str = "imagenet") -> None:
+        """The original's training-time initialisation: ImageNet for both backbones (when
+        available), N(0, 0.001) convs / N(0, 0.01) linears / BN 1, 0 for the other layers."""
+        for backbone in (self.img_backbone, self.pose_backbone):
+            backbone.load_imagenet(pretrained)
+        for part in (self.pose2feat, self.aggregator, self.classifier):
+            part.apply(init_head_weights)
+
+    @property
+    def uses_video(self) -> bool:
+        return self.mode != "pose_only"
+
+    @property
+    def uses_pose(self) -> bool:
+        return self.mode != "rgb_only"
+
+    def render_pose(self, pose_coords: Tensor, pose_scores: Tensor) -> Tensor:
+        """(B, Tp, P, J, 2), (B, Tp, P, J) -> (B*Tp, J + 2L, h, w) pose maps on the input's device."""
+        b, tp, p, j = pose_scores.shape
+        return render_pose_maps(
+            pose_coords.reshape(b * tp, p, j, 2), pose_scores.reshape(b * tp, p, j), self.limbs,
+            self.input_hm_shape, self.hm_sigma, self.paf_sigma, self.pose_score_thr)
+
+    def pose_features(self, pose_coords: Tensor, pose_scores: Tensor) -> Tensor:
+        return self.pose_backbone(self.pose2feat(self.render_pose(pose_coords, pose_scores)))
+
+    def forward(self, inputs: Dict[str, Tensor]) -> Dict[str, Optional[Tensor]]:
+        """
+        Args:
+            inputs: 'video' (B, T, 3, H, W) RGB in [0, 1] (not needed in pose_only);
+                'pose_coords' (B, Tp, P, J, 2) on the heatmap grid and 'pose_scores'
+                (B, Tp, P, J) (not needed in rgb_only).
+
+        Returns:
+            'logits': (B, classes), frame logits averaged over the clip;
+            'gate': (B*T, agg_feat_dim) pose gate in rgb+pose with the gate, else None.
+        """
+        gate = None
+        if self.mode == "pose_only":
+            b, frames = inputs["pose_scores"].shape[:2]
+            feat = self.pose_features(inputs["pose_coords"], inputs["pose_scores"])
+        else:
+            video = inputs["video"]
+            b, frames = video.shape[:2]
+            feat = self.img_backbone(video.reshape(b * frames, *video.shape[2:]))
+            if self.mode == "rgb+pose":
+                pose_feat = self.pose_features(inputs["pose_coords"], inputs["pose_scores"])
+                feat, gate = self.aggregator(feat, pose_feat)
+        logits = self.classifier(feat).view(b, frames, -1).mean(dim=1)
+        return {"logits": logits, "gate": gate}
+
+    def trainable_modules(self) -> List[str]:
+        """The parts whose parameters this stage optimises."""
+        if self.mode == "rgb+pose":
+            return list(FUSION_TRAINABLE)
+        if self.mode == "rgb_only":
+            return ["img_backbone", "classifier"]
+        return ["pose2feat", "pose_backbone", "classifier"]
+
+    def freeze_for_stage(self) -> None:
+        """Turn off gradients of the parts this stage does not train.
+
+        The original kept computing gradients for the frozen streams in rgb+pose; here they run
+        without autograd. They still run in train mode, so their BatchNorm statistics adapt as in
+        the original.
+        """
+        keep = set(self.trainable_modules())
+        for name in MODULE_NAMES:
+            getattr(self, name).requires_grad_(name in keep)
+
+    def trainable_parameters(self) -> Iterable[nn.Parameter]:
+        for name in self.trainable_modules():
+            yield from getattr(self, name).parameters()
+
+
+def build_model(cfg, class_num: int, limbs: Sequence[Tuple[int, int]], joint_num: int,
+                mode: Optional[str] = None) -> IntegralAction:
+    """Build the network from the config (no weights loaded; see `IntegralAction.init_weights`)."""
+    return IntegralAction(
+        mode=mode or cfg.mode, class_num=class_num, limbs=limbs, joint_num=joint_num,
+        frame_per_seg=cfg.frame_per_seg, pose_frame_factor=cfg.pose_frame_factor,
+        img_resnet_type=cfg.img_resnet_type, pose_resnet_type=cfg.pose_resnet_type,
+        agg_feat_dim=cfg.agg_feat_dim, input_hm_shape=cfg.input_hm_shape, hm_sigma=cfg.hm_sigma,
+        paf_sigma=cfg.paf_sigma, pose_score_thr=cfg.pose_score_thr, pose_gate=cfg.pose_gate,
+        dropout=cfg.dropout)

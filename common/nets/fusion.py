@@ -1,0 +1,120 @@
+"""The heads around the two ResNet streams: Pose2Feat, the pose-gated aggregator, the classifier.
+
+Module and parameter names follow the authors' checkpoints (`conv.0`, `pose_gate_fc.0`,
+`img_conv.1`, `fc.0`, ...), hence the small `nn.Sequential`s.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+
+def conv_bn_relu(in_ch: int, out_ch: int, kernel: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_ch, out_ch, kernel_size=kernel, padding=kernel // 2),
+        nn.BatchNorm2d(out_ch),
+        nn.ReLU(inplace=True),
+    )
+
+
+class Pose2Feat(nn.Module):
+    """conv3x3 + BN + ReLU: (N, J + 2L, h, w) pose maps -> (N, 64, h, w) for the pose ResNet's layer1."""
+
+    def __init__(self, in_channels: int, out_channels: int = 64) -> None:
+        super().__init__()
+        self.conv = conv_bn_relu(in_channels, out_channels, 3)
+
+    def forward(self, pose_maps: Tensor) -> Tensor:
+        return self.conv(pose_maps)
+
+
+class Aggregator(nn.Module):
+    """Pose-driven feature integration.
+
+    The gate g = sigmoid(Linear(pooled pose feature)) weighs, per channel, the pose feature
+    against the RGB feature: out = g * pose' + (1 - g) * rgb'. A gate loss pulls g towards 1
+    (the pose stream) so that RGB only contributes where pose says it helps.
+
+    Args:
+        img_dim, pose_dim: widths of the two streams (512 for ResNet-18/34, 2048 for 50).
+        out_dim: width of the integrated feature (512).
+        frame_per_seg: T, the RGB frames per clip.
+        pose_frame_factor: the pose stream runs on (T-1)*factor+1 frames; a strided temporal
+            conv brings it back to T. The conv always exists (checkpoints hold it) but only runs
+            when factor > 1.
+        pose_gate: False gives the no-gate ablation (sum of the two projections, no LayerNorm).
+    """
+
+    def __init__(self, img_dim: int, pose_dim: int, out_dim: int = 512, frame_per_seg: int = 8,
+                 pose_frame_factor: int = 1, pose_gate: bool = True) -> None:
+        super().__init__()
+        self.frame_per_seg = frame_per_seg
+        self.pose_frame_factor = pose_frame_factor
+        self.pose_frame_num = (frame_per_seg - 1) * pose_frame_factor + 1
+        self.use_gate = pose_gate
+        self.pose_temporal_conv = nn.Sequential(
+            nn.Conv3d(pose_dim, pose_dim, kernel_size=(5, 1, 1), stride=(pose_frame_factor, 1, 1),
+                      padding=(2, 0, 0)),
+            nn.BatchNorm3d(pose_dim),
+            nn.ReLU(inplace=True),
+        )
+        self.pose_gate_fc = nn.Sequential(nn.Linear(pose_dim, out_dim))
+        self.img_conv = conv_bn_relu(img_dim, out_dim, 1)
+        self.img_norm = nn.LayerNorm([out_dim, 1, 1])
+        self.pose_conv = conv_bn_relu(pose_dim, out_dim, 1)
+        self.pose_norm = nn.LayerNorm([out_dim, 1, 1])
+
+    def forward(self, img_feat: Tensor, pose_feat: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
+        """
+        Args:
+            img_feat: (B*T, Ci, h, w) RGB stream output.
+            pose_feat: (B*Tp, Cp, h', w') pose stream output, Tp = (T-1)*factor+1.
+
+        Returns:
+            feat: (B*T, out_dim, 1, 1) integrated feature.
+            gate: (B*T, out_dim) in (0, 1), or None without the gate.
+        """
+        img_feat = img_feat.mean(dim=(2, 3), keepdim=True)
+        pose_feat = pose_feat.mean(dim=(2, 3), keepdim=True)
+        if self.pose_frame_factor > 1:
+            bt, c = pose_feat.shape[:2]
+            seq = pose_feat.view(bt // self.pose_frame_num, self.pose_frame_num, c, 1, 1)
+            seq = self.pose_temporal_conv(seq.permute(0, 2, 1, 3, 4))  # (B, C, T, 1, 1)
+            pose_feat = seq.permute(0, 2, 1, 3, 4).reshape(-1, c, 1, 1)
+        if not self.use_gate:
+            return self.pose_conv(pose_feat) + self.img_conv(img_feat), None
+        # flatten(1), not squeeze: a batch of one frame must keep its batch dimension.
+        gate = torch.sigmoid(self.pose_gate_fc(pose_feat.flatten(1)))
+        pose_out = self.pose_norm(self.pose_conv(pose_feat))
+        img_out = self.img_norm(self.img_conv(img_feat))
+        g = gate[:, :, None, None]
+        return g * pose_out + (1 - g) * img_out, gate
+
+
+class Classifier(nn.Module):
+    """Spatial mean -> dropout -> Linear: (B*T, C, h, w) -> (B*T, classes) logits."""
+
+    def __init__(self, in_dim: int, class_num: int, dropout: float = 0.5) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Sequential(nn.Linear(in_dim, class_num))
+
+    def forward(self, feat: Tensor) -> Tensor:
+        # The original computed the dropout and then classified the un-dropped feature.
+        return self.fc(self.dropout(feat.mean(dim=(2, 3))))
+
+
+def init_head_weights(module: nn.Module) -> None:
+    """The original's initialisation of the non-backbone layers (apply with `Module.apply`)."""
+    if type(module) is nn.Conv2d:
+        nn.init.normal_(module.weight, std=0.001)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif type(module) is nn.BatchNorm2d:
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+    elif type(module) is nn.Linear:
+        nn.init.normal_(module.weight, std=0.01)
+        nn.init.zeros_(module.bias)

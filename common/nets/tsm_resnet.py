@@ -1,0 +1,149 @@
+"""Temporal Shift Module (TSM) ResNet streams built on torchvision's ResNet.
+
+The parameter names stay exactly torchvision's (`conv1`, `bn1`, `layer1.0.conv1.weight`, ...) so
+that the authors' checkpoints and torchvision's ImageNet weights load without renaming: the shift
+lives in a `Conv2d` subclass that replaces the first conv of every residual branch.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Callable, Dict, Optional
+
+import torch
+from torch import Tensor, nn
+from torchvision.models import resnet
+
+logger = logging.getLogger("integral_action.model")
+
+_BUILDERS: Dict[int, Callable[..., resnet.ResNet]] = {
+    18: resnet.resnet18,
+    34: resnet.resnet34,
+    50: resnet.resnet50,
+}
+_IMAGENET_WEIGHTS = {
+    18: resnet.ResNet18_Weights.IMAGENET1K_V1,
+    34: resnet.ResNet34_Weights.IMAGENET1K_V1,
+    50: resnet.ResNet50_Weights.IMAGENET1K_V1,
+}
+FEATURE_DIMS = {18: 512, 34: 512, 50: 2048}
+
+
+def temporal_shift(x: Tensor, num_frames: int) -> Tensor:
+    """Shift a quarter of the channels one frame back and a quarter one frame forward.
+
+    Args:
+        x: (N*T, C, H, W), the T frames of each clip consecutive along dim 0.
+        num_frames: T.
+
+    Returns:
+        (N*T, C, H, W): channels [0, C/4) come from frame t-1, [C/4, C/2) from frame t+1
+        (zeros past either end of the clip), the rest are unchanged.
+    """
+    nt, c, h, w = x.shape
+    if nt % num_frames != 0:
+        raise ValueError(f"batch of {nt} frames is not a multiple of {num_frames} frames per clip")
+    fold = c // 4
+    x = x.view(nt // num_frames, num_frames, c, h, w)
+    out = torch.zeros_like(x)
+    out[:, 1:, :fold] = x[:, :-1, :fold]
+    out[:, :-1, fold:2 * fold] = x[:, 1:, fold:2 * fold]
+    out[:, :, 2 * fold:] = x[:, :, 2 * fold:]
+    return out.view(nt, c, h, w)
+
+
+class TemporalShiftConv2d(nn.Conv2d):
+    """A Conv2d that applies `temporal_shift` to its input first (same parameters, same names)."""
+
+    num_frames: int
+
+    @classmethod
+    def from_conv(cls, conv: nn.Conv2d, num_frames: int) -> "TemporalShiftConv2d":
+        new = cls(
+            conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
+            padding=conv.padding, dilation=conv.dilation, groups=conv.groups,
+            bias=conv.bias is not None, padding_mode=conv.padding_mode,
+        )
+        new.load_state_dict(conv.state_dict())
+        new.num_frames = num_frames
+        return new
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(temporal_shift(x, self.num_frames))
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", temporal_shift(frames={self.num_frames})"
+
+
+class TSMResNet(nn.Module):
+    """A torchvision ResNet (without its avgpool/fc) whose residual branches shift in time.
+
+    Args:
+        depth: 18, 34 or 50.
+        num_frames: frames per clip T; inputs are (B*T, C, H, W).
+        skip_stem: the pose stream feeds `layer1` directly (its 7x7 stem and max-pool exist, so
+            checkpoints keep their keys, but are not run).
+    """
+
+    def __init__(self, depth: int, num_frames: int, skip_stem: bool = False) -> None:
+        super().__init__()
+        if depth not in _BUILDERS:
+            raise ValueError(f"ResNet depth must be one of {sorted(_BUILDERS)}, got {depth}")
+        base = _BUILDERS[depth](weights=None)
+        self.depth = depth
+        self.num_frames = num_frames
+        self.skip_stem = skip_stem
+        self.feature_dim = FEATURE_DIMS[depth]
+        self.conv1, self.bn1, self.relu, self.maxpool = base.conv1, base.bn1, base.relu, base.maxpool
+        self.layer1, self.layer2, self.layer3, self.layer4 = (
+            base.layer1, base.layer2, base.layer3, base.layer4)
+        for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
+            for block in layer:
+                block.conv1 = TemporalShiftConv2d.from_conv(block.conv1, num_frames)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B*T, 3, H, W) -> (B*T, C, H/32, W/32); with skip_stem (B*T, 64, h, w) -> (B*T, C, h/8, w/8)."""
+        if not self.skip_stem:
+            x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer1(x)
+        x = self.layer2(x)
+        x = self.layer3(x)
+        return self.layer4(x)
+
+    def load_imagenet(self, source: str) -> bool:
+        """Initialise from ImageNet weights: `source` is 'imagenet' (torchvision's weights API,
+        which downloads once into the torch hub cache) or a local state-dict file.
+
+        Returns True when weights were loaded; False (with a log line) when `source` is 'none'
+        or the download is impossible (no internet), in which case torchvision's default
+        initialisation stays.
+        """
+        if not source or source.lower() == "none":
+            logger.info("ResNet-%d: no ImageNet weights requested; random initialisation", self.depth)
+            return False
+        if source.lower() == "imagenet":
+            weights = _IMAGENET_WEIGHTS[self.depth]
+            try:
+                state = weights.get_state_dict(progress=False)
+            except Exception as err:  # offline machines: keep training possible, say so loudly
+                logger.warning(
+                    "ResNet-%d: could not fetch ImageNet weights (%s: %s); training starts from "
+                    "random initialisation. Pass --pretrained /path/to/resnet%d.pth to use a local "
+                    "file.", self.depth, type(err).__name__, err, self.depth)
+                return False
+            origin = str(weights)
+        else:
+            if not os.path.isfile(source):
+                raise FileNotFoundError(f"pretrained weights file not found: {source}")
+            state = torch.load(source, map_location="cpu", weights_only=True)
+            if isinstance(state, dict) and "state_dict" in state:
+                state = state["state_dict"]
+            origin = source
+        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise RuntimeError(
+                f"{origin} does not match ResNet-{self.depth}: missing {missing[:5]}, "
+                f"unexpected {unexpected[:5]}")
+        logger.info("ResNet-%d initialised from %s", self.depth, origin)
+        return True

@@ -1,0 +1,42 @@
+"""Merge the rgb_only and pose_only snapshots into the rgb+pose starting point `snapshot_0.pth.tar`.
+
+    python tool/merge_rgb_only_pose_only.py [--rgb snapshot_29_rgb_only.pth.tar]
+        [--pose snapshot_29_pose_only.pth.tar] [--out snapshot_0.pth.tar]
+
+Defaults are the original's file names in the working folder. `img_backbone.*` comes from the
+rgb_only snapshot, `pose_backbone.*` and `pose2feat.*` from the pose_only one; epoch 0.
+"""
+import os.path as osp, sys; sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # noqa: E401,E702
+
+import argparse
+from typing import Optional, Sequence
+
+from common.checkpoint import CheckpointError, atomic_save, load_snapshot, merge_single_stream_snapshots
+
+
+def main(argv: Optional[Sequence[str]] = None) -> str:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rgb", default="snapshot_29_rgb_only.pth.tar",
+                        help="the rgb_only stage's snapshot")
+    parser.add_argument("--pose", default="snapshot_29_pose_only.pth.tar",
+                        help="the pose_only stage's snapshot")
+    parser.add_argument("--out", default="snapshot_0.pth.tar",
+                        help="where to write the merged snapshot (put it in model_dump)")
+    args = parser.parse_args(argv)
+    try:
+        rgb = load_snapshot(args.rgb)
+        pose = load_snapshot(args.pose)
+        merged = merge_single_stream_snapshots(rgb, pose, args.rgb, args.pose)
+    except CheckpointError as err:
+        raise SystemExit(f"error: {err}")
+    atomic_save(merged, args.out)
+    keys = merged["network"]
+    print(f"merged {sum(k.startswith('module.img_backbone.') for k in keys)} img_backbone tensors "
+          f"from {args.rgb} and {sum(not k.startswith('module.img_backbone.') for k in keys)} "
+          f"pose_backbone/pose2feat tensors from {args.pose}")
+    print(f"saved: {args.out}")
+    return args.out
+
+
+if __name__ == "__main__":
+    main()
