@@ -1,0 +1,203 @@
+"""Snapshots: authors' layout, strict and safe loading, atomic saving, stage checks, merge."""
+import os
+import pickle
+
+import pytest
+import torch
+
+from common.checkpoint import (CheckpointError, check_stage, find_resume_snapshot, infer_stage,
+                               load_network, load_snapshot, merge_single_stream_snapshots,
+                               save_snapshot, snapshot_path)
+from common.model import IntegralAction
+from data.joint_sets import OPENPOSE_18
+from tool import merge_rgb_only_pose_only
+
+
+def make(mode, seed=0):
+    torch.manual_seed(seed)
+    model = IntegralAction(mode, 7, OPENPOSE_18.limbs, 18, frame_per_seg=2, input_hm_shape=(8, 8))
+    model.init_weights("none")
+    return model
+
+
+# Key names and shapes of the authors' ResNet-18 rgb+pose Kinetics50 snapshot (SPEC.md).
+AUTHORS_KEYS = {
+    "module.img_backbone.conv1.weight": (64, 3, 7, 7),
+    "module.img_backbone.bn1.running_var": (64,),
+    "module.img_backbone.layer4.1.conv2.weight": (512, 512, 3, 3),
+    "module.img_backbone.layer2.0.downsample.0.weight": (128, 64, 1, 1),
+    "module.pose_backbone.conv1.weight": (64, 3, 7, 7),
+    "module.pose_backbone.layer1.0.conv1.weight": (64, 64, 3, 3),
+    "module.pose2feat.conv.0.weight": (64, 52, 3, 3),
+    "module.pose2feat.conv.0.bias": (64,),
+    "module.pose2feat.conv.1.running_mean": (64,),
+    "module.aggregator.pose_temporal_conv.0.weight": (512, 512, 5, 1, 1),
+    "module.aggregator.pose_temporal_conv.1.running_mean": (512,),
+    "module.aggregator.pose_gate_fc.0.weight": (512, 512),
+    "module.aggregator.pose_gate_fc.0.bias": (512,),
+    "module.aggregator.img_conv.0.weight": (512, 512, 1, 1),
+    "module.aggregator.img_conv.0.bias": (512,),
+    "module.aggregator.pose_conv.1.weight": (512,),
+    "module.aggregator.img_norm.weight": (512, 1, 1),
+    "module.aggregator.pose_norm.bias": (512, 1, 1),
+    "module.classifier.fc.0.weight": (50, 512),
+    "module.classifier.fc.0.bias": (50,),
+}
+
+
+def test_snapshot_has_authors_layout(tmp_path):
+    model = IntegralAction("rgb+pose", 50, OPENPOSE_18.limbs, 18)
+    path = tmp_path / "snapshot_3.pth.tar"
+    save_snapshot(str(path), model, None, 3, "rgb+pose")
+    snap = torch.load(path, weights_only=True)
+    assert snap["epoch"] == 3 and set(snap) >= {"epoch", "network", "optimizer"}
+    net = snap["network"]
+    assert all(k.startswith("module.") for k in net)
+    for key, shape in AUTHORS_KEYS.items():
+        assert tuple(net[key].shape) == shape, key
+    assert not any(".fc." in k for k in net if "backbone" in k)
+
+
+def test_authors_layout_checkpoint_loads_strictly():
+    """A state dict written the authors' way (DataParallel, `module.` keys) loads with no
+    missing or unexpected keys, and the weights land where they belong."""
+    source = make("rgb+pose", seed=1)
+    authors = {"module." + k: v.clone() for k, v in source.state_dict().items()}
+    target = make("rgb+pose", seed=2)
+    load_network(target, authors)
+    for k, v in source.state_dict().items():
+        assert torch.equal(target.state_dict()[k], v)
+    wrapped = torch.nn.DataParallel(make("rgb+pose", seed=3))
+    load_network(wrapped, authors)
+    assert torch.equal(wrapped.module.classifier.fc[0].weight, source.classifier.fc[0].weight)
+
+
+def test_strict_loading_refuses_missing_and_renamed_keys():
+    source = {"module." + k: v for k, v in make("rgb+pose").state_dict().items()}
+    broken = dict(source)
+    broken["module.aggregator.gate.weight"] = broken.pop("module.aggregator.pose_gate_fc.0.weight")
+    with pytest.raises(CheckpointError, match="missing keys.*pose_gate_fc"):
+        load_network(make("rgb+pose"), broken)
+    small = make("rgb+pose")
+    small.classifier.fc[0] = torch.nn.Linear(512, 3)
+    with pytest.raises(CheckpointError, match="shape mismatch"):
+        load_network(small, source)
+
+
+def test_round_trip_with_optimizer(tmp_path):
+    model = make("rgb_only")
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(dict(video=torch.rand(1, 2, 3, 32, 32)))["logits"].sum().backward()
+    opt.step()
+    path = snapshot_path(str(tmp_path), 4)
+    save_snapshot(path, model, opt, 4, "rgb_only", {"lr": 0.1, "shape": (1, 2)})
+    snap = load_snapshot(path)
+    restored = make("rgb_only", seed=9)
+    load_network(restored, snap["network"])
+    for k, v in model.state_dict().items():
+        assert torch.equal(restored.state_dict()[k], v)
+    opt2 = torch.optim.SGD(restored.parameters(), lr=0.1, momentum=0.9)
+    opt2.load_state_dict(snap["optimizer"])
+    buf = opt.state_dict()["state"][0]["momentum_buffer"]
+    assert torch.equal(opt2.state_dict()["state"][0]["momentum_buffer"], buf)
+    assert snap["mode"] == "rgb_only" and snap["config"]["shape"] == [1, 2]
+
+
+def test_atomic_save_keeps_the_old_file_on_a_crash(tmp_path, monkeypatch):
+    path = snapshot_path(str(tmp_path), 0)
+    model = make("rgb_only")
+    save_snapshot(path, model, None, 0, "rgb_only")
+    before = open(path, "rb").read()
+
+    def crash(obj, f, *a, **k):
+        f.write(b"partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        save_snapshot(path, model, None, 1, "rgb_only")
+    assert open(path, "rb").read() == before
+    assert os.listdir(tmp_path) == ["snapshot_0.pth.tar"]
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def test_untrusted_pickle_is_refused(tmp_path):
+    path = tmp_path / "snapshot_0.pth.tar"
+    with open(path, "wb") as f:
+        pickle.dump({"network": {}, "x": _Evil()}, f)
+    with pytest.raises(CheckpointError, match="cannot read"):
+        load_snapshot(str(path))
+
+
+def test_stage_check_refuses_other_stage(tmp_path):
+    path = snapshot_path(str(tmp_path), 2)
+    save_snapshot(path, make("pose_only"), None, 2, "pose_only")
+    snap = load_snapshot(path)
+    with pytest.raises(CheckpointError, match="trained in mode 'pose_only'"):
+        check_stage(snap, "rgb+pose", path)
+    check_stage(snap, "pose_only", path)
+
+
+def test_infer_stage_of_files_without_mode():
+    rgb = make("rgb_only").state_dict()  # pose2feat BN statistics never moved
+    assert infer_stage(rgb) == "rgb_only"
+    fused = make("rgb+pose")
+    with torch.no_grad():
+        fused.aggregator.img_norm.weight.add_(0.1)
+        fused.pose2feat.conv[1].running_mean.add_(0.1)
+    assert infer_stage(fused.state_dict()) == "rgb+pose"
+
+
+def _train_stage_snapshots(folder):
+    rgb, pose = make("rgb_only", 1), make("pose_only", 2)
+    with torch.no_grad():
+        pose.pose2feat.conv[1].running_mean.add_(0.5)
+    save_snapshot(os.path.join(folder, "snapshot_29_rgb_only.pth.tar"), rgb, None, 29, "rgb_only")
+    save_snapshot(os.path.join(folder, "snapshot_29_pose_only.pth.tar"), pose, None, 29, "pose_only")
+    return rgb, pose
+
+
+def test_merge_tool(tmp_path):
+    rgb, pose = _train_stage_snapshots(str(tmp_path))
+    out = tmp_path / "model_dump" / "snapshot_0.pth.tar"
+    merge_rgb_only_pose_only.main([
+        "--rgb", str(tmp_path / "snapshot_29_rgb_only.pth.tar"),
+        "--pose", str(tmp_path / "snapshot_29_pose_only.pth.tar"), "--out", str(out)])
+    snap = load_snapshot(str(out))
+    assert snap["epoch"] == 0 and snap["merged"] and snap["mode"] == "rgb+pose"
+    net = snap["network"]
+    assert torch.equal(net["module.img_backbone.layer1.0.conv1.weight"], rgb.img_backbone.layer1[0].conv1.weight)
+    assert torch.equal(net["module.pose_backbone.layer1.0.conv1.weight"], pose.pose_backbone.layer1[0].conv1.weight)
+    assert torch.equal(net["module.pose2feat.conv.1.running_mean"], pose.pose2feat.conv[1].running_mean)
+    assert not any("aggregator" in k or "classifier" in k for k in net)
+    fused = make("rgb+pose", 5)
+    load_network(fused, net, modules=("img_backbone", "pose_backbone", "pose2feat"))
+    assert torch.equal(fused.pose2feat.conv[0].weight, pose.pose2feat.conv[0].weight)
+
+
+def test_merge_tool_refuses_wrong_stage(tmp_path, capsys):
+    _train_stage_snapshots(str(tmp_path))
+    with pytest.raises(SystemExit, match="needs a 'rgb_only' snapshot"):
+        merge_rgb_only_pose_only.main([
+            "--rgb", str(tmp_path / "snapshot_29_pose_only.pth.tar"),
+            "--pose", str(tmp_path / "snapshot_29_pose_only.pth.tar"),
+            "--out", str(tmp_path / "x.pth.tar")])
+    assert not (tmp_path / "x.pth.tar").exists()
+
+
+def test_resume_picks_the_newest_snapshot_of_the_stage(tmp_path):
+    folder = str(tmp_path)
+    rgb, pose = _train_stage_snapshots(folder)
+    save_snapshot(snapshot_path(folder, 29), pose, None, 29, "pose_only")  # leftover
+    merged = merge_single_stream_snapshots(load_snapshot(os.path.join(folder, "snapshot_29_rgb_only.pth.tar")),
+                                           load_snapshot(os.path.join(folder, "snapshot_29_pose_only.pth.tar")))
+    torch.save(merged, snapshot_path(folder, 0))
+    path, snap = find_resume_snapshot(folder, "rgb+pose")
+    assert path == snapshot_path(folder, 0) and snap["merged"]
+    path, _ = find_resume_snapshot(folder, "pose_only")
+    assert path == snapshot_path(folder, 29)
+    assert find_resume_snapshot(folder, "rgb_only") is None

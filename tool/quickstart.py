@@ -1,0 +1,229 @@
+"""The paper's claim on any laptop: generate a context-biased action data set, train every stage,
+test in and out of context, print and save the table and a bar chart.
+
+    python tool/quickstart.py                 # one seed, about 10-15 minutes on 2 CPU cores
+    python tool/quickstart.py --seeds 3       # mean and spread over 3 seeds
+    python tool/quickstart.py --fast          # a smoke run (seconds; what the test suite runs)
+
+It drives the project's own `main/train.py`, `main/test.py` and the merge tool (in this process,
+through their `main(argv)` functions) with small input shapes chosen through config overrides:
+4 frames every 4th frame, 96 x 96 crops, 24 x 24 pose maps, ResNet-18 from scratch.
+
+Stages: rgb_only, pose_only, merge, then two rgb+pose runs from the same merged snapshot: the
+paper's recipe (lambda = 1.5, no context augmentation; the default for real data) and the robust
+recipe of this project (`--reg_weight` and `--context_aug_prob`, see the README).
+"""
+import os.path as osp, sys; sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # noqa: E401,E702
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from main import test as test_entry
+from main import train as train_entry
+from tool import merge_rgb_only_pose_only
+from tool.make_synthetic_dataset import generate_dataset
+
+SPLITS = (("Kinetics", "in context"), ("Mimetics", "out of context"))
+
+
+@dataclass
+class Recipe:
+    """Everything the quickstart varies; all of it reaches train.py as config overrides."""
+    name: str
+    slug: str  # output folder name
+    mode: str
+    epochs: int
+    overrides: Dict[str, str] = field(default_factory=dict)
+
+
+def recipes(fast: bool) -> List[Recipe]:
+    if fast:
+        return [
+            Recipe("rgb_only", "rgb_only", "rgb_only", 1),
+            Recipe("pose_only", "pose_only", "pose_only", 1),
+            Recipe("rgb+pose (paper: lambda 1.5)", "fusion_paper", "rgb+pose", 1),
+            Recipe("rgb+pose (robust)", "fusion_robust", "rgb+pose", 1,
+                   {"reg_weight": "5", "context_aug_prob": "0.8"}),
+        ]
+    return [
+        Recipe("rgb_only", "rgb_only", "rgb_only", 4, {"lr": "0.01"}),
+        Recipe("pose_only", "pose_only", "pose_only", 5, {"lr": "0.01"}),
+        Recipe("rgb+pose (paper: lambda 1.5)", "fusion_paper", "rgb+pose", 3, {"lr": "0.005"}),
+        Recipe("rgb+pose (robust)", "fusion_robust", "rgb+pose", 3,
+               {"lr": "0.005", "reg_weight": "5", "context_aug_prob": "0.8"}),
+    ]
+
+
+def common_overrides(data_dir: str, seed: int, fast: bool, workers: int) -> List[str]:
+    shapes = {
+        "subset": "Synth", "data_dir": data_dir, "seed": str(seed), "pretrained": "none",
+        "frame_per_seg": "4", "frame_interval": "4", "video_shape": "112",
+        "input_img_shape": "96,96", "input_hm_shape": "24,24", "train_batch_size": "8",
+        "test_batch_size": "16", "test_infer_num": "3", "num_thread": str(workers),
+        "lr_dec_epoch": "1000", "log_interval": "0",
+    }
+    if fast:
+        shapes.update(video_shape="40", input_img_shape="32,32", input_hm_shape="8,8",
+                      train_batch_size="4", test_infer_num="2", max_iters_per_epoch="2")
+    args: List[str] = []
+    for key, value in shapes.items():
+        args += [f"--{key}", value]
+    return args
+
+
+def _run(entry, argv: Sequence[str], quiet: bool) -> object:
+    """Call an entry point's main(argv); its console output goes to its log file when quiet."""
+    if not quiet:
+        return entry.main(list(argv))
+    with contextlib.redirect_stdout(io.StringIO()):
+        return entry.main(list(argv))
+
+
+def run_seed(seed: int, out_root: str, fast: bool, workers: int, quiet: bool,
+             data_params: Dict[str, int]) -> Dict[str, Dict[str, Dict[str, float]]]:
+    """All stages for one seed; returns {recipe: {split: {'top1', 'top5'}}}."""
+    data_dir = osp.join(out_root, f"data_seed{seed}")
+    t0 = time.perf_counter()
+    generate_dataset(data_dir, seed=seed, **data_params)
+    print(f"[seed {seed}] data ready in {data_dir} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    base = common_overrides(data_dir, seed, fast, workers)
+    results: Dict[str, Dict[str, Dict[str, float]]] = {}
+    final: Dict[str, str] = {}
+    for recipe in recipes(fast):
+        out_dir = osp.join(out_root, f"seed{seed}", recipe.slug)
+        extra = [a for k, v in recipe.overrides.items() for a in (f"--{k}", v)]
+        start = time.perf_counter()
+        if recipe.mode == "rgb+pose":
+            merged = osp.join(out_dir, "model_dump", "snapshot_0.pth.tar")
+            os.makedirs(osp.dirname(merged), exist_ok=True)
+            _run(merge_rgb_only_pose_only,
+                 ["--rgb", final["rgb_only"], "--pose", final["pose_only"], "--out", merged], quiet)
+            end_epoch = 1 + recipe.epochs
+        else:
+            end_epoch = recipe.epochs
+        _run(train_entry, ["--mode", recipe.mode, "--output_dir", out_dir,
+                           "--end_epoch", str(end_epoch), *base, *extra], quiet)
+        last = osp.join(out_dir, "model_dump", f"snapshot_{end_epoch - 1}.pth.tar")
+        final.setdefault(recipe.mode, last)
+        results[recipe.name] = {}
+        for dataset, split in SPLITS:
+            summary = _run(test_entry, ["--mode", recipe.mode, "--output_dir", out_dir,
+                                        "--test_epoch", str(end_epoch - 1), "--dataset", dataset,
+                                        *base, *extra], quiet)
+            results[recipe.name][split] = {"top1": summary["top1"], "top5": summary["top5"]}
+            if "gate_mean" in summary:
+                results[recipe.name][split]["gate"] = summary["gate_mean"]
+        r = results[recipe.name]
+        print(f"[seed {seed}] {recipe.name:<30s} in context top-1 {r['in context']['top1']:6.2f} | "
+              f"out of context top-1 {r['out of context']['top1']:6.2f} "
+              f"({time.perf_counter() - start:.0f} s)", flush=True)
+    return results
+
+
+def summarise(per_seed: List[Dict[str, Dict[str, Dict[str, float]]]]
+              ) -> Dict[str, Dict[str, Dict[str, Tuple[float, float]]]]:
+    """{recipe: {split: {metric: (mean, std over seeds)}}}."""
+    out: Dict[str, Dict[str, Dict[str, Tuple[float, float]]]] = {}
+    for name in per_seed[0]:
+        out[name] = {}
+        for split in per_seed[0][name]:
+            out[name][split] = {}
+            for metric in per_seed[0][name][split]:
+                values = np.array([r[name][split][metric] for r in per_seed])
+                out[name][split][metric] = (float(values.mean()), float(values.std()))
+    return out
+
+
+def markdown_table(summary, seeds: Sequence[int]) -> str:
+    spread = len(seeds) > 1
+    fmt = (lambda m: f"{m[0]:.1f} ± {m[1]:.1f}") if spread else (lambda m: f"{m[0]:.1f}")
+    lines = [
+        f"Synthetic context-bias benchmark, seeds {', '.join(map(str, seeds))}"
+        + (" (mean ± std)" if spread else ""),
+        "",
+        "| stage | in context top-1 | in context top-5 | out of context top-1 | out of context top-5 | gate mean (in / out) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, splits in summary.items():
+        i, o = splits["in context"], splits["out of context"]
+        gate = (f"{i['gate'][0]:.2f} / {o['gate'][0]:.2f}" if "gate" in i else "")
+        lines.append(f"| {name} | {fmt(i['top1'])} | {fmt(i['top5'])} | {fmt(o['top1'])} | "
+                     f"{fmt(o['top5'])} | {gate} |")
+    return "\n".join(lines) + "\n"
+
+
+def bar_chart(summary, path: str, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(summary)
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for k, (split, color) in enumerate((("in context", "#4c72b0"), ("out of context", "#dd8452"))):
+        means = [summary[n][split]["top1"][0] for n in names]
+        stds = [summary[n][split]["top1"][1] for n in names]
+        bars = ax.bar(x + (k - 0.5) * 0.38, means, 0.38, yerr=stds, label=split, color=color,
+                      capsize=3)
+        ax.bar_label(bars, fmt="%.0f", fontsize=8)
+    ax.set_xticks(x, [n.replace(" (", "\n(") for n in names], fontsize=8)
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_ylim(0, 110)
+    ax.set_title(title, fontsize=10)
+    ax.legend()
+    fig.tight_layout()
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> Dict:
+    parser = argparse.ArgumentParser(description="synthetic context-bias benchmark, end to end")
+    parser.add_argument("--seeds", type=int, default=1, help="how many seeds (0, 1, ...)")
+    parser.add_argument("--first_seed", type=int, default=0)
+    parser.add_argument("--output_dir", default=osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), "output"))
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers")
+    parser.add_argument("--fast", action="store_true", help="tiny smoke run")
+    parser.add_argument("--verbose", action="store_true", help="show train/test console output")
+    args = parser.parse_args(argv)
+
+    out_root = osp.join(args.output_dir, "quickstart")
+    data_params = dict(num_classes=8, train_per_class=60, test_per_class=15, frames=20,
+                       height=128, width=170)
+    if args.fast:
+        data_params = dict(num_classes=4, train_per_class=3, test_per_class=2, frames=12,
+                           height=40, width=52)
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    start = time.perf_counter()
+    per_seed = [run_seed(s, out_root, args.fast, args.workers, not args.verbose, data_params)
+                for s in seeds]
+    summary = summarise(per_seed)
+    table = markdown_table(summary, seeds)
+    elapsed = time.perf_counter() - start
+    print()
+    print(table)
+    print(f"total time: {elapsed / 60:.1f} min")
+    suffix = "" if len(seeds) == 1 else f"_{len(seeds)}seeds"
+    md_path = osp.join(args.output_dir, "result", f"quickstart{suffix}.md")
+    png_path = osp.join(args.output_dir, "vis", f"quickstart{suffix}.png")
+    os.makedirs(osp.dirname(md_path), exist_ok=True)
+    with open(md_path, "w") as f:
+        f.write(table + f"\nTotal time: {elapsed / 60:.1f} min\n")
+    with open(osp.join(args.output_dir, "result", f"quickstart{suffix}.json"), "w") as f:
+        json.dump({"seeds": seeds, "per_seed": per_seed, "summary": summary,
+                   "seconds": elapsed}, f, indent=1)
+    bar_chart(summary, png_path, f"top-1, synthetic benchmark ({len(seeds)} seed(s))")
+    print(f"table: {md_path}\nchart: {png_path}")
+    return {"summary": summary, "per_seed": per_seed, "table": md_path, "chart": png_path}
+
+
+if __name__ == "__main__":
+    main()
