@@ -181,6 +181,8 @@ def finalize_config(cfg: EasyDict) -> EasyDict:
         cfg.lr = 5e-4 if cfg.mode == "rgb+pose" else 5e-3
     if cfg.video_shape is None:
         cfg.video_shape = (240, 320) if cfg.dataset == "NTU" else (256,)
+    if isinstance(cfg.video_shape, (int, float)):
+        cfg.video_shape = (cfg.video_shape,)
     cfg.video_shape = tuple(int(v) for v in cfg.video_shape)
     cfg.input_img_shape = tuple(int(v) for v in cfg.input_img_shape)
     cfg.input_hm_shape = tuple(int(v) for v in cfg.input_hm_shape)
