@@ -1,0 +1,371 @@
+"""Extract the frames of videos into the on-disk layout the loaders read.
+
+    python tool/video2image.py --src VIDEO_OR_FOLDER --dst OUT_FOLDER [--short_side 256]
+        [--fps none] [--quality 95] [--workers 2] [--overwrite]
+
+Every video becomes one folder, named after the video's full stem (`a.b.mp4` -> `a.b`), holding
+JPEGs `000001.jpg, 000002.jpg, ...` (1-based). When `--src` is a folder it is walked recursively
+for video files and its sub-folders are mirrored under `--dst`, which gives the Kinetics layout
+`<split>_256/<class>/<video_stem>/000001.jpg` from `<split>/<class>/<video_stem>.mp4`.
+
+The original project built `ffmpeg` shell commands from file names, so a name with a space, a
+quote or a `;` broke the extraction or ran a command. Here the videos are decoded in-process with
+PyAV: no shell is ever started, and any name that is legal for a file works.
+"""
+import os.path as osp, sys; sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # noqa: E401,E702
+
+import argparse
+import os
+import shutil
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import av
+import cv2
+import numpy as np
+
+from common.utils.frames import FRAME_NAME
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
+
+# Temporary folders start with a dot so that a folder walk (and a person running `ls`) does not
+# mistake an interrupted extraction for a finished video folder.
+_PARTIAL_TAG = ".partial-"
+
+# A container that declares its frame count (mp4, mov) but yields fewer frames than that was cut
+# short, typically a half-finished download: FFmpeg only logs this and stops early, so without a
+# check the folder of a truncated video would look complete. A few frames of slack allow for
+# edit lists, which may legitimately hide some declared frames.
+_MISSING_FRAMES_SLACK = 2
+_MISSING_FRAMES_FRACTION = 0.01
+
+# Timestamps come from integer pts times a rational time base; this absorbs the float rounding
+# so that a frame exactly on the resampling grid is not dropped for being 1e-12 s early.
+_TIME_EPS = 1e-6
+
+
+def is_video_file(path: str) -> bool:
+    """Whether `path` has one of the video extensions, compared case-insensitively (`.MP4`)."""
+    return osp.splitext(path)[1].lower() in VIDEO_EXTENSIONS
+
+
+def video_stem(path: str) -> str:
+    """The file name without its last extension only: `a.b.mp4` -> `a.b` (the original cut at
+    the first dot, so `a.b.mp4` and `a.c.mp4` both became `a`)."""
+    return osp.splitext(osp.basename(path))[0]
+
+
+def resize_short_side(image: np.ndarray, short_side: int) -> np.ndarray:
+    """Resize so that the shorter side is `short_side` pixels; `short_side <= 0` keeps the size.
+
+    The long side is `int(long / short * short_side)` (truncated), the rule the original frames
+    were made with, so that frame sizes, and the pose coordinates measured on them, agree.
+    INTER_AREA when shrinking because it averages the pixels a down-scaled pixel covers instead
+    of skipping some (less aliasing); linear when enlarging, where INTER_AREA has no advantage.
+    """
+    if short_side <= 0:
+        return image
+    height, width = image.shape[:2]
+    short, long = min(height, width), max(height, width)
+    if short == short_side:
+        return image
+    new_long = int(long / short * short_side)
+    new_height, new_width = (short_side, new_long) if height <= width else (new_long, short_side)
+    interpolation = cv2.INTER_AREA if short_side < short else cv2.INTER_LINEAR
+    return cv2.resize(image, (new_width, new_height), interpolation=interpolation)
+
+
+def apply_rotation(image: np.ndarray, degrees: float) -> np.ndarray:
+    """Turn a decoded frame upright: rotate it counterclockwise by `degrees` (a multiple of 90).
+
+    Phone videos store sensor-oriented pixels plus a display matrix; the `ffmpeg` command the
+    original frames were made with applies it by default, so the frames (and the poses computed
+    on them) are upright. PyAV does not, so it is done here. Angles that are not a multiple of
+    90 degrees are rounded to the nearest quarter turn.
+    """
+    quarter_turns = int(round(degrees / 90.0)) % 4
+    if quarter_turns == 0:
+        return image
+    # np.rot90 turns from the first axis (rows, downwards) towards the second (columns), which
+    # on an image shown with row 0 on top is counterclockwise; cv2 needs contiguous memory.
+    return np.ascontiguousarray(np.rot90(image, quarter_turns))
+
+
+def _write_jpeg(path: str, image: np.ndarray, quality: int) -> None:
+    """Write a JPEG and raise when it did not happen (cv2.imwrite only returns False).
+
+    cv2 receives the path as UTF-8, which a Linux file name with bytes that are not UTF-8
+    (Python holds them as surrogate escapes) cannot be; such a path is written by Python's own
+    `open`, which takes any name the file system takes.
+    """
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        ok, data = cv2.imencode(".jpg", image, params)
+        if not ok:
+            raise IOError(f"cannot encode a JPEG for {path!r}")
+        with open(path, "wb") as f:
+            f.write(data.tobytes())
+        return
+    if not cv2.imwrite(path, image, params):
+        raise IOError(f"cannot write frame {path!r}")
+
+
+class _FpsSampler:
+    """Keeps the frames that fall on a `fps` grid of timestamps, counted from the first frame.
+
+    Frames are kept, never duplicated: a target rate above the video's rate keeps every frame
+    rather than inventing repeated ones. Variable-frame-rate videos are handled because the
+    decision uses each frame's own timestamp, not its index.
+    """
+
+    def __init__(self, fps: float) -> None:
+        if not fps > 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        self.period = 1.0 / fps
+        self.start: Optional[float] = None
+        self.next_time = 0.0
+
+    def keep(self, time: float) -> bool:
+        if self.start is None:
+            self.start = time
+        t = time - self.start
+        if t + _TIME_EPS < self.next_time:
+            return False
+        # Advance past t (not just by one period) so that a gap in the video does not make a
+        # burst of kept frames afterwards.
+        while self.next_time <= t + _TIME_EPS:
+            self.next_time += self.period
+        return True
+
+
+def _decode_into(video_path: str, folder: str, short_side: int, quality: int,
+                 fps: Optional[float]) -> int:
+    """Decode `video_path` into JPEGs in `folder`; returns how many were written."""
+    sampler = _FpsSampler(fps) if fps is not None else None
+    written = 0
+    # The video is handed to PyAV as an open Python file, not as a name: FFmpeg reads a name
+    # such as `pipe:0` or `concat:x|y` as a protocol, and names that are not UTF-8 cannot be
+    # passed to it at all; a file object sidesteps both.
+    with open(video_path, "rb") as f, av.open(f, mode="r") as container:
+        if not container.streams.video:
+            raise ValueError("no video stream")
+        stream = container.streams.video[0]
+        # Frame threads speed up decoding several-fold and do not change the decoded pixels.
+        stream.thread_type = "AUTO"
+        rate = stream.average_rate
+        declared = stream.frames  # 0 when the container does not say (mkv, webm, avi often)
+        decoded = 0
+        for frame in container.decode(stream):
+            decoded += 1
+            if sampler is not None:
+                time = frame.time
+                if time is None:  # no timestamp: fall back to the nominal frame rate
+                    time = (decoded - 1) / float(rate) if rate else float(decoded - 1)
+                if not sampler.keep(time):
+                    continue
+            image = frame.to_ndarray(format="bgr24")
+            rotation = getattr(frame, "rotation", 0) or 0
+            image = apply_rotation(image, rotation)
+            image = resize_short_side(image, short_side)
+            written += 1
+            _write_jpeg(osp.join(folder, FRAME_NAME % written), image, quality)
+    missing = declared - decoded
+    if declared > 0 and missing > max(_MISSING_FRAMES_SLACK, _MISSING_FRAMES_FRACTION * declared):
+        raise ValueError(f"truncated video: decoded {decoded} of the {declared} frames its "
+                         f"container declares")
+    return written
+
+
+def extract_frames(video_path: str, out_dir: str, short_side: int = 256, quality: int = 95,
+                   fps: Optional[float] = None, overwrite: bool = False) -> int:
+    """Extract the frames of one video into `out_dir` as `000001.jpg, 000002.jpg, ...`.
+
+    Args:
+        video_path: the video file; any characters legal in a file name are fine.
+        out_dir: the folder to create (its parent is created when missing).
+        short_side: resize so the shorter side has this many pixels; 0 keeps the original size.
+        quality: JPEG quality, 0-100.
+        fps: keep the frames on a grid of this rate (by timestamp); None keeps every frame.
+        overwrite: replace an existing `out_dir` instead of skipping the video.
+
+    Returns:
+        The number of frames written; 0 when `out_dir` already existed and was kept.
+
+    Raises:
+        Whatever opening or decoding raises (FFmpeg errors for corrupt videos, OSError), and
+        ValueError when the video has no video stream, no frame could be decoded, or clearly
+        fewer frames than its container declares (a truncated download). Nothing is left in
+        `out_dir` in that case.
+
+    The frames go into a hidden temporary folder beside `out_dir` which is renamed into place
+    only once every frame is written: a folder named like a video is therefore always complete,
+    and an interrupted run is redone rather than skipped as done on the next run.
+    """
+    out_dir = osp.abspath(out_dir)
+    if osp.lexists(out_dir) and not overwrite:
+        return 0
+    parent, name = osp.split(out_dir)
+    os.makedirs(parent, exist_ok=True)
+    # pid and a random part keep concurrent workers and runs apart; the name is cut so the temp
+    # name stays within the file system's 255-byte limit even for long (or non-ASCII) names.
+    tmp_dir = osp.join(parent, f".{name[:40]}{_PARTIAL_TAG}{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    # os.mkdir honours the umask, unlike tempfile.mkdtemp's 0o700, so the finished folder has
+    # the same permissions as folders made any other way.
+    os.mkdir(tmp_dir)
+    try:
+        count = _decode_into(video_path, tmp_dir, short_side, quality, fps)
+        if count == 0:
+            raise ValueError("no frame could be decoded")
+        if osp.lexists(out_dir):  # overwrite: move the old folder aside first, then drop it
+            old_dir = tmp_dir + "-old"
+            os.rename(out_dir, old_dir)
+            os.rename(tmp_dir, out_dir)
+            shutil.rmtree(old_dir, ignore_errors=True)
+        else:
+            os.rename(tmp_dir, out_dir)
+    except BaseException:
+        # BaseException too: a Ctrl-C must not leave a partial folder behind either.
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
+    return count
+
+
+def find_videos(src: str) -> List[str]:
+    """Video files under `src` (or `src` itself when it is a file), sorted for a stable order."""
+    if osp.isfile(src):
+        return [src]
+    videos = []
+    for base, dirs, files in os.walk(src):
+        dirs.sort()
+        # Hidden folders are skipped: they include this tool's own temporary folders when
+        # --dst is inside --src, and never hold a data set's videos.
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        videos.extend(osp.join(base, f) for f in sorted(files) if is_video_file(f))
+    return videos
+
+
+def _out_dir_for(video: str, src: str, dst: str) -> str:
+    """`dst/<sub-folders of video under src>/<video stem>`; `dst/<stem>` for a single file."""
+    if osp.isfile(src):
+        return osp.join(dst, video_stem(video))
+    rel_folder = osp.dirname(osp.relpath(video, src))
+    return osp.normpath(osp.join(dst, rel_folder, video_stem(video)))
+
+
+def _extract_job(job: Tuple[str, str, int, int, Optional[float], bool]) -> Tuple[str, int, str]:
+    """One video, for the worker pool: ("done", frames, "") or ("failed", 0, reason).
+
+    Errors are turned into a reason here, in the worker, because an exception object from
+    FFmpeg may not survive the trip back to the parent process.
+    """
+    video, out_dir, short_side, quality, fps, overwrite = job
+    try:
+        count = extract_frames(video, out_dir, short_side, quality, fps, overwrite)
+    except Exception as err:  # a bad video is reported and skipped, never stops the others
+        return "failed", 0, f"{type(err).__name__}: {err}"
+    return "done", count, ""
+
+
+def extract_tree(src: str, dst: str, short_side: int = 256, quality: int = 95,
+                 fps: Optional[float] = None, workers: int = 2, overwrite: bool = False,
+                 verbose: bool = False) -> Dict[str, object]:
+    """Extract every video under `src` (a folder, walked recursively, or one video file).
+
+    The sub-folders of `src` are mirrored under `dst`, one frame folder per video. A video
+    whose folder exists already is skipped unless `overwrite`. A video that cannot be read is
+    counted as failed with its reason and the others go on.
+
+    Returns:
+        {"done": int, "skipped": int, "failed": int, "frames": int (written in this run),
+         "failures": [(video_path, reason), ...]}
+    """
+    result: Dict[str, object] = {"done": 0, "skipped": 0, "failed": 0, "frames": 0,
+                                 "failures": []}
+    failures: List[Tuple[str, str]] = result["failures"]  # type: ignore[assignment]
+    if not osp.exists(src):
+        raise FileNotFoundError(f"no such video or folder: {src!r}")
+    jobs = []
+    owner: Dict[str, str] = {}
+    for video in find_videos(src):
+        out_dir = _out_dir_for(video, src, dst)
+        if out_dir in owner:
+            # `x.mp4` and `x.avi` side by side want the same folder; the first (sorted) one
+            # keeps it, rather than the second silently replacing or being mistaken for it.
+            failures.append((video, f"output folder {out_dir!r} is already used by "
+                                    f"{owner[out_dir]!r}"))
+            continue
+        owner[out_dir] = video
+        if osp.lexists(out_dir) and not overwrite:
+            result["skipped"] += 1  # type: ignore[operator]
+            continue
+        jobs.append((video, out_dir, short_side, quality, fps, overwrite))
+
+    def record(job: tuple, outcome: Tuple[str, int, str]) -> None:
+        status, count, reason = outcome
+        if status == "done":
+            result["done"] += 1  # type: ignore[operator]
+            result["frames"] += count  # type: ignore[operator]
+        else:
+            failures.append((job[0], reason))
+        if verbose:
+            print(f"{status}: {job[0]!r}" + (f" ({count} frames)" if status == "done"
+                                             else f" ({reason})"), flush=True)
+
+    if workers <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            record(job, _extract_job(job))
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for job, outcome in zip(jobs, pool.map(_extract_job, jobs)):
+                record(job, outcome)
+    result["failed"] = len(failures)
+    return result
+
+
+def _parse_fps(text: str) -> Optional[float]:
+    """`none` (any case) for every frame, else a positive rate."""
+    if text.strip().lower() in ("none", ""):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--fps must be a positive number or 'none', got {text!r}")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"--fps must be positive, got {text!r}")
+    return value
+
+
+def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--src", required=True, help="a video file or a folder of videos")
+    parser.add_argument("--dst", required=True, help="the folder to write frame folders into")
+    parser.add_argument("--short_side", type=int, default=256,
+                        help="resize so the shorter side is this many pixels; 0 keeps the size")
+    parser.add_argument("--fps", type=_parse_fps, default=None,
+                        help="keep frames on a grid of this rate; 'none' keeps every frame")
+    parser.add_argument("--quality", type=int, default=95, help="JPEG quality (0-100)")
+    parser.add_argument("--workers", type=int, default=2, help="videos extracted in parallel")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="re-extract videos whose frame folder exists already")
+    args = parser.parse_args(argv)
+    if args.short_side < 0:
+        parser.error("--short_side must be 0 or positive")
+    if not 0 <= args.quality <= 100:
+        parser.error("--quality must be between 0 and 100")
+    if not osp.exists(args.src):
+        parser.error(f"no such video or folder: {args.src!r}")
+    result = extract_tree(args.src, args.dst, short_side=args.short_side, quality=args.quality,
+                          fps=args.fps, workers=args.workers, overwrite=args.overwrite,
+                          verbose=True)
+    print(f"done: {result['done']} videos ({result['frames']} frames), "
+          f"skipped (folder exists): {result['skipped']}, failed: {result['failed']}")
+    for video, reason in result["failures"]:  # type: ignore[union-attr]
+        print(f"failed: {video!r}: {reason}")
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(1 if main()["failed"] else 0)
