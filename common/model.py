@@ -38,6 +38,7 @@ class IntegralAction(nn.Module):
         hm_sigma, paf_sigma, pose_score_thr: pose-map rendering parameters.
         pose_gate: False for the no-gate ablation.
         dropout: classifier dropout probability.
+        gate_input: what the gate sees, 'pose' (the paper) or 'pose+rgb'.
     """
 
     def __init__(self, mode: str, class_num: int, limbs: Sequence[Tuple[int, int]], joint_num: int,
@@ -45,7 +46,7 @@ class IntegralAction(nn.Module):
                  pose_resnet_type: int = 18, agg_feat_dim: int = 512,
                  input_hm_shape: Sequence[int] = (56, 56), hm_sigma: float = 0.5,
                  paf_sigma: float = 1.0, pose_score_thr: float = 0.1, pose_gate: bool = True,
-                 dropout: float = 0.5) -> None:
+                 dropout: float = 0.5, gate_input: str = "pose") -> None:
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -64,7 +65,7 @@ class IntegralAction(nn.Module):
         self.pose2feat = Pose2Feat(joint_num + 2 * len(limbs), 64)
         img_dim, pose_dim = FEATURE_DIMS[img_resnet_type], FEATURE_DIMS[pose_resnet_type]
         self.aggregator = Aggregator(img_dim, pose_dim, agg_feat_dim, frame_per_seg,
-                                     pose_frame_factor, pose_gate)
+                                     pose_frame_factor, pose_gate, gate_input)
         cls_dim = {"rgb_only": img_dim, "pose_only": pose_dim, "rgb+pose": agg_feat_dim}[mode]
         self.classifier = Classifier(cls_dim, class_num, dropout)
 
@@ -152,4 +153,4 @@ def build_model(cfg, class_num: int, limbs: Sequence[Tuple[int, int]], joint_num
         img_resnet_type=cfg.img_resnet_type, pose_resnet_type=cfg.pose_resnet_type,
         agg_feat_dim=cfg.agg_feat_dim, input_hm_shape=cfg.input_hm_shape, hm_sigma=cfg.hm_sigma,
         paf_sigma=cfg.paf_sigma, pose_score_thr=cfg.pose_score_thr, pose_gate=cfg.pose_gate,
-        dropout=cfg.dropout)
+        dropout=cfg.dropout, gate_input=cfg.gate_input)

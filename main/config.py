@@ -32,6 +32,7 @@ def default_config() -> EasyDict:
         subset="50",  # Kinetics{subset}_{train,val}.json, Mimetics{subset}.json
         class_num=None,  # None: from the annotation file (categories, else max label + 1)
         pose_gate=True,  # False: the no-gate ablation
+        gate_input="pose",  # 'pose' (the paper) or 'pose+rgb' (the gate also sees the RGB feature)
         # --- model ---
         img_resnet_type=18,  # 18, 34, 50
         pose_resnet_type=18,
@@ -188,6 +189,8 @@ def finalize_config(cfg: EasyDict) -> EasyDict:
     cfg.input_hm_shape = tuple(int(v) for v in cfg.input_hm_shape)
     cfg.lr_dec_epoch = tuple(int(v) for v in cfg.lr_dec_epoch)
     cfg.subset = str(cfg.subset)
+    if cfg.gate_input not in ("pose", "pose+rgb"):
+        raise ValueError("gate_input must be 'pose' or 'pose+rgb'")
     if cfg.frame_interval % cfg.pose_frame_factor != 0:
         raise ValueError("pose_frame_factor must divide frame_interval")
     if cfg.test_infer_num < 1:

@@ -216,3 +216,19 @@ def test_paper_shapes_forward():
     probs = torch.softmax(out["logits"], 1)
     assert out["logits"].shape == (1, 50) and torch.isclose(probs.sum(), torch.tensor(1.0))
     assert out["gate"].shape == (8, 512)
+
+
+def test_gate_that_also_sees_rgb():
+    torch.manual_seed(0)
+    agg = Aggregator(8, 8, 8, frame_per_seg=1, gate_input="pose+rgb").eval()
+    assert agg.pose_gate_fc[0].weight.shape == (8, 16)
+    pose = torch.randn(2, 8, 3, 3)
+    _, gate_a = agg(torch.randn(2, 8, 3, 3), pose)
+    _, gate_b = agg(torch.randn(2, 8, 3, 3), pose)
+    assert not torch.allclose(gate_a, gate_b)  # the paper's gate would not move
+    paper = Aggregator(8, 8, 8, frame_per_seg=1).eval()
+    _, paper_a = paper(torch.randn(2, 8, 3, 3), pose)
+    _, paper_b = paper(torch.randn(2, 8, 3, 3), pose)
+    assert torch.equal(paper_a, paper_b)
+    with pytest.raises(ValueError):
+        Aggregator(8, 8, 8, gate_input="rgb")

@@ -45,11 +45,18 @@ class Aggregator(nn.Module):
             conv brings it back to T. The conv always exists (checkpoints hold it) but only runs
             when factor > 1.
         pose_gate: False gives the no-gate ablation (sum of the two projections, no LayerNorm).
+        gate_input: 'pose' (the paper: the gate sees only the pooled pose feature) or
+            'pose+rgb' (the gate also sees the pooled RGB feature, so it can notice when the
+            scene disagrees with the motion; `pose_gate_fc.0` then takes pose_dim + img_dim).
     """
 
     def __init__(self, img_dim: int, pose_dim: int, out_dim: int = 512, frame_per_seg: int = 8,
-                 pose_frame_factor: int = 1, pose_gate: bool = True) -> None:
+                 pose_frame_factor: int = 1, pose_gate: bool = True,
+                 gate_input: str = "pose") -> None:
         super().__init__()
+        if gate_input not in ("pose", "pose+rgb"):
+            raise ValueError(f"gate_input must be 'pose' or 'pose+rgb', got {gate_input!r}")
+        self.gate_input = gate_input
         self.frame_per_seg = frame_per_seg
         self.pose_frame_factor = pose_frame_factor
         self.pose_frame_num = (frame_per_seg - 1) * pose_frame_factor + 1
@@ -60,7 +67,8 @@ class Aggregator(nn.Module):
             nn.BatchNorm3d(pose_dim),
             nn.ReLU(inplace=True),
         )
-        self.pose_gate_fc = nn.Sequential(nn.Linear(pose_dim, out_dim))
+        gate_in = pose_dim + (img_dim if gate_input == "pose+rgb" else 0)
+        self.pose_gate_fc = nn.Sequential(nn.Linear(gate_in, out_dim))
         self.img_conv = conv_bn_relu(img_dim, out_dim, 1)
         self.img_norm = nn.LayerNorm([out_dim, 1, 1])
         self.pose_conv = conv_bn_relu(pose_dim, out_dim, 1)
@@ -86,7 +94,10 @@ class Aggregator(nn.Module):
         if not self.use_gate:
             return self.pose_conv(pose_feat) + self.img_conv(img_feat), None
         # flatten(1), not squeeze: a batch of one frame must keep its batch dimension.
-        gate = torch.sigmoid(self.pose_gate_fc(pose_feat.flatten(1)))
+        gate_in = pose_feat.flatten(1)
+        if self.gate_input == "pose+rgb":
+            gate_in = torch.cat((gate_in, img_feat.flatten(1)), dim=1)
+        gate = torch.sigmoid(self.pose_gate_fc(gate_in))
         pose_out = self.pose_norm(self.pose_conv(pose_feat))
         img_out = self.img_norm(self.img_conv(img_feat))
         g = gate[:, :, None, None]
