@@ -27,7 +27,7 @@ import io
 import json
 import logging
 import random
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -215,6 +215,34 @@ class VideoPoseDataset(Dataset):
             return False
         return True
 
+    def usable_videos(self, videos: Sequence[Tuple[Dict[str, Any], Optional[Dict[str, Any]]]],
+                      labels: List[int]) -> Iterator[Tuple[Dict[str, Any], int, int]]:
+        """Walk `load_coco_videos` output: yield `(image, label, frame_num)` of every annotated
+        video long enough for a clip, counting the others as skipped. Every annotated label is
+        appended to `labels` (they decide `class_num`, even for skipped videos)."""
+        for image, ann in videos:
+            if ann is None:
+                self.skip("no_annotation")
+                continue
+            label = int(ann["action_label"])
+            labels.append(label)
+            frame_num = int(image["frame_num"])
+            if self.keep_length(frame_num):
+                yield image, label, frame_num
+
+    def add_record(self, image: Dict[str, Any], label: int, frame_num: int, frame_dir: str,
+                   **pose_source: Any) -> None:
+        """Keep one video: the fields every loader shares plus where its poses are."""
+        self.records.append({
+            "video_id": int(image["id"]),
+            "frame_dir": frame_dir,
+            "frame_num": frame_num,
+            "label": label,
+            "height": int(image.get("height", 0)),
+            "width": int(image.get("width", 0)),
+            **pose_source,
+        })
+
     def finish_loading(self, source: str, categories: Sequence[Any], labels: Sequence[int]) -> None:
         """Set `class_num` from the annotation file's categories/labels and log what was kept."""
         self.class_num = resolve_class_num(self.cfg.class_num, categories, labels)
@@ -225,6 +253,20 @@ class VideoPoseDataset(Dataset):
         if not kept:
             raise RuntimeError(f"{type(self).__name__}: no usable video in {source} "
                                f"(skipped: {skipped})")
+
+    def pixel_poses_of_frames(self, frames: Sequence[Optional[Tuple[np.ndarray, np.ndarray]]],
+                              frame_indices: Sequence[int], record: Record,
+                              resized_hw: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:
+        """`load_poses` for sources holding one `(coords (P, J, 2), scores (P, J))` or None per
+        0-based frame in the annotation's original pixels: picks the frames (none past the end
+        of the list), scales `x / width * W`, `y / height * H`, and stacks them."""
+        scale = np.array([resized_hw[1] / record["width"], resized_hw[0] / record["height"]],
+                         dtype=np.float32)
+        per_frame = []
+        for k in frame_indices:
+            entry = frames[k] if 0 <= k < len(frames) else None
+            per_frame.append(None if entry is None else (entry[0] * scale, entry[1]))
+        return stack_people(per_frame, self.joint_set.joint_num)
 
     # ---- to implement
     def load_poses(

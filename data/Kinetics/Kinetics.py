@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import json
 import os.path as osp
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -91,16 +91,8 @@ class Kinetics(VideoPoseDataset):
         skeleton_dir = osp.join(skeleton_root, f"kinetics_{part}")
 
         videos, categories = load_coco_videos(ann_path)
-        labels = []
-        for image, ann in videos:
-            if ann is None:
-                self.skip("no_annotation")
-                continue
-            label = int(ann["action_label"])
-            labels.append(label)
-            frame_num = int(image["frame_num"])
-            if not self.keep_length(frame_num):
-                continue
+        labels: List[int] = []
+        for image, label, frame_num in self.usable_videos(videos, labels):
             key = skeleton_key(str(image["file_name"]), skeleton_labels)
             if key is None:
                 self.skip("no_skeleton_label")
@@ -112,15 +104,8 @@ class Kinetics(VideoPoseDataset):
             if not osp.isfile(skeleton_path):
                 self.skip("missing_skeleton_file")
                 continue
-            self.records.append({
-                "video_id": int(image["id"]),
-                "frame_dir": osp.join(frame_root, str(image["seq_name"]), str(image["file_name"])),
-                "frame_num": frame_num,
-                "label": label,
-                "height": int(image.get("height", 0)),
-                "width": int(image.get("width", 0)),
-                "skeleton_path": skeleton_path,
-            })
+            frame_dir = osp.join(frame_root, str(image["seq_name"]), str(image["file_name"]))
+            self.add_record(image, label, frame_num, frame_dir, skeleton_path=skeleton_path)
         self.finish_loading(ann_path, categories, labels)
 
     def load_poses(

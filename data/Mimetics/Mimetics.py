@@ -19,7 +19,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 import numpy as np
 
 from data.joint_sets import OPENPOSE_18
-from data.video_pose_dataset import Record, VideoPoseDataset, load_coco_videos, stack_people
+from data.video_pose_dataset import Record, VideoPoseDataset, load_coco_videos
 
 FramePeople = Optional[Tuple[np.ndarray, np.ndarray]]
 
@@ -76,30 +76,15 @@ class Mimetics(VideoPoseDataset):
         self.root = osp.join(cfg.data_dir, "Mimetics", "data")
         ann_path = osp.join(self.root, f"Mimetics{cfg.subset}.json")
         videos, categories = load_coco_videos(ann_path)
-        labels = []
-        for image, ann in videos:
-            if ann is None:
-                self.skip("no_annotation")
-                continue
-            label = int(ann["action_label"])
-            labels.append(label)
-            frame_num = int(image["frame_num"])
-            if not self.keep_length(frame_num):
-                continue
+        labels: List[int] = []
+        for image, label, frame_num in self.usable_videos(videos, labels):
             seq_name, file_name = str(image["seq_name"]), str(image["file_name"])
             pose_path = osp.join(self.root, "pose_results", seq_name, file_name, "data.json")
             if not osp.isfile(pose_path):
                 self.skip("missing_pose_file")
                 continue
-            self.records.append({
-                "video_id": int(image["id"]),
-                "frame_dir": osp.join(self.root, "frames", seq_name, file_name),
-                "frame_num": frame_num,
-                "label": label,
-                "height": int(image["height"]),
-                "width": int(image["width"]),
-                "pose_path": pose_path,
-            })
+            frame_dir = osp.join(self.root, "frames", seq_name, file_name)
+            self.add_record(image, label, frame_num, frame_dir, pose_path=pose_path)
         self.finish_loading(ann_path, categories, labels)
 
     def load_poses(
@@ -109,10 +94,4 @@ class Mimetics(VideoPoseDataset):
         coords scaled from the annotation's original size to the resized frame
         (`x / width * W`, `y / height * H`)."""
         frames = read_mimetics_poses(record["pose_path"], self.joint_set.joint_num)
-        scale = np.array([resized_hw[1] / record["width"], resized_hw[0] / record["height"]],
-                         dtype=np.float32)
-        per_frame = []
-        for k in frame_indices:
-            entry = frames[k] if 0 <= k < len(frames) else None
-            per_frame.append(None if entry is None else (entry[0] * scale, entry[1]))
-        return stack_people(per_frame, self.joint_set.joint_num)
+        return self.pixel_poses_of_frames(frames, frame_indices, record, resized_hw)

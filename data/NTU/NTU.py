@@ -22,7 +22,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 import numpy as np
 
 from data.joint_sets import NTU_25
-from data.video_pose_dataset import Record, VideoPoseDataset, load_coco_videos, stack_people
+from data.video_pose_dataset import Record, VideoPoseDataset, load_coco_videos
 
 FramePeople = Optional[Tuple[np.ndarray, np.ndarray]]
 COLOR_X_FIELD, COLOR_Y_FIELD = 5, 6
@@ -116,31 +116,16 @@ class NTU(VideoPoseDataset):
         self.root = osp.join(cfg.data_dir, "NTU", "data")
         ann_path = osp.join(self.root, f"NTU_{split}.json")
         videos, categories = load_coco_videos(ann_path)
-        labels = []
-        for image, ann in videos:
-            if ann is None:
-                self.skip("no_annotation")
-                continue
-            label = int(ann["action_label"])
-            labels.append(label)
-            frame_num = int(image["frame_num"])
-            if not self.keep_length(frame_num):
-                continue
+        labels: List[int] = []
+        for image, label, frame_num in self.usable_videos(videos, labels):
             skeleton_path = osp.join(self.root, "nturgb+d_skeletons",
                                      str(image["skeleton_file_name"]))
             if not osp.isfile(skeleton_path):
                 self.skip("missing_skeleton_file")
                 continue
-            self.records.append({
-                "video_id": int(image["id"]),
-                "frame_dir": osp.join(self.root, "frames", setup_folder(image["setup_idx"]),
-                                      str(image["file_name"])),
-                "frame_num": frame_num,
-                "label": label,
-                "height": int(image["height"]),
-                "width": int(image["width"]),
-                "skeleton_path": skeleton_path,
-            })
+            frame_dir = osp.join(self.root, "frames", setup_folder(image["setup_idx"]),
+                                 str(image["file_name"]))
+            self.add_record(image, label, frame_num, frame_dir, skeleton_path=skeleton_path)
         self.finish_loading(ann_path, categories, labels)
 
     def load_poses(
@@ -150,10 +135,4 @@ class NTU(VideoPoseDataset):
         skeleton file have no people: the original raised IndexError), coords scaled from the
         annotation's original size to the resized frame (`x / width * W`, `y / height * H`)."""
         frames = read_ntu_skeleton(record["skeleton_path"], self.joint_set.joint_num)
-        scale = np.array([resized_hw[1] / record["width"], resized_hw[0] / record["height"]],
-                         dtype=np.float32)
-        per_frame = []
-        for k in frame_indices:
-            entry = frames[k] if 0 <= k < len(frames) else None
-            per_frame.append(None if entry is None else (entry[0] * scale, entry[1]))
-        return stack_people(per_frame, self.joint_set.joint_num)
+        return self.pixel_poses_of_frames(frames, frame_indices, record, resized_hw)
