@@ -45,7 +45,7 @@ def train_one_epoch(model: nn.Module, loader: Any, optimizer: torch.optim.Optimi
     bare = model.module if hasattr(model, "module") else model
     if cfg.fusion_frozen_bn:
         # Optional departure from the original: frozen streams keep their BN statistics.
-        for name in set(("img_backbone", "pose_backbone", "pose2feat")) - set(bare.trainable_modules()):
+        for name in bare.frozen_modules():
             getattr(bare, name).eval()
     lr = learning_rate(cfg.lr, epoch, cfg.lr_dec_epoch, cfg.lr_dec_factor)
     set_learning_rate(optimizer, lr)

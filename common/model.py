@@ -135,9 +135,14 @@ class IntegralAction(nn.Module):
         without autograd. They still run in train mode, so their BatchNorm statistics adapt as in
         the original.
         """
-        keep = set(self.trainable_modules())
+        frozen = set(self.frozen_modules())
         for name in MODULE_NAMES:
-            getattr(self, name).requires_grad_(name in keep)
+            getattr(self, name).requires_grad_(name not in frozen)
+
+    def frozen_modules(self) -> List[str]:
+        """The parts this stage does not train (the complement of `trainable_modules`)."""
+        keep = set(self.trainable_modules())
+        return [name for name in MODULE_NAMES if name not in keep]
 
     def trainable_parameters(self) -> Iterable[nn.Parameter]:
         for name in self.trainable_modules():
