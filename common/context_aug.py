@@ -7,7 +7,7 @@ their pose boxes) is kept. Runs on the model's device, on whole batches.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -50,7 +50,8 @@ def person_box_mask(pose_coords: Tensor, pose_scores: Tensor, img_shape: Sequenc
 
 def swap_context(video: Tensor, pose_coords: Tensor, pose_scores: Tensor,
                  hm_shape: Sequence[int], prob: float, margin: float = 0.15,
-                 pose_frame_factor: int = 1, generator: Optional[torch.Generator] = None) -> Tensor:
+                 pose_frame_factor: int = 1, generator: Optional[torch.Generator] = None
+                 ) -> Tuple[Tensor, Tensor]:
     """Replace, with probability `prob` per clip, the pixels outside the people's boxes by the
     frames of another clip of the batch.
 
@@ -59,15 +60,19 @@ def swap_context(video: Tensor, pose_coords: Tensor, pose_scores: Tensor,
         pose_coords: (B, Tp, P, J, 2), pose_scores (B, Tp, P, J); Tp = (T-1)*factor+1.
 
     Returns:
-        (B, T, 3, H, W) the augmented clips (the input when B < 2 or nothing is drawn).
+        video: (B, T, 3, H, W) the augmented clips (the input when B < 2 or nothing is drawn).
+        source: (B,) int64 on the video's device, the clip whose scene each clip now shows
+            (its own index when it was left alone), so a caller can tell which scenes now
+            disagree with their labels.
     """
     b = video.shape[0]
-    if b < 2 or prob <= 0:
-        return video
     device = video.device
+    own = torch.arange(b, device=device)
+    if b < 2 or prob <= 0:
+        return video, own
     draw = torch.rand(b, generator=generator) < prob
     if not bool(draw.any()):
-        return video
+        return video, own
     # Every clip gets a partner other than itself: a random non-zero cyclic shift.
     shift = int(torch.randint(1, b, (1,), generator=generator))
     partner = (torch.arange(b) + shift) % b
@@ -76,4 +81,6 @@ def swap_context(video: Tensor, pose_coords: Tensor, pose_scores: Tensor,
     mask = person_box_mask(coords, scores, video.shape[-2:], hm_shape, margin)
     drawn = draw.to(device=device, dtype=mask.dtype).view(b, 1, 1, 1, 1)
     keep = mask * drawn + (1 - drawn)  # clips not drawn keep all their pixels
-    return keep * video + (1 - keep) * video[partner.to(device)]
+    partner = partner.to(device)
+    source = torch.where(draw.to(device), partner, own)
+    return keep * video + (1 - keep) * video[partner], source

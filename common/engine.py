@@ -61,12 +61,16 @@ def train_one_epoch(model: nn.Module, loader: Any, optimizer: torch.optim.Optimi
         if limit is not None and itr >= limit:
             break
         batch = move_batch(batch, device)
+        gate_target = None
         if cfg.context_aug_prob > 0 and bare.uses_video and bare.uses_pose:
-            batch["video"] = swap_context(
+            batch["video"], source = swap_context(
                 batch["video"], batch["pose_coords"], batch["pose_scores"], cfg.input_hm_shape,
                 cfg.context_aug_prob, cfg.context_aug_box_margin, cfg.pose_frame_factor, generator)
+            if cfg.gate_target == "swap":
+                # The scene misleads exactly where it now comes from a clip of another class.
+                gate_target = (batch["label"][source] != batch["label"]).float()
         outputs = model(batch)
-        losses = compute_losses(outputs, batch["label"], cfg.reg_weight)
+        losses = compute_losses(outputs, batch["label"], cfg.reg_weight, gate_target)
         loss = sum(losses.values())
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite loss at epoch {epoch} iteration {itr}: "

@@ -39,6 +39,7 @@ class IntegralAction(nn.Module):
         pose_gate: False for the no-gate ablation.
         dropout: classifier dropout probability.
         gate_input: what the gate sees, 'pose' (the paper) or 'pose+rgb'.
+        gate_hidden: width of the gate's hidden layer; 0 (the paper) for a single Linear.
     """
 
     def __init__(self, mode: str, class_num: int, limbs: Sequence[Tuple[int, int]], joint_num: int,
@@ -46,7 +47,7 @@ class IntegralAction(nn.Module):
                  pose_resnet_type: int = 18, agg_feat_dim: int = 512,
                  input_hm_shape: Sequence[int] = (56, 56), hm_sigma: float = 0.5,
                  paf_sigma: float = 1.0, pose_score_thr: float = 0.1, pose_gate: bool = True,
-                 dropout: float = 0.5, gate_input: str = "pose") -> None:
+                 dropout: float = 0.5, gate_input: str = "pose", gate_hidden: int = 0) -> None:
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -65,7 +66,7 @@ class IntegralAction(nn.Module):
         self.pose2feat = Pose2Feat(joint_num + 2 * len(limbs), 64)
         img_dim, pose_dim = FEATURE_DIMS[img_resnet_type], FEATURE_DIMS[pose_resnet_type]
         self.aggregator = Aggregator(img_dim, pose_dim, agg_feat_dim, frame_per_seg,
-                                     pose_frame_factor, pose_gate, gate_input)
+                                     pose_frame_factor, pose_gate, gate_input, gate_hidden)
         cls_dim = {"rgb_only": img_dim, "pose_only": pose_dim, "rgb+pose": agg_feat_dim}[mode]
         self.classifier = Classifier(cls_dim, class_num, dropout)
 
@@ -76,6 +77,7 @@ class IntegralAction(nn.Module):
             backbone.load_imagenet(pretrained)
         for part in (self.pose2feat, self.aggregator, self.classifier):
             part.apply(init_head_weights)
+        self.aggregator.init_hidden_gate()
 
     @property
     def uses_video(self) -> bool:
@@ -158,4 +160,4 @@ def build_model(cfg, class_num: int, limbs: Sequence[Tuple[int, int]], joint_num
         img_resnet_type=cfg.img_resnet_type, pose_resnet_type=cfg.pose_resnet_type,
         agg_feat_dim=cfg.agg_feat_dim, input_hm_shape=cfg.input_hm_shape, hm_sigma=cfg.hm_sigma,
         paf_sigma=cfg.paf_sigma, pose_score_thr=cfg.pose_score_thr, pose_gate=cfg.pose_gate,
-        dropout=cfg.dropout, gate_input=cfg.gate_input)
+        dropout=cfg.dropout, gate_input=cfg.gate_input, gate_hidden=cfg.gate_hidden)

@@ -33,6 +33,10 @@ def default_config() -> EasyDict:
         class_num=None,  # None: from the annotation file (categories, else max label + 1)
         pose_gate=True,  # False: the no-gate ablation
         gate_input="pose",  # 'pose' (the paper) or 'pose+rgb' (the gate also sees the RGB feature)
+        # The gate regulariser's target: 'pose' (the paper: 1 for every clip) or 'swap' (1 for
+        # the clips whose scene context augmentation took from another class, 0 for the others).
+        gate_target="pose",
+        gate_hidden=0,  # > 0: the gate gets a hidden ReLU layer of this width (0 = the paper's Linear)
         # --- model ---
         img_resnet_type=18,  # 18, 34, 50
         pose_resnet_type=18,
@@ -191,6 +195,13 @@ def finalize_config(cfg: EasyDict) -> EasyDict:
     cfg.subset = str(cfg.subset)
     if cfg.gate_input not in ("pose", "pose+rgb"):
         raise ValueError("gate_input must be 'pose' or 'pose+rgb'")
+    if cfg.gate_target not in ("pose", "swap"):
+        raise ValueError("gate_target must be 'pose' or 'swap'")
+    if cfg.gate_target == "swap" and not cfg.context_aug_prob > 0:
+        raise ValueError("gate_target 'swap' needs context augmentation (--context_aug_prob > 0)")
+    cfg.gate_hidden = int(cfg.gate_hidden)
+    if cfg.gate_hidden < 0:
+        raise ValueError("gate_hidden must be >= 0")
     if cfg.frame_interval % cfg.pose_frame_factor != 0:
         raise ValueError("pose_frame_factor must divide frame_interval")
     if cfg.test_infer_num < 1:

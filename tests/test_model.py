@@ -1,4 +1,6 @@
 """The network: TSM shift, stream layout, gate, stage freezing, dropout, paper-shape forward."""
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -65,14 +67,31 @@ def test_tsm_resnet_keeps_torchvision_names_and_shifts_residual_only():
     assert torch.allclose(block(x), torch.relu(x))
 
 
+@pytest.mark.parametrize("depth", [18, 50])
+def test_tsm_resnet_from_scratch_blocks_start_as_identity(depth):
+    torch.manual_seed(0)
+    net = TSMResNet(depth, num_frames=2).eval()
+    last_bns = [block.bn3 if depth == 50 else block.bn2
+                for layer in (net.layer1, net.layer2, net.layer3, net.layer4) for block in layer]
+    assert all(torch.count_nonzero(bn.weight) == 0 for bn in last_bns)
+    # A block without a downsampling shortcut is then exactly ReLU(input) (inputs >= 0 here, as
+    # after the previous block's ReLU).
+    block = net.layer2[1]
+    x = torch.rand(2, block.conv1.in_channels, 5, 5)
+    assert torch.equal(block(x), x)
+
+
 def test_tsm_resnet_loads_local_imagenet_file(tmp_path):
     torch.manual_seed(1)
     ref = resnet18()
+    nn.init.uniform_(ref.layer2[0].bn2.weight)  # torchvision's own init has these at 1
     path = tmp_path / "resnet18.pth"
     torch.save(ref.state_dict(), path)
     net = TSMResNet(18, num_frames=2)
     assert net.load_imagenet(str(path))
     assert torch.equal(net.layer3[1].conv1.weight, ref.layer3[1].conv1.weight)
+    # Loaded weights replace the from-scratch zero init of the last BN of each block.
+    assert torch.equal(net.layer2[0].bn2.weight, ref.layer2[0].bn2.weight)
     with pytest.raises(FileNotFoundError):
         net.load_imagenet(str(tmp_path / "missing.pth"))
 
@@ -189,6 +208,23 @@ def test_head_initialisation():
     lw = model.classifier.fc[0].weight
     assert 0.005 < lw.std().item() < 0.02
     assert torch.all(model.aggregator.img_conv[1].weight == 1)
+    gate = model.aggregator.pose_gate_fc[0].weight
+    assert 0.005 < gate.std().item() < 0.02
+
+
+def test_hidden_gate_gets_default_initialisation():
+    torch.manual_seed(0)
+    model = IntegralAction("rgb+pose", 5, OPENPOSE_18.limbs, 18, frame_per_seg=2,
+                           input_hm_shape=(8, 8), gate_input="pose+rgb", gate_hidden=64)
+    model.init_weights("none")
+    first, second = model.aggregator.pose_gate_fc[0], model.aggregator.pose_gate_fc[2]
+    # Kaiming-uniform with a = sqrt(5): U(-1/sqrt(fan_in), 1/sqrt(fan_in)), std = bound/sqrt(3).
+    for layer, fan_in in ((first, 1024), (second, 64)):
+        expected = 1 / math.sqrt(fan_in) / math.sqrt(3)
+        assert layer.weight.std().item() == pytest.approx(expected, rel=0.1)
+        assert layer.weight.abs().max().item() <= 1 / math.sqrt(fan_in)
+    # The rest of the head keeps the original's initialisation.
+    assert 0.005 < model.classifier.fc[0].weight.std().item() < 0.02
 
 
 def test_ntu_pose_channels():
@@ -232,3 +268,21 @@ def test_gate_that_also_sees_rgb():
     assert torch.equal(paper_a, paper_b)
     with pytest.raises(ValueError):
         Aggregator(8, 8, 8, gate_input="rgb")
+
+
+def test_gate_with_hidden_layer_can_compute_agreement():
+    # gate = sigmoid(w2 . relu(W1 [p; r])): with W1 = [[1, -1], [-1, 1]] (per channel pair) the
+    # hidden layer is |p - r|, which no single Linear layer over [p; r] can produce. Set by hand:
+    # the gate is high exactly where the two (pooled) features disagree.
+    agg = Aggregator(1, 1, 1, frame_per_seg=1, gate_input="pose+rgb", gate_hidden=2).eval()
+    assert [type(m) for m in agg.pose_gate_fc] == [nn.Linear, nn.ReLU, nn.Linear]
+    with torch.no_grad():
+        agg.pose_gate_fc[0].weight.copy_(torch.tensor([[1.0, -1.0], [-1.0, 1.0]]))
+        agg.pose_gate_fc[0].bias.zero_()
+        agg.pose_gate_fc[2].weight.fill_(4.0)
+        agg.pose_gate_fc[2].bias.fill_(-2.0)
+    feats = torch.tensor([[0.0, 0.0], [1.0, 1.0], [1.0, 0.0], [0.0, 1.0]])  # (pose, rgb)
+    _, gate = agg(feats[:, 1].view(4, 1, 1, 1), feats[:, 0].view(4, 1, 1, 1))
+    expected = torch.sigmoid(4.0 * (feats[:, 0] - feats[:, 1]).abs() - 2.0)
+    torch.testing.assert_close(gate.view(4), expected)
+    assert gate[2] > 0.8 and gate[3] > 0.8 and gate[0] < 0.2 and gate[1] < 0.2

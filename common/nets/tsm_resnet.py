@@ -89,7 +89,11 @@ class TSMResNet(nn.Module):
         super().__init__()
         if depth not in _BUILDERS:
             raise ValueError(f"ResNet depth must be one of {sorted(_BUILDERS)}, got {depth}")
-        base = _BUILDERS[depth](weights=None)
+        # zero_init_residual: every residual block starts as the identity (its last BN's scale is
+        # 0). ImageNet weights overwrite it; a stream trained from scratch (`--pretrained none`,
+        # or offline) then trains far more stably: without it the pose stream of the quickstart
+        # sometimes stalled near chance after a loss spike in its first iterations.
+        base = _BUILDERS[depth](weights=None, zero_init_residual=True)
         self.depth = depth
         self.num_frames = num_frames
         self.skip_stem = skip_stem
