@@ -170,6 +170,42 @@ def markdown_table(summary, seeds: Sequence[int]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def claim_checks(summary) -> List[Tuple[str, Dict[str, bool]]]:
+    """The paper's claim, as the checks of the quickstart's issue, on mean top-1.
+
+    Returns [(criterion, {fused recipe name: holds?})] for every rgb+pose row of `summary`.
+    """
+    def top1(name: str, split: str) -> float:
+        return summary[name][split]["top1"][0]
+
+    rgb, pose = "rgb_only", "pose_only"
+    fused = [name for name in summary if name.startswith("rgb+pose")]
+    rules = [
+        ("in context: rgb+pose >= rgb_only - 2",
+         lambda f: top1(f, "in context") >= top1(rgb, "in context") - 2),
+        ("in context: rgb+pose > pose_only",
+         lambda f: top1(f, "in context") > top1(pose, "in context")),
+        ("out of context: rgb_only drops by >= 30",
+         lambda f: top1(rgb, "in context") - top1(rgb, "out of context") >= 30),
+        ("out of context: rgb+pose >= rgb_only + 20",
+         lambda f: top1(f, "out of context") >= top1(rgb, "out of context") + 20),
+        ("out of context: rgb+pose >= pose_only - 5",
+         lambda f: top1(f, "out of context") >= top1(pose, "out of context") - 5),
+    ]
+    return [(text, {f: bool(rule(f)) for f in fused}) for text, rule in rules]
+
+
+def markdown_checks(summary) -> str:
+    checks = claim_checks(summary)
+    fused = list(checks[0][1]) if checks else []
+    lines = ["| criterion (top-1) | " + " | ".join(fused) + " |",
+             "|---|" + "---|" * len(fused)]
+    for text, held in checks:
+        lines.append(f"| {text} | " + " | ".join("yes" if held[f] else "**no**" for f in fused)
+                     + " |")
+    return "\n".join(lines) + "\n"
+
+
 def bar_chart(summary, path: str, title: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -222,6 +258,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     summary = summarise(per_seed)
     print()
     print(markdown_table(summary, seeds))
+    print(markdown_checks(summary))
     outputs = {}
     if len(seeds) > 1:
         # The first seed's own table too: the same numbers as a single-seed run of that seed.
@@ -241,7 +278,7 @@ def write_outputs(output_dir: str, suffix: str, summary, seeds: Sequence[int], s
     png_path = osp.join(output_dir, "vis", f"quickstart{suffix}.png")
     os.makedirs(osp.dirname(md_path), exist_ok=True)
     with open(md_path, "w") as f:
-        f.write(markdown_table(summary, seeds)
+        f.write(markdown_table(summary, seeds) + "\n" + markdown_checks(summary)
                 + f"\nWall time: {seconds / 60:.1f} min ({len(seeds)} seed(s)).\n")
     with open(osp.join(output_dir, "result", f"quickstart{suffix}.json"), "w") as f:
         json.dump({"seeds": list(seeds), "summary": summary, "seconds": seconds}, f, indent=1)
