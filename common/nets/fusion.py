@@ -50,8 +50,9 @@ class Aggregator(nn.Module):
             scene disagrees with the motion; `pose_gate_fc.0` then takes pose_dim + img_dim).
         gate_hidden: 0 (the paper): the gate is one Linear layer. > 0: a hidden ReLU layer of
             this width first (`pose_gate_fc.0`, `.2`). Whether the two streams *agree* is not a
-            linear function of their features, so only such a gate can trust the scene where it
-            fits the motion and ignore it where it does not.
+            linear function of their features, so only such a gate is able to trust the scene
+            where it fits the motion and ignore it where it does not (whether training finds
+            that is another matter: see the README's robust-recipe measurements).
     """
 
     def __init__(self, img_dim: int, pose_dim: int, out_dim: int = 512, frame_per_seg: int = 8,
