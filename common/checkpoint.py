@@ -28,6 +28,9 @@ SNAPSHOT_RE = re.compile(r"^snapshot_(\d+)\.pth\.tar$")
 STREAM_MODULES = ("img_backbone", "pose_backbone", "pose2feat")
 RGB_MODULES = ("img_backbone",)
 POSE_MODULES = ("pose_backbone", "pose2feat")
+# The merge tool also keeps each stage's classifier here, for `--stream_agreement`.
+AGREEMENT_PREFIX = "aggregator.agreement."
+_STAGE_HEADS = (("img_fc", "rgb_only"), ("pose_fc", "pose_only"))
 
 
 class CheckpointError(RuntimeError):
@@ -114,6 +117,13 @@ def _at_init(tensor: Tensor, value: float) -> bool:
     return bool(torch.all(tensor == value))
 
 
+def has_fusion_heads(network: Mapping[str, Tensor]) -> bool:
+    """Whether a network holds a trained aggregator (the stage classifiers that a merged
+    snapshot keeps under `aggregator.agreement.` do not count)."""
+    return any(k.startswith("aggregator.") and not k.startswith(AGREEMENT_PREFIX)
+               for k in from_authors_layout(network))
+
+
 def infer_stage(network: Mapping[str, Tensor]) -> Optional[str]:
     """Best guess at the stage of a snapshot without a `mode` entry (the authors' files).
 
@@ -124,7 +134,7 @@ def infer_stage(network: Mapping[str, Tensor]) -> Optional[str]:
     net = from_authors_layout(network)
     if not any(k.startswith("pose2feat.") for k in net):
         return None
-    if not any(k.startswith("aggregator.") for k in net):
+    if not has_fusion_heads(net):
         return "rgb+pose"  # only the merge tool writes the streams without the heads
     mean = net.get("pose2feat.conv.1.running_mean")
     var = net.get("pose2feat.conv.1.running_var")
@@ -189,6 +199,25 @@ def load_network(model: nn.Module, network: Mapping[str, Tensor],
             getattr(bare, name).load_state_dict(sub, strict=True)
 
 
+def load_stage_heads(model: nn.Module, network: Mapping[str, Tensor], path: str) -> None:
+    """Load the stages' classifiers that a merged snapshot keeps into the model's
+    `aggregator.agreement` (a model built with `stream_agreement`)."""
+    agreement = unwrap(model).aggregator.agreement
+    state = from_authors_layout(network)
+    sub = {k[len(AGREEMENT_PREFIX):]: v for k, v in state.items() if k.startswith(AGREEMENT_PREFIX)}
+    missing = sorted(set(agreement.state_dict()) - set(sub))
+    if missing:
+        stages = [stage for head, stage in _STAGE_HEADS if any(k.startswith(head) for k in missing)]
+        raise CheckpointError(
+            f"{path} lacks the {' and '.join(stages)} classifier(s) that --stream_agreement needs "
+            f"({missing}); merge the stage snapshots again with tool/merge_rgb_only_pose_only.py")
+    shapes = [k for k, v in agreement.state_dict().items() if v.shape != sub[k].shape]
+    if shapes:
+        raise CheckpointError(f"{path}: stage classifier shapes do not fit the model: "
+                              + ", ".join(f"{k} {tuple(sub[k].shape)}" for k in shapes))
+    agreement.load_state_dict(sub, strict=True)
+
+
 def list_snapshots(model_dir: str) -> List[Tuple[int, str]]:
     """(epoch, path) of every `snapshot_N.pth.tar` in the folder, newest epoch first."""
     if not osp.isdir(model_dir):
@@ -226,7 +255,9 @@ def merge_single_stream_snapshots(rgb_snap: Mapping[str, Any], pose_snap: Mappin
     """The starting point of the rgb+pose stage: `img_backbone.*` from the rgb_only snapshot,
     `pose_backbone.*` and `pose2feat.*` from the pose_only one, epoch 0, rgb_only's optimizer
     entry carried along (as the original). The aggregator and classifier are left out: rgb+pose
-    initialises them afresh."""
+    initialises them afresh. Each stage's own classifier is kept as
+    `aggregator.agreement.{img_fc,pose_fc}.*` (what `--stream_agreement` needs; the paper's
+    model does not load them)."""
     for snap, want, path in ((rgb_snap, "rgb_only", rgb_path), (pose_snap, "pose_only", pose_path)):
         stage = snapshot_stage(snap)
         if snap.get("merged") or (stage is not None and stage != want):
@@ -241,6 +272,11 @@ def merge_single_stream_snapshots(rgb_snap: Mapping[str, Any], pose_snap: Mappin
     for module in STREAM_MODULES:
         if not any(k.startswith(module + ".") for k in network):
             raise CheckpointError(f"merged snapshot would have no '{module}' weights")
+    for (head, _), net in zip(_STAGE_HEADS, (rgb_net, pose_net)):
+        for param in ("weight", "bias"):
+            key = f"classifier.fc.0.{param}"
+            if key in net:
+                network[f"{AGREEMENT_PREFIX}{head}.{param}"] = net[key]
     merged = {
         "epoch": 0,
         "network": to_authors_layout(network),

@@ -98,13 +98,15 @@ def predict(model: nn.Module, loader: Any, device: torch.device, progress: bool 
             ) -> Dict[str, np.ndarray]:
     """Clip-level class probabilities over a loader.
 
-    Returns: 'video_id' (N,), 'label' (N,), 'prob' (N, C) and, with a gate, 'gate_mean' (N,).
+    Returns: 'video_id' (N,), 'label' (N,), 'prob' (N, C) and, with a gate, 'gate_mean' (N,),
+    with `stream_agreement`, 'agreement' (N,).
     """
     model.eval()
     ids: List[np.ndarray] = []
     labels: List[np.ndarray] = []
     probs: List[np.ndarray] = []
     gates: List[np.ndarray] = []
+    agreements: List[np.ndarray] = []
     for batch in tqdm(loader, desc="test", disable=not progress, leave=False, dynamic_ncols=True):
         batch = move_batch(batch, device)
         outputs = model(batch)
@@ -114,6 +116,8 @@ def predict(model: nn.Module, loader: Any, device: torch.device, progress: bool 
         labels.append(batch["label"].cpu().numpy())
         if outputs.get("gate") is not None:
             gates.append(outputs["gate"].float().view(logits.shape[0], -1).mean(1).cpu().numpy())
+        if outputs.get("agreement") is not None:
+            agreements.append(outputs["agreement"].float().cpu().numpy())
     out = {
         "video_id": np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64),
         "label": np.concatenate(labels) if labels else np.zeros(0, dtype=np.int64),
@@ -121,6 +125,8 @@ def predict(model: nn.Module, loader: Any, device: torch.device, progress: bool 
     }
     if gates:
         out["gate_mean"] = np.concatenate(gates)
+    if agreements:
+        out["agreement"] = np.concatenate(agreements)
     return out
 
 

@@ -40,6 +40,8 @@ class IntegralAction(nn.Module):
         dropout: classifier dropout probability.
         gate_input: what the gate sees, 'pose' (the paper) or 'pose+rgb'.
         gate_hidden: width of the gate's hidden layer; 0 (the paper) for a single Linear.
+        stream_agreement: scale the RGB term of the aggregator by how far the two stages'
+            classifiers agree (`Aggregator`'s `agreement`); False in the paper.
     """
 
     def __init__(self, mode: str, class_num: int, limbs: Sequence[Tuple[int, int]], joint_num: int,
@@ -47,7 +49,8 @@ class IntegralAction(nn.Module):
                  pose_resnet_type: int = 18, agg_feat_dim: int = 512,
                  input_hm_shape: Sequence[int] = (56, 56), hm_sigma: float = 0.5,
                  paf_sigma: float = 1.0, pose_score_thr: float = 0.1, pose_gate: bool = True,
-                 dropout: float = 0.5, gate_input: str = "pose", gate_hidden: int = 0) -> None:
+                 dropout: float = 0.5, gate_input: str = "pose", gate_hidden: int = 0,
+                 stream_agreement: bool = False) -> None:
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -66,7 +69,8 @@ class IntegralAction(nn.Module):
         self.pose2feat = Pose2Feat(joint_num + 2 * len(limbs), 64)
         img_dim, pose_dim = FEATURE_DIMS[img_resnet_type], FEATURE_DIMS[pose_resnet_type]
         self.aggregator = Aggregator(img_dim, pose_dim, agg_feat_dim, frame_per_seg,
-                                     pose_frame_factor, pose_gate, gate_input, gate_hidden)
+                                     pose_frame_factor, pose_gate, gate_input, gate_hidden,
+                                     class_num if stream_agreement else 0)
         cls_dim = {"rgb_only": img_dim, "pose_only": pose_dim, "rgb+pose": agg_feat_dim}[mode]
         self.classifier = Classifier(cls_dim, class_num, dropout)
 
@@ -106,9 +110,10 @@ class IntegralAction(nn.Module):
 
         Returns:
             'logits': (B, classes), frame logits averaged over the clip;
-            'gate': (B*T, agg_feat_dim) pose gate in rgb+pose with the gate, else None.
+            'gate': (B*T, agg_feat_dim) pose gate in rgb+pose with the gate, else None;
+            'agreement': (B,) the streams' agreement with `stream_agreement`, else None.
         """
-        gate = None
+        gate = agreement = None
         if self.mode == "pose_only":
             b, frames = inputs["pose_scores"].shape[:2]
             feat = self.pose_features(inputs["pose_coords"], inputs["pose_scores"])
@@ -118,9 +123,10 @@ class IntegralAction(nn.Module):
             feat = self.img_backbone(video.reshape(b * frames, *video.shape[2:]))
             if self.mode == "rgb+pose":
                 pose_feat = self.pose_features(inputs["pose_coords"], inputs["pose_scores"])
-                feat, gate = self.aggregator(feat, pose_feat)
+                agreement = self.aggregator.clip_agreement(feat, pose_feat)
+                feat, gate = self.aggregator(feat, pose_feat, agreement)
         logits = self.classifier(feat).view(b, frames, -1).mean(dim=1)
-        return {"logits": logits, "gate": gate}
+        return {"logits": logits, "gate": gate, "agreement": agreement}
 
     def trainable_modules(self) -> List[str]:
         """The parts whose parameters this stage optimises."""
@@ -140,6 +146,9 @@ class IntegralAction(nn.Module):
         frozen = set(self.frozen_modules())
         for name in MODULE_NAMES:
             getattr(self, name).requires_grad_(name not in frozen)
+        if self.aggregator.agreement is not None:
+            # The stages' own classifiers: they judge the streams, they are not retrained.
+            self.aggregator.agreement.requires_grad_(False)
 
     def frozen_modules(self) -> List[str]:
         """The parts this stage does not train (the complement of `trainable_modules`)."""
@@ -148,7 +157,7 @@ class IntegralAction(nn.Module):
 
     def trainable_parameters(self) -> Iterable[nn.Parameter]:
         for name in self.trainable_modules():
-            yield from getattr(self, name).parameters()
+            yield from (p for p in getattr(self, name).parameters() if p.requires_grad)
 
 
 def build_model(cfg, class_num: int, limbs: Sequence[Tuple[int, int]], joint_num: int,
@@ -160,4 +169,5 @@ def build_model(cfg, class_num: int, limbs: Sequence[Tuple[int, int]], joint_num
         img_resnet_type=cfg.img_resnet_type, pose_resnet_type=cfg.pose_resnet_type,
         agg_feat_dim=cfg.agg_feat_dim, input_hm_shape=cfg.input_hm_shape, hm_sigma=cfg.hm_sigma,
         paf_sigma=cfg.paf_sigma, pose_score_thr=cfg.pose_score_thr, pose_gate=cfg.pose_gate,
-        dropout=cfg.dropout, gate_input=cfg.gate_input, gate_hidden=cfg.gate_hidden)
+        dropout=cfg.dropout, gate_input=cfg.gate_input, gate_hidden=cfg.gate_hidden,
+        stream_agreement=cfg.stream_agreement)

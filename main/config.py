@@ -37,6 +37,9 @@ def default_config() -> EasyDict:
         # the clips whose scene context augmentation took from another class, 0 for the others).
         gate_target="pose",
         gate_hidden=0,  # > 0: the gate gets a hidden ReLU layer of this width (0 = the paper's Linear)
+        # True: the RGB term of the aggregator is scaled by how far the rgb_only and pose_only
+        # stages' own classifiers (kept by the merge tool) agree on the clip's action.
+        stream_agreement=False,
         # --- model ---
         img_resnet_type=18,  # 18, 34, 50
         pose_resnet_type=18,

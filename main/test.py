@@ -71,6 +71,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
                "top1": result["top1"], "top5": result["top5"], "videos": len(result["video_ids"])}
     if "gate_mean" in predictions:
         summary["gate_mean"] = float(predictions["gate_mean"].mean())
+    if "agreement" in predictions:
+        summary["agreement_mean"] = float(predictions["agreement"].mean())
     with open(osp.join(cfg.result_dir, f"{cfg.dataset.lower()}_metrics.json"), "w") as f:
         json.dump(summary, f, indent=2)
     logger.info("top-1 %.4f top-5 %.4f over %d videos", result["top1"], result["top5"],

@@ -14,8 +14,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from common.checkpoint import (STREAM_MODULES, CheckpointError, find_resume_snapshot,
-                               from_authors_layout, load_network,
-                               load_snapshot, save_snapshot, snapshot_path, snapshot_stage)
+                               has_fusion_heads, load_network,
+                               load_snapshot, load_stage_heads, save_snapshot, snapshot_path,
+                               snapshot_stage)
 from common.device import describe_device, prepare_model, select_device
 from common.engine import make_optimizer, train_one_epoch
 from common.logger import setup_logging
@@ -62,10 +63,11 @@ def restore_state(model: IntegralAction, cfg: Any) -> Tuple[int, Optional[Dict[s
     path, snap = found
     if snapshot_stage(snap) not in (cfg.mode, None):
         raise CheckpointError(f"{path} is a '{snapshot_stage(snap)}' snapshot, not '{cfg.mode}'")
-    merged = bool(snap.get("merged")) or not any(
-        k.startswith("aggregator.") for k in from_authors_layout(snap["network"]))
+    merged = bool(snap.get("merged")) or not has_fusion_heads(snap["network"])
     if cfg.mode == "rgb+pose" and merged:
         load_network(model, snap["network"], modules=STREAM_MODULES)
+        if cfg.stream_agreement:
+            load_stage_heads(model, snap["network"], path)
         logger.info("rgb+pose starts from merged snapshot %s (streams loaded; aggregator and "
                     "classifier freshly initialised)", path)
         return int(snap.get("epoch", 0)) + 1, None

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from common.checkpoint import (CheckpointError, check_stage, find_resume_snapshot, infer_stage,
-                               load_network, load_snapshot, merge_single_stream_snapshots,
-                               save_snapshot, snapshot_path)
+                               load_network, load_snapshot, load_stage_heads,
+                               merge_single_stream_snapshots, save_snapshot, snapshot_path)
 from common.model import IntegralAction
 from data.joint_sets import OPENPOSE_18
 from tool import merge_rgb_only_pose_only
@@ -173,10 +173,25 @@ def test_merge_tool(tmp_path):
     assert torch.equal(net["module.img_backbone.layer1.0.conv1.weight"], rgb.img_backbone.layer1[0].conv1.weight)
     assert torch.equal(net["module.pose_backbone.layer1.0.conv1.weight"], pose.pose_backbone.layer1[0].conv1.weight)
     assert torch.equal(net["module.pose2feat.conv.1.running_mean"], pose.pose2feat.conv[1].running_mean)
-    assert not any("aggregator" in k or "classifier" in k for k in net)
+    # No fusion heads and no classifier; each stage's classifier is kept for --stream_agreement.
+    assert not any("classifier" in k for k in net)
+    assert sorted(k for k in net if "aggregator" in k) == [
+        f"module.aggregator.agreement.{head}.{p}" for head in ("img_fc", "pose_fc") for p in ("bias", "weight")]
+    assert torch.equal(net["module.aggregator.agreement.img_fc.weight"], rgb.classifier.fc[0].weight)
+    assert torch.equal(net["module.aggregator.agreement.pose_fc.bias"], pose.classifier.fc[0].bias)
+    assert infer_stage(net) == "rgb+pose"
     fused = make("rgb+pose", 5)
     load_network(fused, net, modules=("img_backbone", "pose_backbone", "pose2feat"))
     assert torch.equal(fused.pose2feat.conv[0].weight, pose.pose2feat.conv[0].weight)
+    torch.manual_seed(5)
+    agreeing = IntegralAction("rgb+pose", 7, OPENPOSE_18.limbs, 18, frame_per_seg=2,
+                              input_hm_shape=(8, 8), stream_agreement=True)
+    load_stage_heads(agreeing, net, str(out))
+    assert torch.equal(agreeing.aggregator.agreement.pose_fc.weight, pose.classifier.fc[0].weight)
+    assert torch.equal(agreeing.aggregator.agreement.img_fc.bias, rgb.classifier.fc[0].bias)
+    without = {k: v for k, v in net.items() if "agreement.pose_fc" not in k}
+    with pytest.raises(CheckpointError, match="lacks the pose_only classifier"):
+        load_stage_heads(agreeing, without, "old_merge.pth.tar")
 
 
 def test_merge_tool_refuses_wrong_stage(tmp_path, capsys):

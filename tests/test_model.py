@@ -286,3 +286,58 @@ def test_gate_with_hidden_layer_can_compute_agreement():
     expected = torch.sigmoid(4.0 * (feats[:, 0] - feats[:, 1]).abs() - 2.0)
     torch.testing.assert_close(gate.view(4), expected)
     assert gate[2] > 0.8 and gate[3] > 0.8 and gate[0] < 0.2 and gate[1] < 0.2
+
+
+def test_stream_agreement_is_the_probability_both_streams_name_the_same_class():
+    from common.nets.fusion import StreamAgreement
+    agreement = StreamAgreement(3, 3, 3)
+    with torch.no_grad():
+        for fc in (agreement.img_fc, agreement.pose_fc):
+            fc.weight.copy_(torch.eye(3))  # logits = the mean frame feature
+            fc.bias.zero_()
+    # Clip 0: both streams see the same logits; clip 1: they point at different classes.
+    img = torch.tensor([[[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]], [[9.0, 0.0, 0.0], [9.0, 0.0, 0.0]]])
+    pose = torch.tensor([[[1.0, 0.0, 0.0]], [[0.0, 0.0, 9.0]]])
+    a = agreement(img, pose)  # (B, T, C) and (B, Tp, C) frame features
+    p = torch.softmax(torch.tensor([1.0, 0.0, 0.0]), 0)
+    assert torch.allclose(a[0], (p * p).sum())
+    p_img, p_pose = torch.softmax(torch.tensor([9.0, 0, 0]), 0), torch.softmax(torch.tensor([0, 0, 9.0]), 0)
+    assert torch.allclose(a[1], (p_img * p_pose).sum())
+    assert a[1] < 1e-3 < 0.3 < a[0]
+
+
+def test_aggregator_scales_the_rgb_term_by_the_agreement():
+    torch.manual_seed(0)
+    agg = Aggregator(4, 4, 6, frame_per_seg=2, agreement_classes=3).eval()
+    img, pose = torch.randn(4, 4, 2, 2), torch.randn(4, 4, 2, 2)  # B = 2 clips of T = 2 frames
+    with torch.no_grad():
+        agg.pose_gate_fc[0].weight.zero_()  # gate = 0.5 everywhere
+        agg.pose_gate_fc[0].bias.zero_()
+    a = agg.agreement(img.mean((2, 3)).view(2, 2, 4), pose.mean((2, 3)).view(2, 2, 4))
+    feat, _ = agg(img, pose)
+    pose_out = agg.pose_norm(agg.pose_conv(pose.mean((2, 3), keepdim=True)))
+    img_out = agg.img_norm(agg.img_conv(img.mean((2, 3), keepdim=True)))
+    per_frame = a.repeat_interleave(2).view(4, 1, 1, 1)
+    assert torch.allclose(feat, 0.5 * pose_out + 0.5 * per_frame * img_out, atol=1e-6)
+    # Streams that cannot agree silence the scene: only the pose term is left.
+    with torch.no_grad():
+        agg.agreement.img_fc.weight.zero_()
+        agg.agreement.img_fc.bias.copy_(torch.tensor([50.0, 0.0, 0.0]))
+        agg.agreement.pose_fc.weight.zero_()
+        agg.agreement.pose_fc.bias.copy_(torch.tensor([0.0, 0.0, 50.0]))
+    feat, _ = agg(img, pose)
+    assert torch.allclose(feat, 0.5 * pose_out, atol=1e-6)
+
+
+def test_stream_agreement_heads_stay_frozen_in_the_fusion_stage():
+    model = tiny_model("rgb+pose", stream_agreement=True)
+    assert model.aggregator.agreement.img_fc.out_features == 5
+    model.freeze_for_stage()
+    optimizer = make_optimizer(model, type("C", (), dict(lr=0.1, momentum=0.9, weight_decay=1e-4))())
+    in_optimizer = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    heads = {id(p) for p in model.aggregator.agreement.parameters()}
+    assert heads and not heads & in_optimizer
+    assert {id(p) for p in model.aggregator.img_conv.parameters()} <= in_optimizer
+    model(tiny_inputs())["logits"].sum().backward()
+    assert all(p.grad is None for p in model.aggregator.agreement.parameters())
+    assert model.aggregator.img_conv[0].weight.grad is not None

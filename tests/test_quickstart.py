@@ -17,9 +17,13 @@ def test_quickstart_fast(tmp_path, capsys):
             top1, spread = out["summary"][name][split]["top1"]
             top5, _ = out["summary"][name][split]["top5"]
             assert 0 <= top1 <= top5 <= 100 and spread == 0.0
-    # The fused recipes report the mean gate value in (0, 1).
+    # The fused recipes report the mean gate value in (0, 1); the robust one, which scales the
+    # scene by the streams' agreement, reports that agreement too.
     gate = out["summary"][names[-1]]["in context"]["gate"][0]
     assert 0 < gate < 1
+    agreement = out["summary"][names[-1]]["out of context"]["agreement"][0]
+    assert 0 < agreement < 1
+    assert "agreement" not in out["summary"][names[-2]]["in context"]
     table = open(out["table"]).read()
     stages, checks = table.split("| criterion (top-1) |")
     assert stages.count("\n| ") == 1 + len(names)  # header + one row per stage

@@ -44,7 +44,7 @@ from tool.synthetic.actions import BodyShape, MotionParams, action_pose, idle_pa
 from tool.synthetic.render import (SCENES, FigureStyle, draw_held_prop, draw_person,
                                    draw_scene)
 
-FORMAT_VERSION = 2  # bump when the generated content changes, so old sets get rebuilt
+FORMAT_VERSION = 3  # bump when the generated content changes, so old sets get rebuilt
 MARKER_NAME = "synthetic_params.json"
 
 
@@ -158,9 +158,16 @@ def plan_split(params: GenParams, split: str, first_number: int, per_class: int)
             actor_ground = params.height * float(rng.uniform(0.80, 0.88))
             actor_scale = params.height * float(rng.uniform(0.52, 0.64))
             out_of_context = split == "mimetics"
-            # Out of context: the scene of another class and nothing in the hands (miming).
-            scene = (label + int(rng.integers(1, params.num_classes))) % params.num_classes \
-                if out_of_context else label
+            scene = label
+            if out_of_context:
+                # Out of context: nothing in the hands (miming), and the scene of a class with
+                # another motion, so that the scene contradicts what the body does. (The scene
+                # of the class sharing the motion, e.g. a tennis court for a mimed bat swing, is
+                # what that class looks like without its object: a pair confusion, not a
+                # misleading context, and pose cannot settle it either.)
+                others = [c for c in range(params.num_classes) if c != label]
+                contrary = [c for c in others if CLASSES[c].motion != cls.motion] or others
+                scene = contrary[int(rng.integers(0, len(contrary)))]
             plans.append(VideoPlan(
                 split=split, number=first_number + label * per_class + slot, label=label,
                 slot=slot, scene=scene, held_prop=None if out_of_context else cls.held_prop,

@@ -4,7 +4,8 @@
         [--pose snapshot_29_pose_only.pth.tar] [--out snapshot_0.pth.tar]
 
 Defaults are the original's file names in the working folder. `img_backbone.*` comes from the
-rgb_only snapshot, `pose_backbone.*` and `pose2feat.*` from the pose_only one; epoch 0.
+rgb_only snapshot, `pose_backbone.*` and `pose2feat.*` from the pose_only one; epoch 0. Each
+stage's classifier is kept as `aggregator.agreement.*` for `--stream_agreement`.
 """
 import os.path as osp, sys; sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # noqa: E401,E702
 
@@ -31,9 +32,13 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
         raise SystemExit(f"error: {err}")
     atomic_save(merged, args.out)
     keys = merged["network"]
-    print(f"merged {sum(k.startswith('module.img_backbone.') for k in keys)} img_backbone tensors "
-          f"from {args.rgb} and {sum(not k.startswith('module.img_backbone.') for k in keys)} "
-          f"pose_backbone/pose2feat tensors from {args.pose}")
+
+    def count(*modules: str) -> int:
+        return sum(k.startswith(tuple(f"module.{m}." for m in modules)) for k in keys)
+
+    print(f"merged {count('img_backbone')} img_backbone tensors from {args.rgb}, "
+          f"{count('pose_backbone', 'pose2feat')} pose_backbone/pose2feat tensors from "
+          f"{args.pose} and {count('aggregator.agreement')} stage classifier tensors")
     print(f"saved: {args.out}")
     return args.out
 

@@ -30,6 +30,37 @@ class Pose2Feat(nn.Module):
         return self.conv(pose_maps)
 
 
+class StreamAgreement(nn.Module):
+    """How far the two streams agree on the action, from their own stage classifiers.
+
+    `img_fc` and `pose_fc` are the rgb_only and pose_only stages' classifiers (the merge tool
+    carries them over; they stay frozen in rgb+pose). The agreement of a clip is
+    a = sum_c p_rgb(c) * p_pose(c), the probability that both streams name the same class: near
+    1 when the scene fits the motion, near 0 when the scene names an action the body is not
+    doing (a mimed action, a misleading background).
+    """
+
+    def __init__(self, img_dim: int, pose_dim: int, class_num: int) -> None:
+        super().__init__()
+        self.img_fc = nn.Linear(img_dim, class_num)
+        self.pose_fc = nn.Linear(pose_dim, class_num)
+
+    @torch.no_grad()
+    def forward(self, img_pooled: Tensor, pose_pooled: Tensor) -> Tensor:
+        """
+        Args:
+            img_pooled: (B, T, Ci) spatially pooled RGB features.
+            pose_pooled: (B, Tp, Cp) spatially pooled pose features.
+
+        Returns:
+            (B,) agreement in [0, 1]. Clip-level, as the stages predict: the mean of the frame
+            features is classified (the same as averaging frame logits, the classifier being linear).
+        """
+        p_img = torch.softmax(self.img_fc(img_pooled.mean(dim=1)).float(), dim=-1)
+        p_pose = torch.softmax(self.pose_fc(pose_pooled.mean(dim=1)).float(), dim=-1)
+        return (p_img * p_pose).sum(dim=-1)
+
+
 class Aggregator(nn.Module):
     """Pose-driven feature integration.
 
@@ -53,11 +84,15 @@ class Aggregator(nn.Module):
             linear function of their features, so only such a gate is able to trust the scene
             where it fits the motion and ignore it where it does not (whether training finds
             that is another matter: see the README's robust-recipe measurements).
+        agreement_classes: 0 (the paper). > 0: the number of classes of a `StreamAgreement`
+            (`agreement.*`) whose clip-level agreement scales the RGB term, so a scene that names
+            an action the body is not doing has little say: out = g * pose' + (1 - g) * a * rgb'.
     """
 
     def __init__(self, img_dim: int, pose_dim: int, out_dim: int = 512, frame_per_seg: int = 8,
                  pose_frame_factor: int = 1, pose_gate: bool = True,
-                 gate_input: str = "pose", gate_hidden: int = 0) -> None:
+                 gate_input: str = "pose", gate_hidden: int = 0,
+                 agreement_classes: int = 0) -> None:
         super().__init__()
         if gate_input not in ("pose", "pose+rgb"):
             raise ValueError(f"gate_input must be 'pose' or 'pose+rgb', got {gate_input!r}")
@@ -82,6 +117,8 @@ class Aggregator(nn.Module):
         self.img_norm = nn.LayerNorm([out_dim, 1, 1])
         self.pose_conv = conv_bn_relu(pose_dim, out_dim, 1)
         self.pose_norm = nn.LayerNorm([out_dim, 1, 1])
+        self.agreement = (StreamAgreement(img_dim, pose_dim, agreement_classes)
+                          if agreement_classes > 0 else None)
 
     def init_hidden_gate(self) -> None:
         """PyTorch's default (Kaiming-uniform) initialisation for a gate with a hidden layer.
@@ -95,16 +132,32 @@ class Aggregator(nn.Module):
                 if isinstance(layer, nn.Linear):
                     layer.reset_parameters()
 
-    def forward(self, img_feat: Tensor, pose_feat: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
+    def clip_agreement(self, img_feat: Tensor, pose_feat: Tensor) -> Optional[Tensor]:
+        """(B*T, Ci, h, w), (B*Tp, Cp, h', w') stream outputs -> (B,) agreement of the stages'
+        classifiers, or None without `agreement_classes`."""
+        if self.agreement is None:
+            return None
+        batch = img_feat.shape[0] // self.frame_per_seg
+        return self.agreement(img_feat.mean(dim=(2, 3)).view(batch, self.frame_per_seg, -1),
+                              pose_feat.mean(dim=(2, 3)).view(batch, self.pose_frame_num, -1))
+
+    def forward(self, img_feat: Tensor, pose_feat: Tensor, agreement: Optional[Tensor] = None
+                ) -> Tuple[Tensor, Optional[Tensor]]:
         """
         Args:
             img_feat: (B*T, Ci, h, w) RGB stream output.
             pose_feat: (B*Tp, Cp, h', w') pose stream output, Tp = (T-1)*factor+1.
+            agreement: (B,) from `clip_agreement` when the caller already has it; computed
+                here otherwise (only with `agreement_classes`).
 
         Returns:
             feat: (B*T, out_dim, 1, 1) integrated feature.
             gate: (B*T, out_dim) in (0, 1), or None without the gate.
         """
+        if agreement is None:
+            agreement = self.clip_agreement(img_feat, pose_feat)
+        if agreement is not None:
+            agreement = agreement.to(img_feat.dtype).repeat_interleave(self.frame_per_seg)
         img_feat = img_feat.mean(dim=(2, 3), keepdim=True)
         pose_feat = pose_feat.mean(dim=(2, 3), keepdim=True)
         if self.pose_frame_factor > 1:
@@ -113,7 +166,10 @@ class Aggregator(nn.Module):
             seq = self.pose_temporal_conv(seq.permute(0, 2, 1, 3, 4))  # (B, C, T, 1, 1)
             pose_feat = seq.permute(0, 2, 1, 3, 4).reshape(-1, c, 1, 1)
         if not self.use_gate:
-            return self.pose_conv(pose_feat) + self.img_conv(img_feat), None
+            img_out = self.img_conv(img_feat)
+            if agreement is not None:
+                img_out = img_out * agreement[:, None, None, None]
+            return self.pose_conv(pose_feat) + img_out, None
         # flatten(1), not squeeze: a batch of one frame must keep its batch dimension.
         gate_in = pose_feat.flatten(1)
         if self.gate_input == "pose+rgb":
@@ -121,6 +177,8 @@ class Aggregator(nn.Module):
         gate = torch.sigmoid(self.pose_gate_fc(gate_in))
         pose_out = self.pose_norm(self.pose_conv(pose_feat))
         img_out = self.img_norm(self.img_conv(img_feat))
+        if agreement is not None:
+            img_out = img_out * agreement[:, None, None, None]
         g = gate[:, :, None, None]
         return g * pose_out + (1 - g) * img_out, gate
 

@@ -217,12 +217,17 @@ def _jump(u: float, amp: float, body: BodyShape) -> Posture:
 
 
 def _squat(u: float, amp: float, body: BodyShape) -> Posture:
-    """Knees out and hips down (thighs towards the camera), arms rising to balance."""
+    """Knees out and hips down (thighs towards the camera), hands clasped in front of the chest.
+
+    The clasped hands keep every frame of a squat apart from a kick, whose arms are held out to
+    the sides: with the arms out too (data format v2) a pose network trained for a few epochs
+    mistook most squats for kicks.
+    """
     depth = min(1.1, (0.5 - 0.5 * math.cos(2 * math.pi * u)) * amp)
     hip = 0.08 + 0.55 * depth
-    arms = 0.15 + 1.35 * depth
+    hands_y = -0.2 - 0.03 * depth
     # The knee angle keeps the shin about vertical while the thigh splays out.
-    return Posture(r_shoulder=arms, r_elbow=0.05, l_shoulder=arms, l_elbow=0.05,
+    return Posture(r_hand=(-0.03, hands_y), l_hand=(0.03, hands_y), elbow_hint=(1.0, 0.3),
                    r_hip=hip, l_hip=hip, r_knee=0.05 - hip, l_knee=0.05 - hip,
                    r_thigh_scale=1.0 - 0.55 * depth, l_thigh_scale=1.0 - 0.55 * depth)
 
