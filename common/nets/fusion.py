@@ -35,9 +35,10 @@ class StreamAgreement(nn.Module):
 
     `img_fc` and `pose_fc` are the rgb_only and pose_only stages' classifiers (the merge tool
     carries them over; they stay frozen in rgb+pose). The agreement of a clip is
-    a = sum_c p_rgb(c) * p_pose(c), the probability that both streams name the same class: near
-    1 when the scene fits the motion, near 0 when the scene names an action the body is not
-    doing (a mimed action, a misleading background).
+    a = sum_c p_rgb(c) * p_pose(c), the probability that both streams name the same class. It is
+    about the pose stream's belief in the class the scene names: high when the scene fits the
+    motion, near 0 when the scene names an action the body is not doing (a mimed action, a
+    misleading background).
     """
 
     def __init__(self, img_dim: int, pose_dim: int, class_num: int) -> None:
