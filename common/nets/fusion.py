@@ -55,7 +55,7 @@ class StreamAgreement(nn.Module):
 
         Returns:
             (B,) agreement in [0, 1]. Clip-level, as the stages predict: the mean of the frame
-            features is classified (the same as averaging frame logits, the classifier being linear).
+            features is classified (the same as averaging frame logits: the classifier is linear).
         """
         p_img = torch.softmax(self.img_fc(img_pooled.mean(dim=1)).float(), dim=-1)
         p_pose = torch.softmax(self.pose_fc(pose_pooled.mean(dim=1)).float(), dim=-1)
@@ -157,8 +157,11 @@ class Aggregator(nn.Module):
         """
         if agreement is None:
             agreement = self.clip_agreement(img_feat, pose_feat)
+        # The weight of the RGB term per frame: the clip's agreement, or 1 (the paper).
+        rgb_weight = 1.0
         if agreement is not None:
-            agreement = agreement.to(img_feat.dtype).repeat_interleave(self.frame_per_seg)
+            rgb_weight = agreement.to(img_feat.dtype).repeat_interleave(self.frame_per_seg)
+            rgb_weight = rgb_weight[:, None, None, None]
         img_feat = img_feat.mean(dim=(2, 3), keepdim=True)
         pose_feat = pose_feat.mean(dim=(2, 3), keepdim=True)
         if self.pose_frame_factor > 1:
@@ -167,19 +170,14 @@ class Aggregator(nn.Module):
             seq = self.pose_temporal_conv(seq.permute(0, 2, 1, 3, 4))  # (B, C, T, 1, 1)
             pose_feat = seq.permute(0, 2, 1, 3, 4).reshape(-1, c, 1, 1)
         if not self.use_gate:
-            img_out = self.img_conv(img_feat)
-            if agreement is not None:
-                img_out = img_out * agreement[:, None, None, None]
-            return self.pose_conv(pose_feat) + img_out, None
+            return self.pose_conv(pose_feat) + rgb_weight * self.img_conv(img_feat), None
         # flatten(1), not squeeze: a batch of one frame must keep its batch dimension.
         gate_in = pose_feat.flatten(1)
         if self.gate_input == "pose+rgb":
             gate_in = torch.cat((gate_in, img_feat.flatten(1)), dim=1)
         gate = torch.sigmoid(self.pose_gate_fc(gate_in))
         pose_out = self.pose_norm(self.pose_conv(pose_feat))
-        img_out = self.img_norm(self.img_conv(img_feat))
-        if agreement is not None:
-            img_out = img_out * agreement[:, None, None, None]
+        img_out = rgb_weight * self.img_norm(self.img_conv(img_feat))
         g = gate[:, :, None, None]
         return g * pose_out + (1 - g) * img_out, gate
 
