@@ -16,7 +16,7 @@ import pytest
 from pycocotools.coco import COCO
 
 from data.joint_sets import OPENPOSE_18
-from tool.make_synthetic_dataset import CLASSES, generate_dataset, main
+from tool.make_synthetic_dataset import CLASSES, GenParams, generate_dataset, main, plan_split
 from tool.synthetic.actions import BodyShape, MotionParams, action_pose
 
 TINY = dict(num_classes=4, train_per_class=3, test_per_class=3, frames=16, height=48, width=64)
@@ -142,6 +142,8 @@ def test_scene_in_context_and_out_of_context(sets):
             assert video["held_prop"] == CLASSES[video["label"]].held_prop
     for video in s["videos"]["mimetics"]:
         assert video["scene"] != video["label"] and 0 <= video["scene"] < 4
+        # The scene contradicts the motion: never that of the class sharing the motion.
+        assert CLASSES[video["scene"]].motion != video["motion"]
         assert video["held_prop"] is None  # miming: no object
         assert video["scene_name"] == CLASSES[video["scene"]].scene
     # Out-of-context frames really do show another scene: their mean colour is far from the
@@ -155,6 +157,15 @@ def test_scene_in_context_and_out_of_context(sets):
         colour = mean_colour(video)
         nearest = min(val, key=lambda label: np.linalg.norm(colour - val[label]))
         assert nearest == video["scene"]
+
+
+def test_two_class_set_still_takes_the_other_scene():
+    # The two first classes share a motion: with no class of another motion left, the
+    # out-of-context scene falls back to the other class rather than to the video's own.
+    params = GenParams(seed=0, num_classes=2, train_per_class=1, test_per_class=4, frames=16,
+                       height=48, width=64, subset="Synth", jpeg_quality=90)
+    plans = plan_split(params, "mimetics", 0, params.test_per_class)
+    assert [(p.label, p.scene) for p in plans] == [(0, 1)] * 4 + [(1, 0)] * 4
 
 
 # ------------------------------------------------------------------------------ Kinetics format
