@@ -83,6 +83,8 @@ def default_config() -> EasyDict:
         num_thread=4,  # DataLoader workers
         gpu_ids=None,  # None: CPU unless one GPU is visible; '0', '0,1', '0-3'
         continue_train=False,
+        overwrite=False,  # True: a stage started without --continue may replace its snapshots
+        strict=False,  # True: every data problem (a skipped clip, a zeroed pose) is an error
         seed=None,
         log_interval=20,
         progress_bar=True,
