@@ -15,26 +15,32 @@ import logging
 import os
 import os.path as osp
 import re
+import socket
 import tempfile
+import time
+import uuid
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
+from common.errors import CheckpointError
+from common.stages import MERGE_SOURCES, STREAM_MODULES
+
+__all__ = ["CheckpointError", "STREAM_MODULES"]  # re-exported for the entry points
+
 logger = logging.getLogger("integral_action.checkpoint")
 
 PREFIX = "module."
 SNAPSHOT_RE = re.compile(r"^snapshot_(\d+)\.pth\.tar$")
-STREAM_MODULES = ("img_backbone", "pose_backbone", "pose2feat")
-RGB_MODULES = ("img_backbone",)
-POSE_MODULES = ("pose_backbone", "pose2feat")
 # The merge tool also keeps each stage's classifier here, for `--stream_agreement`.
 AGREEMENT_PREFIX = "aggregator.agreement."
-_STAGE_HEADS = (("img_fc", "rgb_only"), ("pose_fc", "pose_only"))
-
-
-class CheckpointError(RuntimeError):
-    """A snapshot that cannot be used the way it was asked to be used."""
+# Temporary files of `atomic_save`: `.tmp_<host>_<pid>_<random>.pth.tar`, so that a later run can
+# tell the leftovers of a dead process from the file another live process is writing.
+TMP_PREFIX = ".tmp_"
+TMP_RE = re.compile(r"^\.tmp_(?P<host>.+)_(?P<pid>\d+)_[^_]+\.pth\.tar$")
+# A temporary of another machine (a shared file system) counts as stale after this long.
+FOREIGN_TMP_STALE_S = 6 * 3600
 
 
 def snapshot_path(model_dir: str, epoch: int) -> str:
@@ -67,15 +73,31 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+def current_umask() -> int:
+    """The process's umask (read by setting it and putting it back: there is no getter)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _tmp_name_prefix() -> str:
+    host = re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname()) or "host"
+    return f"{TMP_PREFIX}{host}_{os.getpid()}_"
+
+
 def atomic_save(obj: Dict[str, Any], path: str) -> None:
     """torch.save to a temporary file beside `path`, fsync, then rename over it.
 
-    A crash during the write leaves the previous file (or none) instead of a truncated one.
+    A crash during the write leaves the previous file (or none) instead of a truncated one, and
+    at worst a temporary that `remove_stale_temporaries` recognises later. The file gets the
+    permissions of an ordinary new file (0666 minus the umask), not mkstemp's 0600, so that
+    colleagues on a shared machine can read the snapshots.
     """
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".pth.tar", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=_tmp_name_prefix(), suffix=".pth.tar", dir=folder)
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
@@ -87,8 +109,55 @@ def atomic_save(obj: Dict[str, Any], path: str) -> None:
         raise
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+def remove_stale_temporaries(folder: str) -> List[str]:
+    """Delete the temporaries that a killed `atomic_save` left in `folder`; returns their paths.
+
+    A temporary is stale when the process that wrote it (same host) no longer runs, or, for one
+    written on another host, when it is older than `FOREIGN_TMP_STALE_S`. Each removal is logged.
+    """
+    if not osp.isdir(folder):
+        return []
+    host = _tmp_name_prefix()[len(TMP_PREFIX):].split("_")[0]
+    removed = []
+    for name in sorted(os.listdir(folder)):
+        match = TMP_RE.match(name)
+        if not match:
+            continue
+        path = osp.join(folder, name)
+        if match.group("host") == host:
+            stale = not _process_alive(int(match.group("pid")))
+        else:
+            stale = time.time() - osp.getmtime(path) > FOREIGN_TMP_STALE_S
+        if stale:
+            size = osp.getsize(path)
+            os.remove(path)
+            removed.append(path)
+            logger.warning("removed %s (%.1f MB), the unfinished save of an interrupted run",
+                           path, size / 2**20)
+    return removed
+
+
+def new_run_info() -> Dict[str, Any]:
+    """The identity of a training run, stored in each of its snapshots (see `find_resume_snapshot`)."""
+    return {"id": uuid.uuid4().hex, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "host": socket.gethostname()}
+
+
 def save_snapshot(path: str, model: nn.Module, optimizer: Optional[torch.optim.Optimizer],
-                  epoch: int, mode: str, config: Optional[Mapping[str, Any]] = None) -> None:
+                  epoch: int, mode: str, config: Optional[Mapping[str, Any]] = None,
+                  run: Optional[Mapping[str, Any]] = None) -> None:
+    """Write a snapshot in the authors' layout plus `mode`, `merged`, `config`, the `run` that
+    wrote it and `saved_at` (seconds since the epoch)."""
     state = {
         "epoch": int(epoch),
         "network": to_authors_layout(unwrap(model).state_dict()),
@@ -96,16 +165,24 @@ def save_snapshot(path: str, model: nn.Module, optimizer: Optional[torch.optim.O
         "mode": mode,
         "merged": False,
         "config": _plain(config or {}),
+        "run": _plain(run or {}),
+        "saved_at": time.time(),
     }
     atomic_save(state, path)
 
 
-def load_snapshot(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
-    """Read a snapshot without executing anything in it."""
+def load_snapshot(path: str, map_location: Any = "cpu", mmap: bool = False) -> Dict[str, Any]:
+    """Read a snapshot without executing anything in it (`mmap`: tensors are read lazily, for
+    looking at many snapshots' metadata; files in the legacy format are read whole)."""
     if not osp.isfile(path):
         raise CheckpointError(f"snapshot not found: {path}")
     try:
-        snap = torch.load(path, map_location=map_location, weights_only=True)
+        try:
+            snap = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+        except RuntimeError as err:
+            if not mmap or "mmap" not in str(err):
+                raise
+            snap = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:
         raise CheckpointError(f"cannot read snapshot {path}: {type(err).__name__}: {err}") from err
     if not isinstance(snap, dict) or "network" not in snap:
@@ -207,7 +284,7 @@ def load_stage_heads(model: nn.Module, network: Mapping[str, Tensor], path: str)
     sub = {k[len(AGREEMENT_PREFIX):]: v for k, v in state.items() if k.startswith(AGREEMENT_PREFIX)}
     missing = sorted(set(agreement.state_dict()) - set(sub))
     if missing:
-        stages = [stage for head, stage in _STAGE_HEADS if any(k.startswith(head) for k in missing)]
+        stages = [s.name for s in MERGE_SOURCES if any(k.startswith(s.agreement_head) for k in missing)]
         raise CheckpointError(
             f"{path} lacks the {' and '.join(stages)} classifier(s) that --stream_agreement needs "
             f"({missing}); merge the stage snapshots again with tool/merge_rgb_only_pose_only.py")
@@ -230,23 +307,45 @@ def list_snapshots(model_dir: str) -> List[Tuple[int, str]]:
     return sorted(found, reverse=True)
 
 
-def find_resume_snapshot(model_dir: str, mode: str) -> Optional[Tuple[str, Dict[str, Any]]]:
-    """The highest-numbered snapshot *of this stage* (a merged snapshot counts as rgb+pose).
+def _run_key(snap: Mapping[str, Any], path: str) -> Tuple[str, float]:
+    """(run id, save time) of a snapshot; files without a run (the authors', older ones) form
+    one run, `legacy`, dated by the file's modification time."""
+    run = snap.get("run") or {}
+    saved = snap.get("saved_at")
+    return (str(run.get("id") or "legacy"),
+            float(saved) if isinstance(saved, (int, float)) else osp.getmtime(path))
 
-    The original took the highest number regardless of stage, so a leftover pose_only
-    `snapshot_29` was resumed instead of the merged `snapshot_0`.
+
+def find_resume_snapshot(model_dir: str, mode: str) -> Optional[Tuple[str, Dict[str, Any]]]:
+    """The snapshot `--continue` resumes: the last one of the most recent run of this stage.
+
+    Among the snapshots of the stage (a merged snapshot counts as rgb+pose), the one saved last
+    names the run that was interrupted; its highest epoch is where that run stopped. The
+    original took the highest number in the folder, whichever stage or run wrote it: a leftover
+    pose_only `snapshot_29` was resumed instead of the merged `snapshot_0`, and after a restart
+    from epoch 0 a finished earlier run's `snapshot_29` instead of the new run's latest.
     """
-    for _, path in list_snapshots(model_dir):
+    runs: Dict[str, List[Tuple[int, float, str]]] = {}
+    for epoch, path in list_snapshots(model_dir):
         try:
-            snap = load_snapshot(path)
+            snap = load_snapshot(path, mmap=True)
         except CheckpointError as err:
             logger.warning("skipping unreadable snapshot: %s", err)
             continue
         stage = snapshot_stage(snap)
-        if stage == mode or (stage is None and not snap.get("merged") and mode != "rgb+pose"):
-            return path, snap
-        logger.info("not resuming from %s (stage %s, this run is %s)", path, stage, mode)
-    return None
+        if not (stage == mode or (stage is None and not snap.get("merged") and mode != "rgb+pose")):
+            logger.info("not resuming from %s (stage %s, this run is %s)", path, stage, mode)
+            continue
+        run_id, saved = _run_key(snap, path)
+        runs.setdefault(run_id, []).append((int(snap.get("epoch", epoch)), saved, path))
+    if not runs:
+        return None
+    latest = max(runs.values(), key=lambda items: max(saved for _, saved, _ in items))
+    epoch, _, path = max(latest)
+    if len(runs) > 1:
+        logger.info("%d runs of stage %s in %s; resuming the most recent one", len(runs), mode,
+                    model_dir)
+    return path, load_snapshot(path)
 
 
 def merge_single_stream_snapshots(rgb_snap: Mapping[str, Any], pose_snap: Mapping[str, Any],
@@ -258,25 +357,26 @@ def merge_single_stream_snapshots(rgb_snap: Mapping[str, Any], pose_snap: Mappin
     initialises them afresh. Each stage's own classifier is kept as
     `aggregator.agreement.{img_fc,pose_fc}.*` (what `--stream_agreement` needs; the paper's
     model does not load them)."""
-    for snap, want, path in ((rgb_snap, "rgb_only", rgb_path), (pose_snap, "pose_only", pose_path)):
+    rgb_stage, pose_stage = MERGE_SOURCES
+    sources = ((rgb_snap, rgb_stage, rgb_path), (pose_snap, pose_stage, pose_path))
+    for snap, want, path in sources:
         stage = snapshot_stage(snap)
-        if snap.get("merged") or (stage is not None and stage != want):
+        if snap.get("merged") or (stage is not None and stage != want.name):
             raise CheckpointError(
                 f"{path} is a '{'merged' if snap.get('merged') else stage}' snapshot; the merge "
-                f"needs a '{want}' snapshot there")
-    rgb_net = from_authors_layout(rgb_snap["network"])
-    pose_net = from_authors_layout(pose_snap["network"])
-    network = {k: v for k, v in rgb_net.items() if k.startswith(tuple(m + "." for m in RGB_MODULES))}
-    network.update({k: v for k, v in pose_net.items()
-                    if k.startswith(tuple(m + "." for m in POSE_MODULES))})
-    for module in STREAM_MODULES:
-        if not any(k.startswith(module + ".") for k in network):
-            raise CheckpointError(f"merged snapshot would have no '{module}' weights")
-    for (head, _), net in zip(_STAGE_HEADS, (rgb_net, pose_net)):
+                f"needs a '{want.name}' snapshot there")
+    network: Dict[str, Tensor] = {}
+    for snap, stage, _ in sources:
+        net = from_authors_layout(snap["network"])
+        network.update({k: v for k, v in net.items()
+                        if k.startswith(tuple(m + "." for m in stage.merge_provides))})
         for param in ("weight", "bias"):
             key = f"classifier.fc.0.{param}"
             if key in net:
-                network[f"{AGREEMENT_PREFIX}{head}.{param}"] = net[key]
+                network[f"{AGREEMENT_PREFIX}{stage.agreement_head}.{param}"] = net[key]
+    for module in STREAM_MODULES:
+        if not any(k.startswith(module + ".") for k in network):
+            raise CheckpointError(f"merged snapshot would have no '{module}' weights")
     merged = {
         "epoch": 0,
         "network": to_authors_layout(network),
@@ -284,5 +384,7 @@ def merge_single_stream_snapshots(rgb_snap: Mapping[str, Any], pose_snap: Mappin
         "mode": "rgb+pose",
         "merged": True,
         "config": _plain(rgb_snap.get("config", {})),
+        "run": new_run_info(),
+        "saved_at": time.time(),
     }
     return merged

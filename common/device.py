@@ -2,43 +2,76 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import List, Optional, Tuple
 
 import torch
 from torch import nn
 
+from common.errors import UsageError
+
 logger = logging.getLogger("integral_action.device")
 
 
+# What `--gpu` accepts, for messages.
+GPU_FORMS = "'0', '0,1', '0-3' or 'cpu'"
+
+
 def parse_gpu_ids(text: Optional[str]) -> List[int]:
-    """'0' -> [0]; '0,1,3' -> [0, 1, 3]; '0-3' -> [0, 1, 2, 3]; None/'' -> []."""
-    if text is None or str(text).strip() in ("", "none", "cpu"):
+    """The GPU ids a `--gpu` value names: '0' -> [0]; '0,1,3' -> [0, 1, 3]; '0-3' -> [0, 1, 2, 3].
+
+    None, 'none' (no choice made) and 'cpu' name no GPU: [].
+
+    Raises:
+        UsageError: anything else ('abc', '0-', '3-1', '-1', '0,,1', '0,0'), naming the value
+            and the accepted forms.
+    """
+    if text is None:
         return []
-    text = str(text).strip()
-    if "-" in text:
-        first, last = (int(t) for t in text.split("-", 1))
+    value = "".join(str(text).split())
+    if value.lower() in ("none", "cpu"):
+        return []
+    if re.fullmatch(r"\d+(,\d+)*", value):
+        ids = [int(t) for t in value.split(",")]
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            raise UsageError(f"--gpu {text!r}: GPU {twice[0]} is named twice; use {GPU_FORMS}")
+        return ids
+    span = re.fullmatch(r"(\d+)-(\d+)", value)
+    if span:
+        first, last = int(span.group(1)), int(span.group(2))
         if last < first:
-            raise ValueError(f"bad GPU range {text!r}")
+            raise UsageError(f"--gpu {text!r}: the range ends before it starts; write it "
+                             f"{last}-{first}, or use {GPU_FORMS}")
         return list(range(first, last + 1))
-    return [int(t) for t in text.split(",") if t.strip()]
+    raise UsageError(f"--gpu {text!r} is not a GPU list: use {GPU_FORMS} "
+                     "(GPU ids are whole numbers from 0)")
 
 
 def select_device(gpu_ids: Optional[str]) -> Tuple[torch.device, List[int]]:
     """The device to run on and the GPUs to spread batches over.
 
-    Without `--gpu`, one visible GPU is used when there is one, otherwise the CPU. Asking for
-    GPUs that are not there is an error, not a silent fall-back.
+    Without `--gpu` (None), the first visible GPU is used when there is one, otherwise the CPU;
+    `--gpu cpu` always means the CPU. Asking for GPUs that are not there is an error, not a
+    silent fall-back.
+
+    Raises:
+        UsageError: a bad `--gpu` value, or a GPU that is not visible.
     """
     ids = parse_gpu_ids(gpu_ids)
     available = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if not ids:
-        if available:
+        chose_cpu = gpu_ids is not None and str(gpu_ids).strip().lower() == "cpu"
+        if available and not chose_cpu:
             return torch.device("cuda", 0), [0]
         return torch.device("cpu"), []
     missing = [i for i in ids if i >= available]
     if missing:
-        raise RuntimeError(f"--gpu {gpu_ids}: GPU(s) {missing} not available "
-                           f"({available} visible); run without --gpu to use the CPU")
+        visible = f"{available} visible, ids 0-{available - 1}" if available else "none visible"
+        fallback = "the first visible GPU" if available else "the CPU"
+        raise UsageError(
+            f"--gpu {gpu_ids}: GPU {', '.join(map(str, missing))} not available ({visible}; "
+            f"CUDA_VISIBLE_DEVICES renumbers them from 0); without --gpu {fallback} is used")
     return torch.device("cuda", ids[0]), ids
 
 

@@ -13,8 +13,10 @@ from tqdm import tqdm
 
 from common.context_aug import swap_context
 from common.device import move_batch
+from common.errors import IntegralActionError
 from common.metrics import average_clip_probs, topk_accuracy
 from common.nets.loss import compute_losses
+from common.problems import ProblemTally
 
 logger = logging.getLogger("integral_action.engine")
 
@@ -37,10 +39,26 @@ def make_optimizer(model: nn.Module, cfg: Any) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
+class NonFiniteError(IntegralActionError):
+    """A loss or a prediction that is NaN or infinite."""
+
+
+def _take_problems(batch: Dict[str, Any], tally: Optional[ProblemTally]) -> None:
+    """Hand the data problems a batch reports (see `data/collate.py`) to the tally."""
+    problems = batch.get("problems") or []
+    if tally is not None:
+        tally.add(problems)
+
+
 def train_one_epoch(model: nn.Module, loader: Any, optimizer: torch.optim.Optimizer,
                     device: torch.device, cfg: Any, epoch: int,
-                    generator: Optional[torch.Generator] = None) -> Dict[str, float]:
-    """One pass over the loader; returns the mean of each loss term and the throughput."""
+                    generator: Optional[torch.Generator] = None,
+                    tally: Optional[ProblemTally] = None) -> Dict[str, float]:
+    """One pass over the loader; returns the mean of each loss term and the throughput.
+
+    Clips the loader could not read arrive as the batch's `problems` and go to `tally` (which
+    warns, counts, or stops the run in strict mode); a batch with no usable clip is passed over.
+    """
     model.train()
     bare = model.module if hasattr(model, "module") else model
     if cfg.fusion_frozen_bn:
@@ -60,6 +78,9 @@ def train_one_epoch(model: nn.Module, loader: Any, optimizer: torch.optim.Optimi
     for itr, batch in enumerate(bar):
         if limit is not None and itr >= limit:
             break
+        _take_problems(batch, tally)
+        if "label" not in batch:
+            continue  # every clip of the batch was unusable (counted above)
         batch = move_batch(batch, device)
         gate_target = None
         if cfg.context_aug_prob > 0 and bare.uses_video and bare.uses_pose:
@@ -94,24 +115,41 @@ def train_one_epoch(model: nn.Module, loader: Any, optimizer: torch.optim.Optimi
 
 
 @torch.no_grad()
-def predict(model: nn.Module, loader: Any, device: torch.device, progress: bool = True
-            ) -> Dict[str, np.ndarray]:
+def predict(model: nn.Module, loader: Any, device: torch.device, progress: bool = True,
+            tally: Optional[ProblemTally] = None) -> Dict[str, np.ndarray]:
     """Clip-level class probabilities over a loader.
 
-    Returns: 'video_id' (N,), 'label' (N,), 'prob' (N, C) and, with a gate, 'gate_mean' (N,),
-    with `stream_agreement`, 'agreement' (N,).
+    Returns: 'video_id' (N,), 'label' (N,), 'prob' (N, C), 'skipped_video_id' (S,) (the video
+    of each clip the loader could not read; its problems went to `tally`) and, with a gate,
+    'gate_mean' (N,), with `stream_agreement`, 'agreement' (N,).
+
+    Raises `NonFiniteError` naming the videos when a probability is NaN or infinite: such a
+    row would otherwise be scored as class 0.
     """
     model.eval()
+    skipped: List[int] = []
     ids: List[np.ndarray] = []
     labels: List[np.ndarray] = []
     probs: List[np.ndarray] = []
     gates: List[np.ndarray] = []
     agreements: List[np.ndarray] = []
     for batch in tqdm(loader, desc="test", disable=not progress, leave=False, dynamic_ncols=True):
+        _take_problems(batch, tally)
+        skipped.extend(int(video_id) for video_id, _ in batch.get("skipped") or [])
+        if "label" not in batch:
+            continue
         batch = move_batch(batch, device)
         outputs = model(batch)
         logits = outputs["logits"]
-        probs.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
+        prob = torch.softmax(logits.float(), dim=1).cpu().numpy()
+        bad = ~np.isfinite(prob).all(axis=1)
+        if bad.any():
+            videos = sorted(set(batch["video_id"].cpu().numpy()[bad].tolist()))
+            raise NonFiniteError(
+                f"non-finite class probabilities for video id(s) {videos[:10]}: the snapshot's "
+                "weights or these videos' inputs hold NaN/inf; check the snapshot (a diverged "
+                "run) and the videos' frames and pose files")
+        probs.append(prob)
         ids.append(batch["video_id"].cpu().numpy())
         labels.append(batch["label"].cpu().numpy())
         if outputs.get("gate") is not None:
@@ -122,6 +160,7 @@ def predict(model: nn.Module, loader: Any, device: torch.device, progress: bool 
         "video_id": np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64),
         "label": np.concatenate(labels) if labels else np.zeros(0, dtype=np.int64),
         "prob": np.concatenate(probs) if probs else np.zeros((0, 0), dtype=np.float32),
+        "skipped_video_id": np.asarray(skipped, dtype=np.int64),
     }
     if gates:
         out["gate_mean"] = np.concatenate(gates)
@@ -131,13 +170,27 @@ def predict(model: nn.Module, loader: Any, device: torch.device, progress: bool 
 
 
 def evaluate(predictions: Dict[str, np.ndarray]) -> Dict[str, Any]:
-    """Video-level top-1/top-5 (percent) from clip predictions (clips of a video averaged)."""
-    ids, probs, labels = average_clip_probs(predictions["video_id"], predictions["prob"],
-                                            predictions["label"])
+    """Video-level top-1/top-5 (percent) from clip predictions (clips of a video averaged).
+
+    A video with a clip the loader could not read (`skipped_video_id`) is left out entirely:
+    its score would rest on fewer clips than the protocol's. Returns also 'left_out' (the ids
+    of those videos) and 'clips' (clips scored).
+    """
+    ids, probs, labels = predictions["video_id"], predictions["prob"], predictions["label"]
+    left_out = np.unique(predictions.get("skipped_video_id", np.zeros(0, dtype=np.int64)))
+    keep = ~np.isin(ids, left_out)
+    if not keep.all():
+        ids, probs, labels = ids[keep], probs[keep], labels[keep]
+    if len(ids):
+        ids, probs, labels = average_clip_probs(ids, probs, labels)
+    if not np.isfinite(probs).all():
+        raise NonFiniteError("non-finite video probabilities reached the metrics")
     return {
         "video_ids": ids,
         "probs": probs,
         "labels": labels,
+        "left_out": left_out,
+        "clips": int(keep.sum()),
         "top1": topk_accuracy(probs, labels, 1),
         "top5": topk_accuracy(probs, labels, 5),
     }

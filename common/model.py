@@ -14,13 +14,10 @@ from torch import Tensor, nn
 from common.nets.fusion import Aggregator, Classifier, Pose2Feat, init_head_weights
 from common.nets.pose_maps import render_pose_maps
 from common.nets.tsm_resnet import FEATURE_DIMS, TSMResNet
+from common.stages import MODULE_NAMES, get_stage
 
 logger = logging.getLogger("integral_action.model")
 
-MODES = ("rgb_only", "pose_only", "rgb+pose")
-MODULE_NAMES = ("img_backbone", "pose_backbone", "pose2feat", "aggregator", "classifier")
-# The rgb+pose stage trains only these; the streams keep the single-stream stages' weights.
-FUSION_TRAINABLE = ("aggregator", "classifier")
 
 
 class IntegralAction(nn.Module):
@@ -52,8 +49,7 @@ class IntegralAction(nn.Module):
                  dropout: float = 0.5, gate_input: str = "pose", gate_hidden: int = 0,
                  stream_agreement: bool = False) -> None:
         super().__init__()
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self.stage = get_stage(mode)
         self.mode = mode
         self.class_num = class_num
         self.joint_num = joint_num
@@ -71,25 +67,31 @@ class IntegralAction(nn.Module):
         self.aggregator = Aggregator(img_dim, pose_dim, agg_feat_dim, frame_per_seg,
                                      pose_frame_factor, pose_gate, gate_input, gate_hidden,
                                      class_num if stream_agreement else 0)
-        cls_dim = {"rgb_only": img_dim, "pose_only": pose_dim, "rgb+pose": agg_feat_dim}[mode]
+        cls_dim = {"img": img_dim, "pose": pose_dim, "fusion": agg_feat_dim}[self.stage.feature]
         self.classifier = Classifier(cls_dim, class_num, dropout)
 
-    def init_weights(self, pretrained: str = "imagenet") -> None:
-        """The original's training-time initialisation: ImageNet for both backbones (when
-        available), N(0, 0.001) convs / N(0, 0.01) linears / BN 1, 0 for the other layers."""
-        for backbone in (self.img_backbone, self.pose_backbone):
-            backbone.load_imagenet(pretrained)
+    def init_weights(self, pretrained: Optional[str] = "imagenet") -> None:
+        """The original's training-time initialisation: ImageNet for both backbones,
+        N(0, 0.001) convs / N(0, 0.01) linears / BN 1, 0 for the other layers.
+
+        `pretrained` is 'imagenet', a local state-dict file or 'none' (see
+        `TSMResNet.load_imagenet`, which stops when the weights cannot be had); None leaves the
+        backbones alone, for a run whose backbones all come from a snapshot.
+        """
+        if pretrained is not None:
+            for backbone in (self.img_backbone, self.pose_backbone):
+                backbone.load_imagenet(pretrained)
         for part in (self.pose2feat, self.aggregator, self.classifier):
             part.apply(init_head_weights)
         self.aggregator.init_hidden_gate()
 
     @property
     def uses_video(self) -> bool:
-        return self.mode != "pose_only"
+        return self.stage.needs_video
 
     @property
     def uses_pose(self) -> bool:
-        return self.mode != "rgb_only"
+        return self.stage.needs_pose
 
     def render_pose(self, pose_coords: Tensor, pose_scores: Tensor) -> Tensor:
         """(B, Tp, P, J, 2), (B, Tp, P, J) -> (B*Tp, J + 2L, h, w) pose maps on the input's device."""
@@ -114,14 +116,14 @@ class IntegralAction(nn.Module):
             'agreement': (B,) the streams' agreement with `stream_agreement`, else None.
         """
         gate = agreement = None
-        if self.mode == "pose_only":
+        if not self.stage.needs_video:
             b, frames = inputs["pose_scores"].shape[:2]
             feat = self.pose_features(inputs["pose_coords"], inputs["pose_scores"])
         else:
             video = inputs["video"]
             b, frames = video.shape[:2]
             feat = self.img_backbone(video.reshape(b * frames, *video.shape[2:]))
-            if self.mode == "rgb+pose":
+            if self.stage.needs_pose:
                 pose_feat = self.pose_features(inputs["pose_coords"], inputs["pose_scores"])
                 agreement = self.aggregator.clip_agreement(feat, pose_feat)
                 feat, gate = self.aggregator(feat, pose_feat, agreement)
@@ -129,12 +131,8 @@ class IntegralAction(nn.Module):
         return {"logits": logits, "gate": gate, "agreement": agreement}
 
     def trainable_modules(self) -> List[str]:
-        """The parts whose parameters this stage optimises."""
-        if self.mode == "rgb+pose":
-            return list(FUSION_TRAINABLE)
-        if self.mode == "rgb_only":
-            return ["img_backbone", "classifier"]
-        return ["pose2feat", "pose_backbone", "classifier"]
+        """The parts whose parameters this stage optimises (`Stage.trains`)."""
+        return list(self.stage.trains)
 
     def freeze_for_stage(self) -> None:
         """Turn off gradients of the parts this stage does not train.
@@ -151,9 +149,8 @@ class IntegralAction(nn.Module):
             self.aggregator.agreement.requires_grad_(False)
 
     def frozen_modules(self) -> List[str]:
-        """The parts this stage does not train (the complement of `trainable_modules`)."""
-        keep = set(self.trainable_modules())
-        return [name for name in MODULE_NAMES if name not in keep]
+        """The parts this stage does not train (`Stage.frozen`)."""
+        return list(self.stage.frozen)
 
     def trainable_parameters(self) -> Iterable[nn.Parameter]:
         for name in self.trainable_modules():

@@ -18,6 +18,9 @@ SKIPPED = "skipped"          # the clip (or video, at start-up) is left out
 POSE_ZEROED = "pose_zeroed"  # the clip is kept with no people (all joint scores 0)
 JOINTS_ZEROED = "joints_zeroed"  # some joints got score 0 and a finite coordinate
 ACTIONS = (SKIPPED, POSE_ZEROED, JOINTS_ZEROED)
+# What --strict turns into an error: data that a clip loses. A joint with a NaN or absurd
+# coordinate is zeroed as the original's own formats zero missing joints, and only counted.
+STRICT_ACTIONS = (SKIPPED, POSE_ZEROED)
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,8 @@ class ProblemTally:
     """Counts problems by (reason, action); warns for the first `warn_limit` of each reason.
 
     Args:
-        strict: raise `DataError` on the first problem instead of counting it.
+        strict: raise `DataError` on the first problem that skips a clip or zeroes its pose
+            (`STRICT_ACTIONS`) instead of counting it; zeroed joints are still only counted.
         logger: where warnings go.
         warn_limit: warnings per reason before the tally only counts (a corrupt data set must
             not drown the log); the counts are always complete.
@@ -67,7 +71,7 @@ class ProblemTally:
 
     def add(self, problems: Iterable[Problem]) -> None:
         for problem in problems:
-            if self.strict:
+            if self.strict and problem.action in STRICT_ACTIONS:
                 raise DataError(f"{problem.message()}; --strict makes every data problem an "
                                 "error (run without it to skip and count such clips)")
             key = f"{problem.reason} ({problem.action.replace('_', ' ')})"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Type
 
+from common.errors import UsageError
 from data.Kinetics.Kinetics import Kinetics
 from data.Mimetics.Mimetics import Mimetics
 from data.NTU.NTU import NTU
@@ -16,9 +17,14 @@ DATASETS: Dict[str, Type[VideoPoseDataset]] = {
 
 
 def build_dataset(cfg: Any, name: str, split: str) -> VideoPoseDataset:
-    """The `name` data set's `split` ('train' or 'test'), configured by `cfg`."""
+    """The `name` data set's `split` ('train' or 'test'), configured by `cfg`.
+
+    Raises:
+        UsageError: an unknown data set name (or Mimetics for training).
+        DataError: a data set that cannot be used at all (one line naming the file).
+    """
     try:
         cls = DATASETS[name]
     except KeyError:
-        raise ValueError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}") from None
+        raise UsageError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}") from None
     return cls(cfg, split)

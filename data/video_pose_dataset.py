@@ -1,17 +1,36 @@
-"""What the Kinetics, Mimetics and NTU loaders share: clip sampling, frame reading and transforms.
+"""What the Kinetics, Mimetics and NTU loaders share: start-up checks, clip sampling, frame
+reading and transforms.
 
-A subclass only reads its annotation files into `self.records` (through `keep_length` and
-`finish_loading`) and implements `load_poses`; everything a dataset item goes through after
-that (frame sampling, resize, crop/flip, top-k people, pose transform) lives here.
+A subclass names its files, reads the fields it needs from each annotation entry
+(`video_fields`), says where a video's frames and poses are (`video_source`) and implements
+`load_poses`; `load_videos` (given `load_coco_videos` of the annotation file) does the rest of
+the start-up (class count, exclusions, the one summary line) and everything a dataset item goes through (frame sampling, resize, crop/flip,
+top-k people, pose transform) lives here.
 
-Item (a plain dict, so `torch.utils.data.default_collate` batches it):
+Usable item (a plain dict; batch it with `data.collate.collate_clips`):
     'video':       float32 (T, 3, in_h, in_w), RGB in [0, 1] (pixels / 255, no mean/std
                    normalisation: the released checkpoints expect this). Absent in pose_only.
-    'pose_coords': float32 (Tp, K, J, 2), joint (x, y) on the heatmap grid.
+    'pose_coords': float32 (Tp, K, J, 2), joint (x, y) on the heatmap grid, always finite.
     'pose_scores': float32 (Tp, K, J); padded people have score 0 (and coords 1.0).
     'label':       int64 scalar.
     'video_id':    int64 scalar, the COCO image id of the video.
+    'problems':    list of `common.problems.Problem` (usually empty): a zeroed pose
+                   (POSE_ZEROED) or zeroed joints (JOINTS_ZEROED) of this clip.
 with T = frame_per_seg, Tp = (T - 1) * pose_frame_factor + 1, K = top_k_pose, J = joints.
+
+Unusable item (bad data: a missing or corrupt frame; an unreadable pose file in pose_only):
+    {'video_id': int64 scalar, 'clip_index': int, 'problems': [Problem(action=SKIPPED), ...]}
+without 'label'. The dataset neither logs nor raises for bad data met in an item: the training
+and test loops hand `batch['problems']` to a `common.problems.ProblemTally`, which warns,
+counts and, with `--strict`, stops.
+
+Start-up (in `__init__`): a data set that cannot be used at all (annotation file missing or not
+COCO layout, no usable video...) raises `DataError` with one line naming the file. Videos are
+left out, and counted in `skipped`, for the protocol's own reasons ('too_short',
+'no_annotation', and the subclass's: 'has_skeleton_false', 'no_skeleton_label') and for bad
+data ('missing_field', 'bad_field', 'duplicate_id', 'label_out_of_range', a missing pose file,
+...); bad data also goes through `startup_problems` (a ProblemTally: a warning naming the file,
+and an error with `cfg.strict`). `len(records) + sum(skipped.values()) == annotated`.
 
 Randomness (train only): each item draws from its own `random.Random`, seeded from
 `torch.initial_seed()` (different in every DataLoader worker, fixed by `torch.manual_seed`),
@@ -22,20 +41,21 @@ randomness at all (fixed start frames, centre crop).
 """
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import logging
+import os.path as osp
 import random
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 import torch
-from pycocotools.coco import COCO
 from torch.utils.data import Dataset
 
-from common.utils.frames import frame_path, load_frame
+from common.errors import DataError, UsageError
+from common.problems import JOINTS_ZEROED, POSE_ZEROED, SKIPPED, Problem, ProblemTally
+from common.stages import get_stage
+from common.utils.frames import FrameError, frame_path, load_frame
 from common.utils.transforms import (
     PAD_COORD,
     center_crop_box,
@@ -47,11 +67,22 @@ from common.utils.transforms import (
     warp_frames,
 )
 from data.joint_sets import JointSet
+from data.parsing import FieldError, int_field, int_value, read_json_file, strip_path, type_name
 
 logger = logging.getLogger("integral_action.data")
 
 SPLITS = ("train", "test")
 Record = Dict[str, Any]
+Item = Dict[str, Any]
+
+# Videos left out by the evaluation protocol itself: counted, never a data problem (not even
+# with --strict). Every other start-up exclusion is bad data.
+PROTOCOL_EXCLUSIONS = ("too_short", "no_annotation", "has_skeleton_false", "no_skeleton_label")
+# A joint further out of the frame than this many frame sizes is no detection (and its square
+# would lose all precision in float32 in the pose-map renderer): score 0, coordinate 0.
+FAR_JOINT_FACTOR = 10.0
+# Frames named in a problem's detail (the rest are counted).
+LISTED_FRAMES = 5
 
 
 # --------------------------------------------------------------------------- sampling
@@ -98,52 +129,124 @@ def pose_frame_indices(
 
 
 # --------------------------------------------------------------------------- annotations
-def load_coco_videos(path: str) -> Tuple[List[Tuple[Dict[str, Any], Optional[Dict[str, Any]]]],
-                                         List[Dict[str, Any]]]:
-    """Read a COCO-layout annotation file of videos with pycocotools.
+@dataclass
+class CocoVideos:
+    """The videos of a COCO-layout annotation file (see `load_coco_videos`).
 
-    Returns `([(image, annotation or None), ...] in file order, categories)`; a video's
-    annotation is the first one whose `image_id` is the image's id.
+    Attributes:
+        path: the file.
+        videos: `(image, annotation or None)` per image entry with a usable, unique integer
+            `id`, in file order; a video's annotation is the first whose `image_id` is its id.
+        rejected: one SKIPPED Problem per image entry that is no usable video entry (not an
+            object: 'bad_field'; no id: 'missing_field'; an id that is not an integer:
+            'bad_field'; an id used before: 'duplicate_id').
+        stray_annotations: one Problem per annotation entry that belongs to no video (not an
+            object, or no integer `image_id`); its video, if any, has no annotation.
+        categories: the file's `categories` list (COCO *object* categories, usually
+            `[{"id": 1, "name": "person"}]`: never the action classes), [] when absent.
     """
-    with open(path) as f:
-        dataset = json.load(f)
-    categories = list(dataset.get("categories") or [])
-    indexed = dataset
-    if categories and any("category_id" not in a for a in dataset.get("annotations", [])):
-        # Our annotations carry `action_label`, not `category_id`; pycocotools' index of
-        # categories would raise KeyError, and we do not need it.
-        indexed = {k: v for k, v in dataset.items() if k != "categories"}
-    coco = COCO()
-    coco.dataset = indexed
-    # pycocotools prints progress to stdout; keep the log the only channel.
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco.createIndex()
-    videos = []
-    for image in coco.dataset.get("images", []):
-        anns = coco.imgToAnns.get(image["id"], [])
-        videos.append((image, anns[0] if anns else None))
-    return videos, categories
+
+    path: str
+    videos: List[Tuple[Dict[str, Any], Optional[Dict[str, Any]]]] = field(default_factory=list)
+    rejected: List[Problem] = field(default_factory=list)
+    stray_annotations: List[Problem] = field(default_factory=list)
+    categories: List[Any] = field(default_factory=list)
+
+    @property
+    def annotated(self) -> int:
+        """Video entries in the file (`images`), usable or not."""
+        return len(self.videos) + len(self.rejected)
+
+
+def load_coco_videos(path: str) -> CocoVideos:
+    """Read a COCO-layout annotation file of videos (`images` = videos, `annotations` = their
+    labels).
+
+    Raises:
+        DataError: `<path>: ...` when the file is missing, not JSON, or not COCO layout (not an
+            object with an `images` and an `annotations` list). A bad *entry* does not raise:
+            it is returned in `rejected` / `stray_annotations`.
+    """
+    content = read_json_file(path, "annotation file")
+    if not isinstance(content, dict):
+        raise DataError(f"{path}: not a COCO-layout annotation file (the top level is "
+                        f"{type_name(content)}, not an object with 'images' and 'annotations')")
+    for key in ("images", "annotations"):
+        if not isinstance(content.get(key), list):
+            state = "missing" if key not in content else type_name(content[key])
+            raise DataError(f"{path}: not a COCO-layout annotation file ('{key}' is {state}, "
+                            "not a list)")
+    out = CocoVideos(path=path)
+    categories = content.get("categories")
+    out.categories = list(categories) if isinstance(categories, list) else []
+
+    first_annotation: Dict[int, Dict[str, Any]] = {}
+    for n, ann in enumerate(content["annotations"]):
+        where = f"annotations[{n}]"
+        if not isinstance(ann, dict):
+            out.stray_annotations.append(Problem(
+                "bad_field", path, f"{where} is {type_name(ann)}, not an object", SKIPPED))
+            continue
+        if ann.get("id") is not None:
+            where += f" (id {ann['id']!r})"
+        try:
+            image_id = int_field(ann, "image_id", where)
+        except FieldError as err:
+            out.stray_annotations.append(Problem(err.reason, path, err.detail, SKIPPED))
+            continue
+        first_annotation.setdefault(image_id, ann)
+
+    seen: Dict[int, int] = {}
+    for n, image in enumerate(content["images"]):
+        where = f"images[{n}]"
+        if not isinstance(image, dict):
+            out.rejected.append(Problem("bad_field", path,
+                                        f"{where} is {type_name(image)}, not an object"))
+            continue
+        try:
+            video_id = int_field(image, "id", where)
+        except FieldError as err:
+            out.rejected.append(Problem(err.reason, path, err.detail))
+            continue
+        if video_id in seen:
+            out.rejected.append(Problem("duplicate_id", path, f"{where}: id {video_id} is "
+                                        f"already the id of images[{seen[video_id]}]"))
+            continue
+        seen[video_id] = n
+        out.videos.append((image, first_annotation.get(video_id)))
+    return out
+
+
+def require_folder(path: str, what: str) -> None:
+    """Raise `DataError` `<path>: <what> not found; ...` unless `path` is a directory (a data
+    set whose frame root is missing has no usable clip at all)."""
+    if not osp.isdir(path):
+        raise DataError(f"{path}: {what} not found; extract the frames (tool/video2image.py) "
+                        "or point --data_dir at the data set")
 
 
 def resolve_class_num(
-    cfg_class_num: Optional[int], categories: Sequence[Any], labels: Sequence[int]
-) -> int:
-    """`cfg.class_num` if set, else the number of categories of the annotation file when it has
-    any, else the largest label + 1. Raises when a label does not fit the result."""
+    cfg_class_num: Optional[int], own_count: Optional[Tuple[int, str]], labels: Sequence[int]
+) -> Tuple[int, str]:
+    """The number of action classes, and how it was decided.
+
+    `cfg.class_num` when set; else the data set's own count (`own_count = (count, what it
+    is)`, e.g. Kinetics50: 50); else the largest non-negative label + 1. A COCO file's
+    `categories` never count: they are object categories ('person'), not actions.
+    Returns `(0, why)` when there is nothing to count from.
+    """
     if cfg_class_num is not None:
-        class_num = int(cfg_class_num)
-    elif categories:
-        class_num = len(categories)
-    elif labels:
-        class_num = max(labels) + 1
-    else:
-        raise ValueError("cannot infer class_num: no categories and no labels")
-    if labels and (max(labels) >= class_num or min(labels) < 0):
-        raise ValueError(
-            f"labels span [{min(labels)}, {max(labels)}] but class_num is {class_num}; "
-            "set class_num in the config (--class_num)"
-        )
-    return class_num
+        count = int_value(cfg_class_num)
+        if count is None or count < 1:
+            raise UsageError(f"class_num must be a positive integer, got {cfg_class_num!r}")
+        return count, "given as class_num: --class_num, or at test time the snapshot's"
+    if own_count is not None:
+        return own_count
+    usable = [label for label in labels if label >= 0]
+    if usable:
+        top = max(usable)
+        return top + 1, f"the largest label {top} + 1, no known class count for this data set"
+    return 0, "no non-negative label to count from"
 
 
 def stack_people(
@@ -169,91 +272,202 @@ def stack_people(
     return coords, scores
 
 
+def sanitize_joints(
+    coords: np.ndarray, scores: np.ndarray, resized_hw: Tuple[int, int],
+    far_factor: float = FAR_JOINT_FACTOR,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Give every joint a finite coordinate the pose-map renderer can square in float32.
+
+    A joint whose coordinate or score is NaN/inf, or whose coordinate lies more than
+    `far_factor` frame sizes from the origin (`|x| > far_factor * W` or `|y| > far_factor * H`),
+    gets score 0 and coordinate (0, 0): a NaN joint of score 0 would still turn its heatmap
+    channel into NaN (NaN x 0), and a huge one its limbs' part affinity fields.
+
+    Args:
+        coords: `(F, P, J, 2)` in pixels of the frame resized to `resized_hw = (H, W)`.
+        scores: `(F, P, J)`.
+    Returns:
+        `(coords, scores, nonfinite (F, P, J) bool, far (F, P, J) bool)`, new arrays.
+    """
+    coords = np.array(coords, dtype=np.float32, copy=True)
+    scores = np.array(scores, dtype=np.float32, copy=True)
+    nonfinite = ~np.isfinite(coords).all(axis=-1) | ~np.isfinite(scores)
+    limit = far_factor * np.array([resized_hw[1], resized_hw[0]], dtype=np.float32)
+    with np.errstate(invalid="ignore"):
+        far = ~nonfinite & (np.abs(coords) > limit).any(axis=-1)
+    zeroed = nonfinite | far
+    coords[zeroed] = 0.0
+    scores[zeroed] = 0.0
+    return coords, scores, nonfinite, far
+
+
+def _frames_text(mask: np.ndarray, frame_indices: Sequence[int]) -> str:
+    """'frames 3, 11 (0-based)' for the frames where `mask (F, P, J)` has a joint."""
+    frames = [frame_indices[f] for f in np.flatnonzero(mask.any(axis=(1, 2)))]
+    listed = ", ".join(str(k) for k in frames[:LISTED_FRAMES])
+    more = f" and {len(frames) - LISTED_FRAMES} more" if len(frames) > LISTED_FRAMES else ""
+    return f"frame{'s' if len(frames) > 1 else ''} {listed}{more} (0-based)"
+
+
 # --------------------------------------------------------------------------- dataset
 class VideoPoseDataset(Dataset):
-    """Base of the three loaders. Subclasses set `joint_set`, fill `records`, call
-    `finish_loading`, and implement `load_poses`.
+    """Base of the three loaders. Subclasses set `joint_set` and `pose_key`, implement
+    `video_fields`, `video_source` and `load_poses` (and `own_class_count` where the data set
+    has a known class count), and end `__init__` with `load_videos(load_coco_videos(path))`
+    (reading the annotation file first, so that its absence is the first thing reported).
 
     Attributes:
         records: one plain dict per usable video: video_id (int), frame_dir (str),
             frame_num (int), label (int), height, width (int, the annotation's original frame
-            size) and whatever the subclass needs to find the poses.
+            size; 0 where the data set does not need it) and the pose file under `pose_key`.
         joint_set: the joint set of the poses (OpenPose-18 or NTU-25).
-        class_num: number of classes (see `resolve_class_num`).
+        class_num: number of classes (see `resolve_class_num`); `class_num_reason` says how.
         split: 'train' or 'test'.
-        skipped: reason -> number of videos left out.
+        stage: the `common.stages.Stage` of `cfg.mode` (what the items must hold).
+        annotation_path: the annotation file; `annotated`: its number of video entries.
+        skipped: reason -> number of videos left out at start-up (protocol and bad data).
+        startup_problems: the ProblemTally of the start-up's bad data (counts by reason).
     """
 
     joint_set: JointSet
+    pose_key: str = "pose_path"
 
     def __init__(self, cfg: Any, split: str) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         self.cfg = cfg
         self.split = split
+        self.stage = get_stage(cfg.mode)
         self.records: List[Record] = []
         self.skipped: Dict[str, int] = {}
         self.class_num: int = 0
+        self.class_num_reason = ""
+        self.annotation_path = ""
+        self.annotated = 0
+        self.startup_problems = ProblemTally(strict=bool(cfg.strict), logger=logger)
+        # Extra facts for the start-up summary line (e.g. NTU's frame folder naming).
+        self.startup_notes: List[str] = []
         self.frame_per_seg = int(cfg.frame_per_seg)
         self.frame_interval = int(cfg.frame_interval)
         self.pose_frame_factor = int(cfg.pose_frame_factor)
         self.span = clip_span(self.frame_per_seg, self.frame_interval)
         self.test_infer_num = int(cfg.test_infer_num)
-        self.with_video = cfg.mode != "pose_only"
+        self.with_video = self.stage.needs_video
         self.use_train_aug = split == "train" and bool(cfg.train_aug)
 
-    # ---- loading helpers for subclasses
+    # ---- start-up helpers
     def skip(self, reason: str) -> None:
         """Count one video left out for `reason`."""
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
 
-    def keep_length(self, frame_num: int) -> bool:
-        """False (and counted as 'too_short') when a clip does not fit in the video, i.e.
-        `frame_num <= (frame_per_seg - 1) * frame_interval`."""
-        if frame_num < self.span:
-            self.skip("too_short")
-            return False
-        return True
+    def exclude(self, reason: str) -> None:
+        """Leave one video out for one of the protocol's own reasons (not a data problem)."""
+        if reason not in PROTOCOL_EXCLUSIONS:
+            raise ValueError(f"{reason!r} is not a protocol exclusion; use reject()")
+        self.skip(reason)
 
-    def usable_videos(self, videos: Sequence[Tuple[Dict[str, Any], Optional[Dict[str, Any]]]],
-                      labels: List[int]) -> Iterator[Tuple[Dict[str, Any], int, int]]:
-        """Walk `load_coco_videos` output: yield `(image, label, frame_num)` of every annotated
-        video long enough for a clip, counting the others as skipped. Every annotated label is
-        appended to `labels` (they decide `class_num`, even for skipped videos)."""
-        for image, ann in videos:
+    def reject(self, problem: Problem) -> None:
+        """Leave one video out for bad data: counted, warned about (naming the file) and,
+        with `cfg.strict`, a `DataError`."""
+        self.skip(problem.reason)
+        self.startup_problems.add([problem])
+
+    def own_class_count(self) -> Optional[Tuple[int, str]]:
+        """The data set's own number of classes and what it is, None when unknown (e.g. the
+        synthetic subset 'Synth'). Overridden by the subclasses."""
+        return None
+
+    def inspect(self, coco: CocoVideos) -> None:
+        """Hook run once before the videos are read (NTU decides its folder naming here)."""
+
+    def video_fields(self, image: Dict[str, Any], where: str) -> Dict[str, Any]:
+        """The subclass's fields of an image entry, checked (raise `FieldError`)."""
+        raise NotImplementedError
+
+    def video_source(self, video_id: int, fields: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+        """`{'frame_dir': ..., <pose_key>: ...}` of a video, or None after `exclude`/`reject`
+        (or raise `FieldError` for a bad entry of another file, naming it in `path`)."""
+        raise NotImplementedError
+
+    def load_videos(self, coco: CocoVideos) -> None:
+        """Turn the annotation file's videos (`load_coco_videos`) into `records`, set
+        `class_num`, log one summary line.
+
+        Raises:
+            DataError: one line naming the annotation file when no video is usable (with the
+                exclusion counts); with `cfg.strict`, on the first video left out for bad data.
+        """
+        ann_path = coco.path
+        self.annotation_path = ann_path
+        self.annotated = coco.annotated
+        for problem in coco.rejected:
+            self.reject(problem)
+        # Not a video each: reported (and fatal with --strict) but not in `skipped`.
+        self.startup_problems.add(coco.stray_annotations)
+        self.inspect(coco)
+
+        candidates = []
+        labels: List[int] = []
+        for image, ann in coco.videos:
+            video_id = int(image["id"])
+            where = f"video {video_id}"
             if ann is None:
-                self.skip("no_annotation")
+                self.exclude("no_annotation")
                 continue
-            label = int(ann["action_label"])
+            try:
+                label = int_field(ann, "action_label", f"{where}: its annotation")
+                frame_num = int_field(image, "frame_num", where, minimum=0)
+                fields = self.video_fields(image, where)
+            except FieldError as err:
+                self.reject(Problem(err.reason, err.path or ann_path, err.detail))
+                continue
             labels.append(label)
-            frame_num = int(image["frame_num"])
-            if self.keep_length(frame_num):
-                yield image, label, frame_num
+            candidates.append((video_id, label, frame_num, fields))
 
-    def add_record(self, image: Dict[str, Any], label: int, frame_num: int, frame_dir: str,
-                   **pose_source: Any) -> None:
-        """Keep one video: the fields every loader shares plus where its poses are."""
-        self.records.append({
-            "video_id": int(image["id"]),
-            "frame_dir": frame_dir,
-            "frame_num": frame_num,
-            "label": label,
-            "height": int(image.get("height", 0)),
-            "width": int(image.get("width", 0)),
-            **pose_source,
-        })
+        self.class_num, self.class_num_reason = resolve_class_num(
+            self.cfg.class_num, self.own_class_count(), labels)
+        for video_id, label, frame_num, fields in candidates:
+            if not 0 <= label < self.class_num:
+                self.reject(Problem(
+                    "label_out_of_range", ann_path,
+                    f"video {video_id}: action_label {label} is outside [0, {self.class_num}) "
+                    f"({self.class_num} classes: {self.class_num_reason})"))
+                continue
+            if frame_num < self.span:
+                self.exclude("too_short")
+                continue
+            try:
+                source = self.video_source(video_id, fields)
+            except FieldError as err:
+                self.reject(Problem(err.reason, err.path or ann_path, err.detail))
+                continue
+            if source is None:
+                continue
+            self.records.append({
+                "video_id": video_id, "frame_num": frame_num, "label": label,
+                "height": fields.get("height", 0), "width": fields.get("width", 0), **source,
+            })
+        self._log_summary(coco)
 
-    def finish_loading(self, source: str, categories: Sequence[Any], labels: Sequence[int]) -> None:
-        """Set `class_num` from the annotation file's categories/labels and log what was kept."""
-        self.class_num = resolve_class_num(self.cfg.class_num, categories, labels)
-        kept = len(self.records)
-        skipped = ", ".join(f"{k}: {v}" for k, v in sorted(self.skipped.items())) or "none"
-        logger.info("%s (%s): %d videos, %d classes; skipped %s",
-                    type(self).__name__, source, kept, self.class_num, skipped)
-        if not kept:
-            raise RuntimeError(f"{type(self).__name__}: no usable video in {source} "
-                               f"(skipped: {skipped})")
+    def _log_summary(self, coco: CocoVideos) -> None:
+        left_out = ", ".join(f"{k}: {v}" for k, v in sorted(self.skipped.items())) or "none"
+        name = f"{type(self).__name__} {self.split}"
+        if not self.records:
+            raise DataError(f"{self.annotation_path}: no usable video ({self.annotated} video "
+                            f"entries; left out: {left_out})")
+        why = self.class_num_reason
+        if coco.categories:
+            why += ("; the file's 1 'categories' entry is a COCO object category, not an action "
+                    "class: not used" if len(coco.categories) == 1 else
+                    f"; the file's {len(coco.categories)} 'categories' entries are COCO object "
+                    "categories, not action classes: not used")
+        classes = f"{self.class_num} classes ({why})"
+        notes = "".join(f"; {note}" for note in self.startup_notes)
+        logger.info("%s: kept %d of %d annotated videos in %s; %s; left out: %s%s", name,
+                    len(self.records), self.annotated, self.annotation_path, classes, left_out,
+                    notes)
 
+    # ---- pose helpers for subclasses
     def pixel_poses_of_frames(self, frames: Sequence[Optional[Tuple[np.ndarray, np.ndarray]]],
                               frame_indices: Sequence[int], record: Record,
                               resized_hw: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:
@@ -275,7 +489,9 @@ class VideoPoseDataset(Dataset):
         """Poses of the given 0-based frames of a video.
 
         Returns `(coords (F, P, J, 2), scores (F, P, J))` with coords in pixels of the frame
-        resized to `resized_hw = (H, W)`; P may differ between calls (see `stack_people`).
+        resized to `resized_hw = (H, W)` (NaN/inf as the file has them: `__getitem__` zeroes
+        them); P may differ between calls (see `stack_people`). Raises `DataError` naming the
+        pose file when it cannot be parsed.
         """
         raise NotImplementedError
 
@@ -305,10 +521,25 @@ class VideoPoseDataset(Dataset):
             return train_start_frame(record["frame_num"], self.span, rng)
         return test_start_frames(record["frame_num"], self.span, self.test_infer_num)[clip_index]
 
-    def __getitem__(self, index: int) -> Dict[str, torch.Tensor]:
-        cfg = self.cfg
+    def __getitem__(self, index: int) -> Item:
         video_index, clip_index = self.locate(index)
         record = self.records[video_index]
+        problems: List[Problem] = []
+        try:
+            item = self._clip(record, index, clip_index, problems)
+        except FrameError as err:
+            problems.append(Problem(err.reason, err.path, err.detail, SKIPPED))
+            item = None
+        if item is None:
+            return {"video_id": torch.tensor(int(record["video_id"]), dtype=torch.int64),
+                    "clip_index": clip_index, "problems": problems}
+        item["problems"] = problems
+        return item
+
+    def _clip(self, record: Record, index: int, clip_index: int,
+              problems: List[Problem]) -> Optional[Item]:
+        """The usable item, or None when its problems (appended) leave it out."""
+        cfg = self.cfg
         rng = self.item_rng(index)
         start = self.clip_start(record, clip_index, rng)
         image_frames = clip_frame_indices(start, self.frame_per_seg, self.frame_interval)
@@ -324,13 +555,18 @@ class VideoPoseDataset(Dataset):
         # (the annotation's height/width may describe the original video, not the JPEGs).
         resized_hw = resize_shape(raw[0].shape[0], raw[0].shape[1], cfg.video_shape)
 
+        poses = self._clip_poses(record, pose_frames, resized_hw, problems)
+        if poses is None:
+            return None
+        coords, scores = poses
+
         if self.use_train_aug:
             box, do_flip = sample_train_crop(resized_hw, cfg.input_img_shape, rng)
         else:
             box, do_flip = center_crop_box(resized_hw, cfg.input_img_shape), False
         matrix = crop_affine(box, do_flip, resized_hw[1], cfg.input_img_shape)
 
-        item: Dict[str, torch.Tensor] = {}
+        item: Item = {}
         if self.with_video:
             resized = np.stack([
                 cv2.resize(frame, (resized_hw[1], resized_hw[0]), interpolation=cv2.INTER_LINEAR)
@@ -340,12 +576,6 @@ class VideoPoseDataset(Dataset):
             clip = clip.transpose(0, 3, 1, 2) / np.float32(255.0)
             item["video"] = torch.from_numpy(np.ascontiguousarray(clip, dtype=np.float32))
 
-        coords, scores = self.load_poses(record, pose_frames, resized_hw)
-        joint_num = self.joint_set.joint_num
-        if coords.shape[0] != len(pose_frames) or coords.shape[2:] != (joint_num, 2) \
-                or scores.shape != coords.shape[:3]:
-            raise ValueError(f"{type(self).__name__}.load_poses returned shapes {coords.shape}, "
-                             f"{scores.shape} for {len(pose_frames)} frames of {joint_num} joints")
         top = [select_top_k(coords[f], scores[f], int(cfg.top_k_pose)) for f in range(len(coords))]
         coords = np.stack([c for c, _ in top])
         scores = np.stack([s for _, s in top])
@@ -358,3 +588,49 @@ class VideoPoseDataset(Dataset):
         item["label"] = torch.tensor(int(record["label"]), dtype=torch.int64)
         item["video_id"] = torch.tensor(int(record["video_id"]), dtype=torch.int64)
         return item
+
+    def _clip_poses(self, record: Record, pose_frames: Sequence[int],
+                    resized_hw: Tuple[int, int],
+                    problems: List[Problem]) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+        """`(coords (F, P, J, 2), scores (F, P, J))` of the clip, all finite, in resized-frame
+        pixels; None when an unreadable pose file leaves the clip out (pose_only).
+
+        Problems are reported only where the stage uses poses: rgb_only reads them (the item
+        keys stay the same in every stage) but never looks at them.
+        """
+        report = self.stage.needs_pose
+        path = record[self.pose_key]
+        joint_num = self.joint_set.joint_num
+        try:
+            # A huge coordinate may overflow to inf when scaled: handled below, not a warning.
+            with np.errstate(over="ignore", invalid="ignore"):
+                coords, scores = self.load_poses(record, pose_frames, resized_hw)
+        except DataError as err:
+            if not self.with_video:
+                problems.append(Problem("bad_pose_file", path, strip_path(str(err), path),
+                                        SKIPPED))
+                return None
+            if report:
+                problems.append(Problem("bad_pose_file", path, strip_path(str(err), path),
+                                        POSE_ZEROED))
+            return (np.full((len(pose_frames), 0, joint_num, 2), PAD_COORD, np.float32),
+                    np.zeros((len(pose_frames), 0, joint_num), np.float32))
+        if coords.shape[0] != len(pose_frames) or coords.shape[2:] != (joint_num, 2) \
+                or scores.shape != coords.shape[:3]:
+            raise ValueError(f"{type(self).__name__}.load_poses returned shapes {coords.shape}, "
+                             f"{scores.shape} for {len(pose_frames)} frames of {joint_num} joints")
+        coords, scores, nonfinite, far = sanitize_joints(coords, scores, resized_hw)
+        if report and nonfinite.any():
+            problems.append(Problem(
+                "nonfinite_joint", path,
+                f"{int(nonfinite.sum())} joint(s) with NaN/inf coordinates or scores in "
+                f"{_frames_text(nonfinite, pose_frames)}: score 0, coordinate (0, 0)",
+                JOINTS_ZEROED))
+        if report and far.any():
+            problems.append(Problem(
+                "far_joint", path,
+                f"{int(far.sum())} joint(s) more than {FAR_JOINT_FACTOR:g} frame sizes out of "
+                f"the frame in {_frames_text(far, pose_frames)}: score 0, coordinate (0, 0)",
+                JOINTS_ZEROED))
+        return coords, scores
+

@@ -240,10 +240,13 @@ def write_mimetics(root: str, num_classes: int = 2, videos_per_class: int = 1,
 
 def write_ntu(root: str, num_classes: int = 2, videos_per_class: int = 1, frame_num: int = 20,
               frame_size: Tuple[int, int] = (32, 48), seed: int = 0, bodies: int = 1,
-              setup_idx: Any = 1, with_categories: bool = False) -> Dict[str, Any]:
+              setup_idx: Any = 1, with_categories: bool = False,
+              padded_folders: bool = False) -> Dict[str, Any]:
     """NTU_{train,test}.json, frames and `.skeleton` files (colour pixels of the frame size).
 
-    `setup_idx` is written into the json as given (an int -> folder `s001`, a str as is).
+    `setup_idx` is written into the json as given; the frame folder is
+    `nturgb+d_rgb_s{setup_idx}` as SPEC.md names it (the int 1 -> `s1`, a str as is), or with
+    `padded_folders` the official archives' zero-padded `s001`.
     NTU annotations carry `action_label` only; by default there are no categories.
     Returns `{'data_root', 'class_num', 'train': [video], 'test': [video]}` with video dicts: id,
     file_name, skeleton_file_name, label, frame_num, height, width, color, frame_dir,
@@ -252,7 +255,9 @@ def write_ntu(root: str, num_classes: int = 2, videos_per_class: int = 1, frame_
     rng = np.random.default_rng(seed)
     data_root = osp.join(root, "NTU", "data")
     height, width = frame_size
-    setup = f"{setup_idx:03d}" if isinstance(setup_idx, int) else str(setup_idx)
+    setup = str(setup_idx)
+    if padded_folders and setup.isdigit():
+        setup = f"{int(setup):03d}"
     folder = f"nturgb+d_rgb_s{setup}"
     info: Dict[str, Any] = {"data_root": data_root, "class_num": num_classes}
     for part in ("train", "test"):

@@ -196,12 +196,29 @@ def test_merge_tool(tmp_path):
 
 def test_merge_tool_refuses_wrong_stage(tmp_path, capsys):
     _train_stage_snapshots(str(tmp_path))
-    with pytest.raises(SystemExit, match="needs a 'rgb_only' snapshot"):
+    with pytest.raises(SystemExit) as exc:
         merge_rgb_only_pose_only.main([
             "--rgb", str(tmp_path / "snapshot_29_pose_only.pth.tar"),
             "--pose", str(tmp_path / "snapshot_29_pose_only.pth.tar"),
             "--out", str(tmp_path / "x.pth.tar")])
+    assert exc.value.code == 1
+    assert "needs a 'rgb_only' snapshot" in capsys.readouterr().err
     assert not (tmp_path / "x.pth.tar").exists()
+
+
+def test_merge_tool_does_not_overwrite_a_trained_snapshot(tmp_path, capsys):
+    rgb, _ = _train_stage_snapshots(str(tmp_path))
+    trained = tmp_path / "snapshot_0.pth.tar"
+    save_snapshot(str(trained), rgb, None, 0, "rgb_only")
+    before = trained.read_bytes()
+    args = ["--rgb", str(tmp_path / "snapshot_29_rgb_only.pth.tar"),
+            "--pose", str(tmp_path / "snapshot_29_pose_only.pth.tar"), "--out", str(trained)]
+    with pytest.raises(SystemExit):
+        merge_rgb_only_pose_only.main(args)
+    assert "is a trained snapshot" in capsys.readouterr().err and trained.read_bytes() == before
+    merge_rgb_only_pose_only.main(args + ["--overwrite"])
+    assert load_snapshot(str(trained))["merged"]
+    merge_rgb_only_pose_only.main(args)  # an earlier merge is replaced without asking
 
 
 def test_resume_picks_the_newest_snapshot_of_the_stage(tmp_path):

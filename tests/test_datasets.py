@@ -9,6 +9,7 @@ import logging
 import os
 import os.path as osp
 import random
+import re
 
 import numpy as np
 import pytest
@@ -16,6 +17,9 @@ import torch
 from torch.utils.data import DataLoader
 
 import data.video_pose_dataset as vpd
+from common.errors import DataError
+from common.problems import JOINTS_ZEROED, POSE_ZEROED
+from data.collate import collate_clips
 from data.Kinetics.Kinetics import Kinetics, skeleton_key
 from data.Mimetics.Mimetics import Mimetics
 from data.NTU.NTU import NTU, read_ntu_skeleton, setup_folder
@@ -82,11 +86,18 @@ def test_clip_and_pose_frame_indices():
 
 
 def test_resolve_class_num():
-    assert resolve_class_num(None, [{"id": i} for i in range(7)], [0, 1]) == 7
-    assert resolve_class_num(None, [], [0, 4, 2]) == 5
-    assert resolve_class_num(9, [{"id": 0}], [0, 1]) == 9
-    with pytest.raises(ValueError, match="class_num"):
-        resolve_class_num(1, [], [0, 1])
+    # --class_num, else the data set's own count, else the largest label + 1; never the
+    # COCO categories (object classes), which are no longer an argument at all.
+    assert resolve_class_num(None, None, [0, 4, 2]) == (5, "the largest label 4 + 1, no known "
+                                                           "class count for this data set")
+    assert resolve_class_num(None, (50, "Kinetics50's own"), [0, 4]) == (50, "Kinetics50's own")
+    assert resolve_class_num(9, (50, "Kinetics50's own"), [0, 1])[0] == 9
+    # Labels out of range are the dataset's business (it leaves those videos out).
+    assert resolve_class_num(1, None, [0, 1])[0] == 1
+    assert resolve_class_num(None, None, [-3, 2])[0] == 3
+    assert resolve_class_num(None, None, [])[0] == 0
+    with pytest.raises(ValueError, match="class_num must be a positive integer"):
+        resolve_class_num(0, None, [0])
 
 
 # --------------------------------------------------------------------------- Kinetics
@@ -94,9 +105,10 @@ def test_kinetics_test_items_values(tmp_path):
     info = write_kinetics(str(tmp_path))
     ds = Kinetics(make_cfg(tmp_path), "test")
     assert len(ds.records) == 4 and ds.skipped == {}
-    assert len(ds) == 40 and ds.class_num == 2
+    assert len(ds) == 40 and ds.class_num == 50  # Kinetics50: the data set's own count
     item = ds[0]
-    assert set(item) == {"video", "pose_coords", "pose_scores", "label", "video_id"}
+    assert set(item) == {"video", "pose_coords", "pose_scores", "label", "video_id", "problems"}
+    assert item["problems"] == []
     assert item["video"].shape == (2, 3, 16, 16) and item["video"].dtype == torch.float32
     assert item["pose_coords"].shape == (2, 3, 18, 2) and item["pose_coords"].dtype == torch.float32
     assert item["pose_scores"].shape == (2, 3, 18) and item["pose_scores"].dtype == torch.float32
@@ -223,7 +235,8 @@ def test_train_items_repeat_with_seed_and_vary_without(tmp_path):
     a = ds[0]
     torch.manual_seed(0)
     b = ds[0]
-    for key in a:
+    assert set(a) == set(b) and a["problems"] == b["problems"] == []
+    for key in set(a) - {"problems"}:
         assert torch.equal(a[key], b[key])
     others = [ds[0]["pose_coords"] for _ in range(6)]
     assert any(not torch.equal(a["pose_coords"], o) for o in others)
@@ -243,7 +256,8 @@ def test_pose_only_reads_one_frame_and_omits_video(tmp_path, monkeypatch):
     assert torch.equal(item["pose_scores"], reference["pose_scores"])
 
 
-def test_class_num_from_categories_max_label_or_cfg(tmp_path):
+def test_class_num_from_cfg_subset_or_max_label_never_categories(tmp_path):
+    # Changed on purpose (issue 8): COCO categories are object categories, not action classes.
     info = write_kinetics(str(tmp_path))
     path = osp.join(info["data_root"], "Kinetics50_val.json")
     with open(path) as f:
@@ -251,20 +265,21 @@ def test_class_num_from_categories_max_label_or_cfg(tmp_path):
     coco["categories"] = [{"id": i, "name": f"c{i}"} for i in range(7)]
     with open(path, "w") as f:
         json.dump(coco, f)
-    assert Kinetics(make_cfg(tmp_path), "test").class_num == 7
+    assert Kinetics(make_cfg(tmp_path), "test").class_num == 50  # Kinetics50, not 7
     assert Kinetics(make_cfg(tmp_path, class_num=9), "test").class_num == 9
-    del coco["categories"]
-    with open(path, "w") as f:
-        json.dump(coco, f)
-    assert Kinetics(make_cfg(tmp_path), "test").class_num == 2  # max label 1 + 1
-    with pytest.raises(ValueError, match="class_num"):
-        Kinetics(make_cfg(tmp_path, class_num=1), "test")
+    os.replace(path, osp.join(info["data_root"], "KineticsTiny_val.json"))
+    tiny = Kinetics(make_cfg(tmp_path, subset="Tiny"), "test")
+    assert tiny.class_num == 2 and tiny.class_num_reason.startswith("the largest label 1 + 1")
+    # A label outside [0, class_num) leaves its video out (it used to stop the whole set).
+    ds = Kinetics(make_cfg(tmp_path, subset="Tiny", class_num=1), "test")
+    assert ds.skipped == {"label_out_of_range": 2} and len(ds.records) == 2
 
 
-def test_default_collate_batches_two_items(tmp_path):
+def test_collate_clips_batches_two_items(tmp_path):
     write_kinetics(str(tmp_path))
     ds = Kinetics(make_cfg(tmp_path), "train")
-    batch = next(iter(DataLoader(ds, batch_size=2, shuffle=False)))
+    batch = next(iter(DataLoader(ds, batch_size=2, shuffle=False, collate_fn=collate_clips)))
+    assert batch["problems"] == [] and batch["skipped"] == []
     assert batch["video"].shape == (2, 2, 3, 16, 16)
     assert batch["pose_coords"].shape == (2, 2, 3, 18, 2)
     assert batch["pose_scores"].shape == (2, 2, 3, 18)
@@ -300,7 +315,7 @@ def test_mimetics_person_score_and_original_pixels(tmp_path, nested):
     frames[2] = [(b, np.full(18, 1.0), 0.1), (a, np.full(18, 0.5), 0.4)]
     write_mimetics_poses(info["videos"][0]["pose_path"], frames, nested=nested)
     ds = Mimetics(make_cfg(tmp_path, dataset="Mimetics"), "test")
-    assert len(ds) == 20 and ds.class_num == 2
+    assert len(ds) == 20 and ds.class_num == 50  # Mimetics50: Kinetics50's classes
     item = ds[0]  # frames 0 (null) and 2
     assert "video" in item and item["video"].shape == (2, 3, 16, 16)
     assert torch.all(item["pose_scores"][0] == 0)
@@ -341,8 +356,11 @@ def test_ntu_nan_joints_and_short_skeleton_file(tmp_path):
     # Only 3 skeleton frames for a 20-frame video (the original raised IndexError).
     write_ntu_skeleton(info["test"][0]["skeleton_path"], [[body], [body], [body]])
     ds = NTU(ntu_cfg(tmp_path), "test")
-    assert ds.class_num == 2 and len(ds) == 20  # no categories: max label + 1
+    assert ds.class_num == 60 and len(ds) == 20  # NTU RGB+D 60's own count
     item = ds[0]  # frames 0, 2
+    # The NaN joint (the Kinect export's untracked joint) gets coordinate 0 and score 0 as
+    # SPEC says; it is the format's own value, so it is not reported as a problem.
+    assert item["problems"] == []
     assert item["pose_coords"].shape == (2, 3, 25, 2)
     scores = item["pose_scores"].numpy()
     assert scores[:, 0, 3].tolist() == [0, 0]
@@ -350,11 +368,14 @@ def test_ntu_nan_joints_and_short_skeleton_file(tmp_path):
     np.testing.assert_allclose(item["pose_coords"][0, 0, 0].numpy(), to_grid(18, 6), atol=1e-4)
     np.testing.assert_allclose(item["pose_coords"][0, 0, 3].numpy(), to_grid(0, 0), atol=1e-4)
     late = ds[9]  # frames 17, 19: past the skeleton file
+    assert late["problems"] == []  # a short (complete) file is no problem
     assert torch.all(late["pose_scores"] == 0)
     assert torch.isfinite(late["pose_coords"]).all()
 
 
 def test_ntu_truncated_skeleton_file(tmp_path):
+    # Changed on purpose (issue 8): a file cut short of the frames its header announces is a
+    # bad pose file (its clips keep their frames with no people, and say so), not a short one.
     info = write_ntu(str(tmp_path), num_classes=1)
     body = np.tile([24.0, 16.0], (25, 1))
     path = info["test"][0]["skeleton_path"]
@@ -362,16 +383,26 @@ def test_ntu_truncated_skeleton_file(tmp_path):
     write_ntu_skeleton(path, [[body], [body]], header_frames=20)
     with open(path, "a") as f:
         f.write("1\n72057594037931101 0 1 1 1 1 0 0.01 -0.02 2\n25\n0 0 0 0 0 1 2 0 0 0 0 2\n")
-    frames = read_ntu_skeleton(path)
-    assert len(frames) == 2
+    read_ntu_skeleton.cache_clear()
+    with pytest.raises(DataError, match=r"^" + re.escape(path) + r": truncated: the file ends at "
+                       r"line 61, in frame 2 of the 20 the header announces, body 0 "
+                       r"\(expected joint line 1\)$"):
+        read_ntu_skeleton(path)
     ds = NTU(ntu_cfg(tmp_path), "test")
-    assert torch.all(ds[0]["pose_scores"][0, 0] == 1)
-    assert torch.all(ds[0]["pose_scores"][1] == 0)  # frame 2 is not in the file
+    item = ds[0]
+    assert torch.all(item["pose_scores"] == 0) and item["video"].shape == (2, 3, 16, 16)
+    (problem,) = item["problems"]
+    assert (problem.reason, problem.path, problem.action) == ("bad_pose_file", path, POSE_ZEROED)
+    assert problem.detail.startswith("truncated: the file ends at line 61")
 
 
 def test_ntu_frame_folder_and_train_split(tmp_path):
-    assert setup_folder(1) == "nturgb+d_rgb_s001"
+    # Changed on purpose (issue 8): SPEC.md's naming, the int 1 gives `s1`; the official
+    # archives' zero-padded name is the alternative the loader falls back to.
+    assert setup_folder(1) == "nturgb+d_rgb_s1"
+    assert setup_folder(1, padded=True) == "nturgb+d_rgb_s001"
     assert setup_folder("017") == "nturgb+d_rgb_s017"
+    assert setup_folder("017", padded=True) == "nturgb+d_rgb_s017"
     info = write_ntu(str(tmp_path), setup_idx="017")
     ds = NTU(ntu_cfg(tmp_path), "train")
     assert len(ds) == 2

@@ -62,8 +62,17 @@ def test_three_stages_merge_and_test(workspace):
     proc = run([train, "--mode", "rgb+pose", "--end_epoch", "2", *common], ok=False)
     assert proc.returncode != 0 and "not 'rgb+pose'" in proc.stdout + proc.stderr
 
-    # Stage 2: pose_only, run from inside main/ like the original.
-    run(["train.py", "--mode", "pose_only", "--end_epoch", "2", *common], cwd=osp.join(ROOT, "main"))
+    # Stage 2: pose_only in the same folder would overwrite rgb_only's snapshot_0..1: refused in
+    # one line (the original silently overwrote them) ...
+    before = open(dump / "snapshot_0.pth.tar", "rb").read()
+    proc = run([train, "--mode", "pose_only", "--end_epoch", "2", *common], ok=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "snapshot_0..snapshot_1" in proc.stderr and "stage rgb_only" in proc.stderr
+    assert "--overwrite" in proc.stderr and "--output_dir" in proc.stderr
+    assert open(dump / "snapshot_0.pth.tar", "rb").read() == before
+    # ... and done on purpose with --overwrite, run from inside main/ like the original.
+    run(["train.py", "--mode", "pose_only", "--end_epoch", "2", "--overwrite", *common],
+        cwd=osp.join(ROOT, "main"))
     shutil.copy(dump / "snapshot_1.pth.tar", root / "snapshot_29_pose_only.pth.tar")
 
     # Merge with the original's default file names, from the folder holding them.
@@ -72,7 +81,7 @@ def test_three_stages_merge_and_test(workspace):
 
     # Stage 3: rgb+pose --continue picks the merged snapshot_0, although snapshot_1 (pose_only)
     # and snapshot_2 (rgb_only) have higher numbers.
-    run([train, "--mode", "rgb+pose", "--end_epoch", "3", "--continue", *common])
+    run([train, "--mode", "rgb+pose", "--end_epoch", "3", "--continue", "--overwrite", *common])
     log = open(out / "log" / "train_rgb_pose.txt").read()
     assert "starts from merged snapshot" in log and "snapshot_0.pth.tar" in log
     assert "trainable modules: aggregator, classifier" in log

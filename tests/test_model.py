@@ -7,6 +7,7 @@ from torch import nn
 from torchvision.models import resnet18
 
 from common.engine import make_optimizer
+from common.errors import CheckpointError
 from common.model import IntegralAction
 from common.nets.fusion import Aggregator, Classifier
 from common.nets.tsm_resnet import TemporalShiftConv2d, TSMResNet, temporal_shift
@@ -92,7 +93,7 @@ def test_tsm_resnet_loads_local_imagenet_file(tmp_path):
     assert torch.equal(net.layer3[1].conv1.weight, ref.layer3[1].conv1.weight)
     # Loaded weights replace the from-scratch zero init of the last BN of each block.
     assert torch.equal(net.layer2[0].bn2.weight, ref.layer2[0].bn2.weight)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(CheckpointError, match="missing.pth: no such file"):
         net.load_imagenet(str(tmp_path / "missing.pth"))
 
 

@@ -16,6 +16,7 @@ import pytest
 from pycocotools.coco import COCO
 
 from data.joint_sets import OPENPOSE_18
+from common.errors import UsageError
 from tool.make_synthetic_dataset import CLASSES, GenParams, generate_dataset, main, plan_split
 from tool.synthetic.actions import BodyShape, MotionParams, action_pose
 
@@ -95,6 +96,49 @@ def test_complete_set_is_skipped_and_parameter_change_rebuilds(tmp_path, capsys)
     assert second["videos"] == first["videos"]
     third = main(["--out", str(tmp_path), "--seed", "3"] + small)
     assert not third["skipped"] and _load(marker)["seed"] == 3
+
+
+SMALL = ["--num_classes", "2", "--train_per_class", "1", "--test_per_class", "1",
+         "--frames", "4", "--height", "32", "--width", "40", "--workers", "1"]
+
+
+def test_refuses_a_folder_holding_another_data_set(tmp_path, capsys):
+    # A real Kinetics release under <out>/Kinetics/data: its label file has the very name the
+    # generator writes. Nothing may be written, and the message says what to do.
+    real = tmp_path / "Kinetics" / "data" / "kinetics-skeleton" / "kinetics_val_label.json"
+    real.parent.mkdir(parents=True)
+    real.write_text('{"real": {"has_skeleton": true}}')
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--out", str(tmp_path)] + SMALL)
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: {tmp_path / 'Kinetics' / 'data'} already holds files and {tmp_path} "
+                   "has no synthetic_dataset.json of this generator: it may be a real data set, "
+                   "which the synthetic one would overwrite; choose an empty folder for --out")
+    assert real.read_text() == '{"real": {"has_skeleton": true}}'
+    assert sorted(p.name for p in tmp_path.rglob("*")) == sorted(
+        ["Kinetics", "data", "kinetics-skeleton", "kinetics_val_label.json"])
+    # A real NTU set next to where the synthetic Kinetics would go is refused as well.
+    ntu = tmp_path / "other" / "NTU" / "data"
+    ntu.mkdir(parents=True)
+    (ntu / "NTU_test.json").write_text("{}")
+    with pytest.raises(UsageError, match=r"NTU/data already holds files"):
+        generate_dataset(str(tmp_path / "other"), workers=1, num_classes=2, train_per_class=1,
+                         test_per_class=1, frames=4, height=32, width=40)
+
+
+def test_rebuilds_its_own_output_even_interrupted_or_from_an_older_version(tmp_path):
+    first = main(["--out", str(tmp_path)] + SMALL)
+    owner = json.loads((tmp_path / "synthetic_dataset.json").read_text())
+    assert owner["written_by"] == "tool/make_synthetic_dataset.py"
+    # Interrupted rebuild: the "complete" marker is gone, the files are there.
+    os.remove(first["paths"]["marker"])
+    again = main(["--out", str(tmp_path)] + SMALL)
+    assert not again["skipped"] and os.path.isfile(again["paths"]["marker"])
+    # Output of a version without the owner marker: its "complete" marker is proof enough.
+    os.remove(tmp_path / "synthetic_dataset.json")
+    third = main(["--out", str(tmp_path), "--seed", "5"] + SMALL)
+    assert not third["skipped"] and (tmp_path / "synthetic_dataset.json").is_file()
 
 
 def test_rejects_bad_parameters(tmp_path):

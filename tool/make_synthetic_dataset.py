@@ -16,7 +16,14 @@ Layout written under `<out>` (read by the project's ordinary loaders, `data_dir=
     Mimetics/data/Mimetics{subset}.json
     Mimetics/data/frames/{action}/{file_name}/%06d.jpg
     Mimetics/data/pose_results/{action}/{file_name}/data.json               (pixel x, y)
+    synthetic_dataset.json                                       written first: "this folder is
+                                                                 the generator's" (never removed)
     synthetic_params.json                                        written last: "complete" marker
+
+It never writes into a folder that holds another data set: when `<out>/Kinetics/data`,
+`<out>/Mimetics/data` or `<out>/NTU/data` already holds files and `<out>` has no marker of this
+generator, it stops with a one-line error (choose an empty folder). Its own earlier output
+(complete, interrupted, or written with other parameters) is rebuilt in place.
 
 Every video is a pure function of (seed, split, class, slot), so the output does not depend on
 the number of worker processes or the order they run in.
@@ -40,12 +47,16 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from common.errors import UsageError, exit_on_error
 from tool.synthetic.actions import BodyShape, MotionParams, action_pose, idle_params
 from tool.synthetic.render import (SCENES, FigureStyle, draw_held_prop, draw_person,
                                    draw_scene)
 
 FORMAT_VERSION = 3  # bump when the generated content changes, so old sets get rebuilt
-MARKER_NAME = "synthetic_params.json"
+MARKER_NAME = "synthetic_params.json"  # the "complete" marker: the parameters of the set
+OWNER_MARKER_NAME = "synthetic_dataset.json"  # "this folder holds the generator's output"
+# Data set folders under <out> that may hold a real data set (the project's data_dir layout).
+DATASET_DIRS = ("Kinetics", "Mimetics", "NTU")
 
 
 @dataclass(frozen=True)
@@ -204,6 +215,7 @@ def dataset_paths(out_dir: str, subset: str) -> Dict[str, str]:
         "mimetics_dir": mim,
         "mimetics_json": os.path.join(mim, f"Mimetics{subset}.json"),
         "marker": os.path.join(out_dir, MARKER_NAME),
+        "owner_marker": os.path.join(out_dir, OWNER_MARKER_NAME),
     }
 
 
@@ -432,6 +444,40 @@ def _read_marker(path: str) -> Optional[Dict[str, Any]]:
         return None
 
 
+def check_target(out_dir: str) -> None:
+    """Refuse to write into a folder that holds another data set.
+
+    `out_dir` is the generator's when it holds its owner marker (or, from before that marker
+    existed, a readable "complete" marker). Otherwise none of `<out_dir>/{Kinetics,Mimetics,
+    NTU}/data` may hold any file: a real data set's `kinetics_{split}_label.json` and
+    annotation files have the very names the generator writes.
+
+    Raises:
+        UsageError: one line naming the folder and saying to choose an empty one.
+    """
+    out_dir = os.path.abspath(out_dir)
+    if os.path.isfile(os.path.join(out_dir, OWNER_MARKER_NAME)) or \
+            _read_marker(os.path.join(out_dir, MARKER_NAME)) is not None:
+        return
+    for name in DATASET_DIRS:
+        folder = os.path.join(out_dir, name, "data")
+        if os.path.isdir(folder) and os.listdir(folder):
+            raise UsageError(
+                f"{folder} already holds files and {out_dir} has no {OWNER_MARKER_NAME} of "
+                "this generator: it may be a real data set, which the synthetic one would "
+                "overwrite; choose an empty folder for --out")
+
+
+def _claim_target(paths: Dict[str, str]) -> None:
+    """Write the owner marker (first, before any data): later runs may rebuild here."""
+    if not os.path.isfile(paths["owner_marker"]):
+        _write_json(paths["owner_marker"], {
+            "written_by": "tool/make_synthetic_dataset.py",
+            "content": "a synthetic action data set in the Kinetics and Mimetics formats "
+                       "(not real data); this generator may overwrite it",
+        })
+
+
 def generate_dataset(out_dir: str, seed: int = 0, num_classes: int = 8,
                      train_per_class: int = 60, test_per_class: int = 15, frames: int = 20,
                      height: int = 128, width: int = 170, subset: str = "Synth",
@@ -445,17 +491,18 @@ def generate_dataset(out_dir: str, seed: int = 0, num_classes: int = 8,
     body and actor placement (enough to recompute the exact joints with
     `tool.synthetic.actions.action_pose`), frame_dir, pose_file, ...). `skipped` is True when
     a complete set with the same parameters was already there (`<out_dir>/synthetic_params.json`);
-    `force` rebuilds.
+    `force` rebuilds. Raises `UsageError` (see `check_target`) rather than write into a folder
+    that holds another data set.
     Files of an earlier, different set that the new one does not name are left in place (the
     annotation files only list the new videos). `workers=None` uses up to 2 processes (this one
     and fresh helper interpreters, each rendering an interleaved share of the videos).
     """
     if not 2 <= num_classes <= len(CLASSES):
-        raise ValueError(f"num_classes must be in [2, {len(CLASSES)}], got {num_classes}")
+        raise UsageError(f"--num_classes must be in [2, {len(CLASSES)}], got {num_classes}")
     if min(train_per_class, test_per_class, frames) < 1:
-        raise ValueError("train_per_class, test_per_class and frames must be >= 1")
+        raise UsageError("--train_per_class, --test_per_class and --frames must be >= 1")
     if min(height, width) < 16:
-        raise ValueError("frames must be at least 16x16 pixels")
+        raise UsageError("--height and --width must be at least 16 pixels")
     params = GenParams(seed=int(seed), num_classes=int(num_classes),
                        train_per_class=int(train_per_class),
                        test_per_class=int(test_per_class), frames=int(frames),
@@ -467,6 +514,8 @@ def generate_dataset(out_dir: str, seed: int = 0, num_classes: int = 8,
     start = time.perf_counter()
     if not force and _read_marker(paths["marker"]) == asdict(params):
         return _summary(params, plans, paths, skipped=True, seconds=0.0)
+    check_target(out_dir)
+    _claim_target(paths)
 
     # The marker goes first and comes back last, so an interrupted run is never "complete".
     if os.path.exists(paths["marker"]):
@@ -504,7 +553,9 @@ def write_preview(summary: Dict[str, Any], path: str, frame: Optional[int] = Non
     return path
 
 
+@exit_on_error
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+    """The command line; an unusable --out ends with one `error: ...` line and exit status 1."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=os.path.join(root, "output", "synthetic"),

@@ -12,9 +12,11 @@ import os.path as osp, sys; sys.path.insert(0, osp.dirname(osp.dirname(osp.abspa
 import argparse
 from typing import Optional, Sequence
 
-from common.checkpoint import CheckpointError, atomic_save, load_snapshot, merge_single_stream_snapshots
+from common.checkpoint import atomic_save, load_snapshot, merge_single_stream_snapshots
+from common.errors import CheckpointError, exit_on_error
 
 
+@exit_on_error
 def main(argv: Optional[Sequence[str]] = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rgb", default="snapshot_29_rgb_only.pth.tar",
@@ -23,13 +25,17 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
                         help="the pose_only stage's snapshot")
     parser.add_argument("--out", default="snapshot_0.pth.tar",
                         help="where to write the merged snapshot (put it in model_dump)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace --out even when it is not an earlier merge output")
     args = parser.parse_args(argv)
-    try:
-        rgb = load_snapshot(args.rgb)
-        pose = load_snapshot(args.pose)
-        merged = merge_single_stream_snapshots(rgb, pose, args.rgb, args.pose)
-    except CheckpointError as err:
-        raise SystemExit(f"error: {err}")
+    rgb = load_snapshot(args.rgb)
+    pose = load_snapshot(args.pose)
+    merged = merge_single_stream_snapshots(rgb, pose, args.rgb, args.pose)
+    if osp.exists(args.out) and not args.overwrite:
+        # Replacing an earlier merge is routine; replacing a trained stage's snapshot loses work.
+        if not load_snapshot(args.out, mmap=True).get("merged"):
+            raise CheckpointError(f"--out {args.out} exists and is a trained snapshot, not an "
+                                  "earlier merge; choose another --out, or add --overwrite")
     atomic_save(merged, args.out)
     keys = merged["network"]
 

@@ -26,6 +26,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from common.errors import exit_on_error
 from main import test as test_entry
 from main import train as train_entry
 from tool import merge_rgb_only_pose_only
@@ -119,7 +120,9 @@ def run_seed(seed: int, out_root: str, fast: bool, workers: int, quiet: bool,
             end_epoch = 1 + recipe.epochs
         else:
             end_epoch = recipe.epochs
-        _run(train_entry, ["--mode", recipe.mode, "--output_dir", out_dir,
+        # Each quickstart run recomputes its stages from scratch: replacing the snapshots of an
+        # earlier quickstart run in its own output folder is the intent, hence --overwrite.
+        _run(train_entry, ["--mode", recipe.mode, "--output_dir", out_dir, "--overwrite",
                            "--end_epoch", str(end_epoch), *base, *extra], quiet)
         last = osp.join(out_dir, "model_dump", f"snapshot_{end_epoch - 1}.pth.tar")
         final.setdefault(recipe.mode, last)
@@ -232,6 +235,7 @@ def bar_chart(summary, path: str, title: str) -> None:
     plt.close(fig)
 
 
+@exit_on_error
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
     parser = argparse.ArgumentParser(description="synthetic context-bias benchmark, end to end")
     parser.add_argument("--seeds", type=int, default=1, help="how many seeds (0, 1, ...)")

@@ -14,6 +14,8 @@ import torch
 from torch import Tensor, nn
 from torchvision.models import resnet
 
+from common.errors import CheckpointError
+
 logger = logging.getLogger("integral_action.model")
 
 _BUILDERS: Dict[int, Callable[..., resnet.ResNet]] = {
@@ -116,11 +118,12 @@ class TSMResNet(nn.Module):
 
     def load_imagenet(self, source: str) -> bool:
         """Initialise from ImageNet weights: `source` is 'imagenet' (torchvision's weights API,
-        which downloads once into the torch hub cache) or a local state-dict file.
+        which downloads once into the torch hub cache) or a local state-dict file; 'none'
+        keeps the random initialisation (on purpose, and logged).
 
-        Returns True when weights were loaded; False (with a log line) when `source` is 'none'
-        or the download is impossible (no internet), in which case torchvision's default
-        initialisation stays.
+        Returns True when weights were loaded, False for 'none'. Raises `CheckpointError`
+        when the weights cannot be had (no internet, a missing or unreadable file): a run that
+        silently started from random weights would end far from the paper's numbers.
         """
         if not source or source.lower() == "none":
             logger.info("ResNet-%d: no ImageNet weights requested; random initialisation", self.depth)
@@ -129,24 +132,33 @@ class TSMResNet(nn.Module):
             weights = _IMAGENET_WEIGHTS[self.depth]
             try:
                 state = weights.get_state_dict(progress=False)
-            except Exception as err:  # offline machines: keep training possible, say so loudly
-                logger.warning(
-                    "ResNet-%d: could not fetch ImageNet weights (%s: %s); training starts from "
-                    "random initialisation. Pass --pretrained /path/to/resnet%d.pth to use a local "
-                    "file.", self.depth, type(err).__name__, err, self.depth)
-                return False
+            except Exception as err:  # noqa: BLE001 - any download failure ends the same way
+                raise CheckpointError(
+                    f"cannot fetch the ImageNet weights of ResNet-{self.depth} ({weights}: "
+                    f"{type(err).__name__}: {err}). Either pass a local copy with --pretrained "
+                    f"/path/to/resnet{self.depth}.pth (a torchvision state dict, e.g. "
+                    f"{weights.url.rsplit('/', 1)[-1]} from {weights.url}), or train from random "
+                    "weights on purpose with --pretrained none") from err
             origin = str(weights)
         else:
             if not os.path.isfile(source):
-                raise FileNotFoundError(f"pretrained weights file not found: {source}")
-            state = torch.load(source, map_location="cpu", weights_only=True)
+                raise CheckpointError(
+                    f"--pretrained {source}: no such file. Give a torchvision ResNet-{self.depth} "
+                    "state dict, 'imagenet' (download) or 'none' (random weights)")
+            try:
+                state = torch.load(source, map_location="cpu", weights_only=True)
+            except Exception as err:  # noqa: BLE001 - reported with the file name
+                raise CheckpointError(f"--pretrained {source}: cannot read it as a state dict "
+                                      f"({type(err).__name__}: {err})") from err
             if isinstance(state, dict) and "state_dict" in state:
                 state = state["state_dict"]
+            if not isinstance(state, dict):
+                raise CheckpointError(f"--pretrained {source}: not a state dict")
             origin = source
         state = {k: v for k, v in state.items() if not k.startswith("fc.")}
         missing, unexpected = self.load_state_dict(state, strict=False)
         if missing or unexpected:
-            raise RuntimeError(
+            raise CheckpointError(
                 f"{origin} does not match ResNet-{self.depth}: missing {missing[:5]}, "
                 f"unexpected {unexpected[:5]}")
         logger.info("ResNet-%d initialised from %s", self.depth, origin)

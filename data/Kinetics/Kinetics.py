@@ -1,29 +1,37 @@
 """Kinetics (Kinetics50 / Kinetics400) frames with the kinetics-skeleton OpenPose poses.
 
 Layout under `<data_dir>/Kinetics/data/`:
-    Kinetics{subset}_{train,val}.json            COCO layout; images: seq_name, file_name,
-                                                 height, width, frame_num; annotations:
+    Kinetics{subset}_{train,val}.json            COCO layout; images: id, seq_name, file_name,
+                                                 frame_num (height, width unused); annotations:
                                                  image_id, action_label, action_name
     frames/{train_256,val_256}/{seq_name}/{file_name}/%06d.jpg
     kinetics-skeleton/kinetics_{train,val}_label.json   {video: {has_skeleton, label, label_index}}
     kinetics-skeleton/kinetics_{train,val}/{video}.json {"data": [{"frame_index": n (from 1),
                                                  "skeleton": [{"pose": [x0, y0, ...] in [0, 1],
                                                                "score": [s0, ...]}]}]}
-The 'test' split reads the 'val' files.
+The 'test' split reads the 'val' files. Classes: 50 for subset '50', 400 for '400', else
+`--class_num` or the largest label + 1.
 """
 from __future__ import annotations
 
 import functools
-import json
 import os.path as osp
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from common.errors import DataError
+from common.problems import Problem
 from data.joint_sets import OPENPOSE_18
-from data.video_pose_dataset import Record, VideoPoseDataset, load_coco_videos, stack_people
+from data.parsing import (FieldError, int_value, key_state, name_field, number_array,
+                          read_json_file, short_repr, type_name)
+from data.video_pose_dataset import (Record, VideoPoseDataset, load_coco_videos, require_folder,
+                                     stack_people)
 
 PeopleTable = Dict[int, Tuple[np.ndarray, np.ndarray]]
+
+# The Kinetics subsets' own class counts.
+KINETICS_CLASS_NUMS = {"50": 50, "400": 400}
 
 
 def skeleton_key(file_name: str, skeleton_labels: Mapping[str, Any]) -> Optional[str]:
@@ -41,25 +49,65 @@ def skeleton_key(file_name: str, skeleton_labels: Mapping[str, Any]) -> Optional
     return None
 
 
+def read_kinetics_labels(path: str) -> Dict[str, Any]:
+    """The kinetics-skeleton label file: `{video: {has_skeleton, label, label_index}}`.
+
+    The entries are checked where they are used (`Kinetics.video_source`).
+
+    Raises:
+        DataError: `<path>: ...` when the file is missing, not JSON or not an object.
+    """
+    content = read_json_file(path, "kinetics-skeleton label file")
+    if not isinstance(content, dict):
+        raise DataError(f"{path}: the kinetics-skeleton label file is {type_name(content)}, "
+                        "not an object {video: {has_skeleton, label, label_index}}")
+    return content
+
+
 @functools.lru_cache(maxsize=64)
 def read_kinetics_skeleton(path: str, joint_num: int = OPENPOSE_18.joint_num) -> PeopleTable:
     """Parse a kinetics-skeleton file into `{frame_index (1-based): (coords, scores)}`.
 
-    coords `(P, J, 2)` are (x, y) normalised to [0, 1], scores `(P, J)`; both read-only because
-    the result is cached (workers re-read the same video across epochs).
+    coords `(P, J, 2)` are (x, y) normalised to [0, 1], scores `(P, J)`, as the file has them
+    (NaN/inf included: the dataset zeroes such joints and reports them); both read-only
+    because the result is cached (workers re-read the same video across epochs).
+
+    Raises:
+        DataError: `<path>: ...` for a missing, empty or malformed file (naming the entry:
+            `data[i]`, its frame_index and the person), or a person without `joint_num` joints.
     """
-    with open(path) as f:
-        content = json.load(f)
+    content = read_json_file(path, "kinetics-skeleton pose file")
+    if not isinstance(content, dict) or not isinstance(content.get("data"), list):
+        what = (f"'data' is {key_state(content, 'data')}" if isinstance(content, dict)
+                else f"the top level is {type_name(content)}")
+        raise DataError(f"{path}: not a kinetics-skeleton pose file (needs an object with a "
+                        f"'data' list; {what})")
     people: Dict[int, list] = {}
-    for entry in content.get("data", []):
-        frame_index = int(entry["frame_index"])
-        for person in entry.get("skeleton", []) or []:
-            pose = np.asarray(person["pose"], dtype=np.float32).reshape(-1, 2)
-            score = np.asarray(person["score"], dtype=np.float32).reshape(-1)
-            if len(pose) != joint_num or len(score) != joint_num:
-                raise ValueError(f"{path}: frame_index {frame_index} has a person with "
-                                 f"{len(pose)} joints / {len(score)} scores, expected {joint_num}")
-            people.setdefault(frame_index, []).append((pose, score))
+    for i, entry in enumerate(content["data"]):
+        where = f"data[{i}]"
+        if not isinstance(entry, dict):
+            raise DataError(f"{path}: {where} is {type_name(entry)}, not an object")
+        frame_index = int_value(entry.get("frame_index"))
+        if frame_index is None:
+            raise DataError(f"{path}: {where}: 'frame_index' is "
+                            f"{short_repr(entry.get('frame_index'))}, not an integer")
+        where += f" (frame_index {frame_index})"
+        skeleton = entry.get("skeleton")
+        if skeleton is None:
+            continue  # no people in this frame
+        if not isinstance(skeleton, list):
+            raise DataError(f"{path}: {where}: 'skeleton' is {type_name(skeleton)}, not a list")
+        for p, person in enumerate(skeleton):
+            who = f"{where}, person {p}"
+            if not isinstance(person, dict):
+                raise DataError(f"{path}: {who} is {type_name(person)}, not an object")
+            pose = number_array(person.get("pose"), path, f"{who}: 'pose'")
+            score = number_array(person.get("score"), path, f"{who}: 'score'")
+            if len(pose) != 2 * joint_num or len(score) != joint_num:
+                raise DataError(f"{path}: {who} has {len(pose)} pose values and {len(score)} "
+                                f"scores, expected {2 * joint_num} and {joint_num} "
+                                f"({joint_num} joints)")
+            people.setdefault(frame_index, []).append((pose.reshape(joint_num, 2), score))
     table: PeopleTable = {}
     for frame_index, persons in people.items():
         coords = np.stack([p for p, _ in persons])
@@ -73,40 +121,74 @@ def read_kinetics_skeleton(path: str, joint_num: int = OPENPOSE_18.joint_num) ->
 class Kinetics(VideoPoseDataset):
     """Kinetics{cfg.subset} 'train' or 'test' (= the val files); see the module docstring.
 
-    Skipped (and counted in `skipped`): 'too_short' videos, 'no_skeleton_label' (not in the
-    label file), 'has_skeleton_false', 'missing_skeleton_file'.
+    Left out at start-up (counted in `skipped`): by the protocol, 'too_short' videos,
+    'no_skeleton_label' (not in the label file) and 'has_skeleton_false'; for bad data,
+    'missing_skeleton_file' and bad entries of either file ('missing_field', 'bad_field').
+
+    Raises:
+        DataError: the annotation file or the label file cannot be used, or no video can.
     """
 
     joint_set = OPENPOSE_18
+    pose_key = "skeleton_path"
 
     def __init__(self, cfg: Any, split: str) -> None:
         super().__init__(cfg, split)
         part = "train" if split == "train" else "val"
         self.root = osp.join(cfg.data_dir, "Kinetics", "data")
         ann_path = osp.join(self.root, f"Kinetics{cfg.subset}_{part}.json")
-        frame_root = osp.join(self.root, "frames", f"{part}_256")
+        self.frame_root = osp.join(self.root, "frames", f"{part}_256")
         skeleton_root = osp.join(self.root, "kinetics-skeleton")
-        with open(osp.join(skeleton_root, f"kinetics_{part}_label.json")) as f:
-            skeleton_labels = json.load(f)
-        skeleton_dir = osp.join(skeleton_root, f"kinetics_{part}")
+        self.label_path = osp.join(skeleton_root, f"kinetics_{part}_label.json")
+        self.skeleton_dir = osp.join(skeleton_root, f"kinetics_{part}")
+        coco = load_coco_videos(ann_path)
+        self.skeleton_labels = read_kinetics_labels(self.label_path)
+        require_folder(self.frame_root, "frame folder")
+        self.load_videos(coco)
 
-        videos, categories = load_coco_videos(ann_path)
-        labels: List[int] = []
-        for image, label, frame_num in self.usable_videos(videos, labels):
-            key = skeleton_key(str(image["file_name"]), skeleton_labels)
-            if key is None:
-                self.skip("no_skeleton_label")
-                continue
-            if not skeleton_labels[key].get("has_skeleton", False):
-                self.skip("has_skeleton_false")
-                continue
-            skeleton_path = osp.join(skeleton_dir, f"{key}.json")
-            if not osp.isfile(skeleton_path):
-                self.skip("missing_skeleton_file")
-                continue
-            frame_dir = osp.join(frame_root, str(image["seq_name"]), str(image["file_name"]))
-            self.add_record(image, label, frame_num, frame_dir, skeleton_path=skeleton_path)
-        self.finish_loading(ann_path, categories, labels)
+    def own_class_count(self) -> Optional[Tuple[int, str]]:
+        count = KINETICS_CLASS_NUMS.get(str(self.cfg.subset))
+        if count is None:
+            return None
+        return count, f"the Kinetics{self.cfg.subset} data set's own count"
+
+    def video_fields(self, image: Dict[str, Any], where: str) -> Dict[str, Any]:
+        fields = {"seq_name": name_field(image, "seq_name", where),
+                  "file_name": name_field(image, "file_name", where)}
+        # Unused (the poses are normalised); kept in the record when present.
+        for key in ("height", "width"):
+            value = int_value(image.get(key))
+            fields[key] = value if value is not None and value > 0 else 0
+        return fields
+
+    def video_source(self, video_id: int, fields: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+        key = skeleton_key(fields["file_name"], self.skeleton_labels)
+        if key is None:
+            self.exclude("no_skeleton_label")
+            return None
+        entry = self.skeleton_labels[key]
+        where = f"video {video_id}: entry {key!r}"
+        if not isinstance(entry, dict):
+            raise FieldError("bad_field", f"{where} is {type_name(entry)}, not an object",
+                             self.label_path)
+        if entry.get("has_skeleton") is None:
+            raise FieldError("missing_field", f"{where} has no 'has_skeleton'", self.label_path)
+        has_skeleton = entry["has_skeleton"]
+        if not isinstance(has_skeleton, bool) and has_skeleton not in (0, 1):
+            raise FieldError("bad_field", f"{where}: 'has_skeleton' is "
+                                          f"{short_repr(has_skeleton)}, not true/false",
+                             self.label_path)
+        if not has_skeleton:
+            self.exclude("has_skeleton_false")
+            return None
+        skeleton_path = osp.join(self.skeleton_dir, f"{key}.json")
+        if not osp.isfile(skeleton_path):
+            self.reject(Problem("missing_skeleton_file", skeleton_path,
+                                f"video {video_id}: the label file says has_skeleton but there "
+                                "is no pose file"))
+            return None
+        frame_dir = osp.join(self.frame_root, fields["seq_name"], fields["file_name"])
+        return {"frame_dir": frame_dir, "skeleton_path": skeleton_path}
 
     def load_poses(
         self, record: Record, frame_indices: Sequence[int], resized_hw: Tuple[int, int]
@@ -116,7 +198,7 @@ class Kinetics(VideoPoseDataset):
         resized pixels (`x * W`, `y * H`) and `(F, P, J)` scores."""
         table = read_kinetics_skeleton(record["skeleton_path"], self.joint_set.joint_num)
         scale = np.array([resized_hw[1], resized_hw[0]], dtype=np.float32)
-        per_frame = []
+        per_frame: List[Optional[Tuple[np.ndarray, np.ndarray]]] = []
         for k in frame_indices:
             entry = table.get(k + 1)
             per_frame.append(None if entry is None else (entry[0] * scale, entry[1]))

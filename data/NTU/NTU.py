@@ -1,97 +1,176 @@
 """NTU RGB+D 60 frames with the Kinect skeletons of the official release.
 
 Layout under `<data_dir>/NTU/data/`:
-    NTU_{train,test}.json                         COCO layout; images: setup_idx, file_name,
+    NTU_{train,test}.json                         COCO layout; images: id, setup_idx, file_name,
                                                   skeleton_file_name, height, width, frame_num;
                                                   annotations: image_id, action_label
-    frames/nturgb+d_rgb_s{setup_idx}/{file_name}/%06d.jpg   setup_idx: an int is written as
-                                                  %03d (s001), a string is used as it is
+    frames/nturgb+d_rgb_s{setup_idx}/{file_name}/%06d.jpg   SPEC.md's naming: the int 1 gives
+                                                  `nturgb+d_rgb_s1`; where only the official
+                                                  archives' zero-padded `nturgb+d_rgb_s001`
+                                                  folders exist, those (decided once per set)
     nturgb+d_skeletons/{skeleton_file_name}       the official .skeleton text format
 
 `.skeleton` format: frame count; per frame a body count; per body an info line (10 numbers),
 a joint-count line, then per joint `x y z depthX depthY colorX colorY oW oX oY oZ state`.
 The colour-camera coordinates (fields 5, 6) are in the original RGB frame's pixels.
+Classes: 60 (NTU RGB+D 60), unless `--class_num` says otherwise.
 """
 from __future__ import annotations
 
 import functools
 import math
+import os
 import os.path as osp
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Collection, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from common.errors import DataError
+from common.problems import Problem
 from data.joint_sets import NTU_25
-from data.video_pose_dataset import Record, VideoPoseDataset, load_coco_videos
+from data.parsing import (FieldError, int_field, int_value, name_field, parse_float,
+                          short_repr)
+from data.video_pose_dataset import (CocoVideos, Record, VideoPoseDataset, load_coco_videos,
+                                     require_folder)
 
 FramePeople = Optional[Tuple[np.ndarray, np.ndarray]]
 COLOR_X_FIELD, COLOR_Y_FIELD = 5, 6
+NTU_CLASS_NUM = 60
+SetupIdx = Union[int, str]
 
 
-def setup_folder(setup_idx: Any) -> str:
-    """Frame folder of a setup: `nturgb+d_rgb_s%03d` for an int, the string as-is otherwise."""
-    if isinstance(setup_idx, (int, np.integer)) and not isinstance(setup_idx, bool):
-        return f"nturgb+d_rgb_s{int(setup_idx):03d}"
-    return f"nturgb+d_rgb_s{setup_idx}"
+def setup_folder(setup_idx: SetupIdx, padded: bool = False) -> str:
+    """Frame folder of a setup.
+
+    `nturgb+d_rgb_s{setup_idx}` as SPEC.md writes it (the int 1 gives `nturgb+d_rgb_s1`, a
+    string is used as it is); `padded`: the official archives' naming, the number written
+    with 3 digits (`nturgb+d_rgb_s001`; a string that is not all digits stays as it is).
+    """
+    text = str(setup_idx)
+    if padded and text.isdigit():
+        text = f"{int(text):03d}"
+    return f"nturgb+d_rgb_s{text}"
 
 
-def _number(token: str) -> float:
-    # Kinect exports write NaN in several spellings ("NaN", "-nan(ind)", "1.#QNAN").
+def choose_setup_naming(present: Collection[str], setups: Iterable[SetupIdx]) -> Tuple[bool, str]:
+    """Decide once for a data set whether its setup folders are zero-padded.
+
+    SPEC.md's naming (`s1`) unless more of the needed setups have a zero-padded folder (`s001`,
+    the official archives') than a SPEC-named one.
+
+    Args:
+        present: the names in the `frames/` folder (one listing).
+        setups: the `setup_idx` of every video.
+    Returns:
+        `(padded, note)`: the decision and one line saying what was found.
+    """
+    needed = sorted({str(s) for s in setups})
+    spec = [s for s in needed if setup_folder(s) in present]
+    padded = [s for s in needed if setup_folder(s, padded=True) in present]
+    example = needed[0] if needed else "1"
+    if len(padded) > len(spec):
+        return True, (f"frame folders: the zero-padded {setup_folder(example, True)} naming of "
+                      f"the official archives ({len(padded)} of {len(needed)} setups found; "
+                      f"{len(spec)} named {setup_folder(example)} as in SPEC.md)")
+    return False, (f"frame folders: {setup_folder(example)} as SPEC.md names them "
+                   f"({len(spec)} of {len(needed)} setups found)")
+
+
+class _Lines:
+    """The non-blank lines of a `.skeleton` file, read one at a time with their numbers."""
+
+    def __init__(self, path: str, text: str) -> None:
+        self.path = path
+        self.lines = [(n, line.split()) for n, line in enumerate(text.splitlines(), 1)
+                      if line.strip()]
+        self.pos = 0
+
+    def next(self, what: str, context: str) -> Tuple[int, List[str]]:
+        if self.pos >= len(self.lines):
+            last = self.lines[-1][0] if self.lines else 0
+            raise DataError(f"{self.path}: truncated: the file ends at line {last}, in {context} "
+                            f"(expected {what})")
+        line = self.lines[self.pos]
+        self.pos += 1
+        return line
+
+    def count(self, what: str, context: str) -> Tuple[int, int]:
+        """`(line number, value)` of a line holding a non-negative count."""
+        n, tokens = self.next(what, context)
+        value = int_value(_int_or_none(tokens[0]))
+        if value is None or value < 0:
+            raise DataError(f"{self.path}: line {n}: {short_repr(' '.join(tokens))} is not a "
+                            f"{what}")
+        return n, value
+
+
+def _int_or_none(token: str) -> Optional[int]:
     try:
-        return float(token)
+        return int(token)
     except ValueError:
-        if "nan" in token.lower():
-            return math.nan
-        raise
+        return None
 
 
 @functools.lru_cache(maxsize=64)
 def read_ntu_skeleton(path: str, joint_num: int = NTU_25.joint_num) -> List[FramePeople]:
     """Parse a `.skeleton` file into one entry per frame it holds: None (no body) or
-    `(coords (P, J, 2) colour pixels, scores (P, J))`; NaN joints get coords 0 and score 0,
-    valid ones score 1. A file that ends early (fewer frames than its header, or than the RGB
-    video) just yields fewer frames: the caller gives the missing frames no people.
-    Arrays are read-only (the result is cached)."""
-    with open(path) as f:
-        lines = [line.split() for line in f]
-    lines = [tokens for tokens in lines if tokens]  # tolerate blank lines
+    `(coords (P, J, 2) colour pixels, scores (P, J))`. Joints written as NaN (any Kinect
+    spelling; an untracked joint) get coordinate 0 and score 0, as SPEC says: the format's own
+    encoding, not a data problem, so it is not reported; the others score 1. A complete file with fewer frames than the RGB video is
+    fine: the caller gives the missing frames no people. Arrays are read-only (cached).
+
+    Raises:
+        DataError: `<path>: ...` for a missing or empty file, a file truncated before the
+            frames its header announces, content after them, a count or coordinate that is not
+            a number (with the line number), or a body without `joint_num` joints.
+    """
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise DataError(f"{path}: skeleton file not found") from None
+    except OSError as err:
+        raise DataError(f"{path}: cannot read the skeleton file ({err.strerror or err})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a text file, so not a .skeleton file") from None
+    lines = _Lines(path, text)
+    if not lines.lines:
+        raise DataError(f"{path}: empty file (expected the .skeleton text format)")
+    _, frame_count = lines.count("frame count", "the header")
     frames: List[FramePeople] = []
-    if not lines:
-        return frames
-    pos = 1
-    frame_count = int(lines[0][0])
-    for _ in range(frame_count):
-        if pos >= len(lines):
-            break
-        body_count = int(lines[pos][0])
-        pos += 1
+    for f in range(frame_count):
+        context = f"frame {f} of the {frame_count} the header announces"
+        _, body_count = lines.count("body count", context)
         bodies = []
-        complete = True
-        for _ in range(body_count):
-            # info line, joint-count line, then the joints
-            if pos + 1 >= len(lines):
-                complete = False
-                break
-            count = int(lines[pos + 1][0])
+        for b in range(body_count):
+            where = f"{context}, body {b}"
+            lines.next("a body info line", where)  # tracking id etc.: not used
+            n, count = lines.count("joint count", where)
             if count != joint_num:
-                raise ValueError(f"{path}: line {pos + 2}: {count} joints, expected {joint_num}")
-            joint_lines = lines[pos + 2: pos + 2 + count]
-            if len(joint_lines) < count:
-                complete = False
-                break
-            pos += 2 + count
+                raise DataError(f"{path}: line {n}: {count} joints, expected {joint_num}")
             coords = np.zeros((count, 2), dtype=np.float32)
             scores = np.zeros(count, dtype=np.float32)
-            for j, tokens in enumerate(joint_lines):
+            for j in range(count):
+                n, tokens = lines.next(f"joint line {j}", where)
                 if len(tokens) <= COLOR_Y_FIELD:
-                    raise ValueError(f"{path}: a joint line has {len(tokens)} fields")
-                x, y = _number(tokens[COLOR_X_FIELD]), _number(tokens[COLOR_Y_FIELD])
+                    raise DataError(f"{path}: line {n}: a joint line with {len(tokens)} "
+                                    f"fields, expected 12 (colorX, colorY are fields 6 and 7)")
+                try:
+                    x = parse_float(tokens[COLOR_X_FIELD])
+                    y = parse_float(tokens[COLOR_Y_FIELD])
+                except ValueError:
+                    raise DataError(f"{path}: line {n}: colorX/colorY "
+                                    f"{short_repr(tokens[COLOR_X_FIELD])}, "
+                                    f"{short_repr(tokens[COLOR_Y_FIELD])} are not numbers"
+                                    ) from None
+                # A NaN joint is how the Kinect export writes an untracked joint: SPEC's
+                # coordinate 0 and score 0, an ordinary value rather than a data problem.
                 if math.isfinite(x) and math.isfinite(y):
                     coords[j] = (x, y)
                     scores[j] = 1.0
             bodies.append((coords, scores))
-        if not complete:
-            break  # truncated in the middle of a frame: drop that frame and stop
         if bodies:
             coords = np.stack([c for c, _ in bodies])
             scores = np.stack([s for _, s in bodies])
@@ -100,33 +179,76 @@ def read_ntu_skeleton(path: str, joint_num: int = NTU_25.joint_num) -> List[Fram
             frames.append((coords, scores))
         else:
             frames.append(None)
+    if lines.pos < len(lines.lines):
+        raise DataError(f"{path}: line {lines.lines[lines.pos][0]}: content after the "
+                        f"{frame_count} frames the header announces")
     return frames
 
 
 class NTU(VideoPoseDataset):
     """NTU RGB+D 'train' or 'test'; see the module docstring.
 
-    Skipped (and counted): 'too_short' videos and 'missing_skeleton_file'.
+    Left out at start-up (counted in `skipped`): by the protocol, 'too_short' videos; for bad
+    data, 'missing_skeleton_file', 'missing_frame_folder' (no folder for the video's setup under
+    the naming chosen) and bad entries ('missing_field', 'bad_field').
     """
 
     joint_set = NTU_25
+    pose_key = "skeleton_path"
 
     def __init__(self, cfg: Any, split: str) -> None:
         super().__init__(cfg, split)
         self.root = osp.join(cfg.data_dir, "NTU", "data")
-        ann_path = osp.join(self.root, f"NTU_{split}.json")
-        videos, categories = load_coco_videos(ann_path)
-        labels: List[int] = []
-        for image, label, frame_num in self.usable_videos(videos, labels):
-            skeleton_path = osp.join(self.root, "nturgb+d_skeletons",
-                                     str(image["skeleton_file_name"]))
-            if not osp.isfile(skeleton_path):
-                self.skip("missing_skeleton_file")
-                continue
-            frame_dir = osp.join(self.root, "frames", setup_folder(image["setup_idx"]),
-                                 str(image["file_name"]))
-            self.add_record(image, label, frame_num, frame_dir, skeleton_path=skeleton_path)
-        self.finish_loading(ann_path, categories, labels)
+        self.frame_root = osp.join(self.root, "frames")
+        self.padded_setups = False
+        self.present_setup_folders: Collection[str] = frozenset()
+        coco = load_coco_videos(osp.join(self.root, f"NTU_{split}.json"))
+        require_folder(self.frame_root, "frame folder")
+        self.load_videos(coco)
+
+    def own_class_count(self) -> Optional[Tuple[int, str]]:
+        return NTU_CLASS_NUM, "NTU RGB+D 60's own count"
+
+    def inspect(self, coco: CocoVideos) -> None:
+        """Choose the setup folders' naming once, from the setups the videos name."""
+        setups = []
+        for image, _ in coco.videos:
+            try:
+                setups.append(self._setup_idx(image, ""))
+            except FieldError:
+                pass  # reported with its video in `video_fields`
+        self.present_setup_folders = set(os.listdir(self.frame_root))
+        self.padded_setups, note = choose_setup_naming(self.present_setup_folders, setups)
+        self.startup_notes.append(note)
+
+    @staticmethod
+    def _setup_idx(image: Dict[str, Any], where: str) -> SetupIdx:
+        value = image.get("setup_idx")
+        if isinstance(value, str) and value:
+            return name_field(image, "setup_idx", where)
+        return int_field(image, "setup_idx", where, minimum=0)
+
+    def video_fields(self, image: Dict[str, Any], where: str) -> Dict[str, Any]:
+        return {"setup_idx": self._setup_idx(image, where),
+                "file_name": name_field(image, "file_name", where),
+                "skeleton_file_name": name_field(image, "skeleton_file_name", where),
+                "height": int_field(image, "height", where, minimum=1),
+                "width": int_field(image, "width", where, minimum=1)}
+
+    def video_source(self, video_id: int, fields: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+        folder = setup_folder(fields["setup_idx"], self.padded_setups)
+        if folder not in self.present_setup_folders:
+            self.reject(Problem("missing_frame_folder", osp.join(self.frame_root, folder),
+                                f"video {video_id}: no frame folder for setup "
+                                f"{fields['setup_idx']!r}"))
+            return None
+        skeleton_path = osp.join(self.root, "nturgb+d_skeletons", fields["skeleton_file_name"])
+        if not osp.isfile(skeleton_path):
+            self.reject(Problem("missing_skeleton_file", skeleton_path,
+                                f"video {video_id} has no skeleton file"))
+            return None
+        return {"frame_dir": osp.join(self.frame_root, folder, fields["file_name"]),
+                "skeleton_path": skeleton_path}
 
     def load_poses(
         self, record: Record, frame_indices: Sequence[int], resized_hw: Tuple[int, int]
