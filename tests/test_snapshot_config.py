@@ -50,7 +50,7 @@ def trained(tmp_path_factory):
     expected = evaluate(predict(model, loader, torch.device("cpu"), progress=False))
     args = ["--mode", "rgb+pose", "--test_epoch", "3", "--data_dir", str(root), "--output_dir",
             str(out), "--subset", "Tiny", "--num_thread", "0", "--progress_bar", "false",
-            "--test_infer_num", "2"]
+            "--test_infer_num", "2", "--gpu", "cpu"]  # the expected values were computed on the CPU
     return out, path, args, expected
 
 

@@ -58,7 +58,8 @@ def make_snapshot(root, out, dataset, **extra):
 def run_test(root, out, dataset, *extra):
     return test_entry.main(["--mode", "rgb+pose", "--test_epoch", "5", "--dataset", dataset,
                             "--data_dir", str(root), "--output_dir", str(out), "--num_thread",
-                            "0", "--progress_bar", "false", "--test_infer_num", "2", *extra])
+                            "0", "--progress_bar", "false", "--test_infer_num", "2",
+                            "--gpu", "cpu", *extra])  # as the expected values (no TF32 on a GPU)
 
 
 @pytest.mark.parametrize("dataset, trained_on, classes, video_shape", [
