@@ -38,7 +38,8 @@ AGREEMENT_PREFIX = "aggregator.agreement."
 # Temporary files of `atomic_save`: `.tmp_<host>_<pid>_<random>.pth.tar`, so that a later run can
 # tell the leftovers of a dead process from the file another live process is writing.
 TMP_PREFIX = ".tmp_"
-TMP_RE = re.compile(r"^\.tmp_(?P<host>.+)_(?P<pid>\d+)_[^_]+\.pth\.tar$")
+# The host part has no '_' (`_tmp_name_prefix` replaces it); mkstemp's random part may have one.
+TMP_RE = re.compile(r"^\.tmp_(?P<host>[^_]+)_(?P<pid>\d+)_.+\.pth\.tar$")
 # A temporary of another machine (a shared file system) counts as stale after this long.
 FOREIGN_TMP_STALE_S = 6 * 3600
 

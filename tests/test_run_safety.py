@@ -46,9 +46,10 @@ def _dead_pid():
 
 def test_stale_temporaries_are_removed_live_ones_kept(tmp_path):
     host = checkpoint._tmp_name_prefix()[len(TMP_PREFIX):].split("_")[0]
-    dead = tmp_path / f".tmp_{host}_{_dead_pid()}_abc.pth.tar"
+    # mkstemp's random part may itself hold '_' (it did in a CI run: `_24c_tvs8`).
+    dead = tmp_path / f".tmp_{host}_{_dead_pid()}_a_bc.pth.tar"
     live = tmp_path / f".tmp_{host}_{os.getpid()}_def.pth.tar"
-    foreign_old = tmp_path / ".tmp_otherhost_12_ghi.pth.tar"
+    foreign_old = tmp_path / ".tmp_otherhost_12_g_hi.pth.tar"
     foreign_new = tmp_path / ".tmp_otherhost_13_jkl.pth.tar"
     keep = tmp_path / "snapshot_3.pth.tar"
     for path in (dead, live, foreign_old, foreign_new, keep):
