@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from common.errors import CheckpointError
-from common.stages import MERGE_SOURCES, STREAM_MODULES
+from common.stages import MERGE_SOURCES, RGB_ONLY, RGB_POSE, STREAM_MODULES
 
 __all__ = ["CheckpointError", "STREAM_MODULES"]  # re-exported for the entry points
 
@@ -213,14 +213,14 @@ def infer_stage(network: Mapping[str, Tensor]) -> Optional[str]:
     if not any(k.startswith("pose2feat.") for k in net):
         return None
     if not has_fusion_heads(net):
-        return "rgb+pose"  # only the merge tool writes the streams without the heads
+        return RGB_POSE.name  # only the merge tool writes the streams without the heads
     mean = net.get("pose2feat.conv.1.running_mean")
     var = net.get("pose2feat.conv.1.running_var")
     if mean is not None and var is not None and _at_init(mean, 0.0) and _at_init(var, 1.0):
-        return "rgb_only"
+        return RGB_ONLY.name
     ln_w, ln_b = net.get("aggregator.img_norm.weight"), net.get("aggregator.img_norm.bias")
     if ln_w is not None and ln_b is not None and not (_at_init(ln_w, 1.0) and _at_init(ln_b, 0.0)):
-        return "rgb+pose"
+        return RGB_POSE.name
     return None
 
 
@@ -334,7 +334,7 @@ def find_resume_snapshot(model_dir: str, mode: str) -> Optional[Tuple[str, Dict[
             logger.warning("skipping unreadable snapshot: %s", err)
             continue
         stage = snapshot_stage(snap)
-        if not (stage == mode or (stage is None and not snap.get("merged") and mode != "rgb+pose")):
+        if not (stage == mode or (stage is None and not snap.get("merged") and mode != RGB_POSE.name)):
             logger.info("not resuming from %s (stage %s, this run is %s)", path, stage, mode)
             continue
         run_id, saved = _run_key(snap, path)
@@ -382,7 +382,7 @@ def merge_single_stream_snapshots(rgb_snap: Mapping[str, Any], pose_snap: Mappin
         "epoch": 0,
         "network": to_authors_layout(network),
         "optimizer": rgb_snap.get("optimizer", {}),
-        "mode": "rgb+pose",
+        "mode": RGB_POSE.name,
         "merged": True,
         "config": _plain(rgb_snap.get("config", {})),
         "run": new_run_info(),

@@ -94,8 +94,9 @@ def train_one_epoch(model: nn.Module, loader: Any, optimizer: torch.optim.Optimi
         losses = compute_losses(outputs, batch["label"], cfg.reg_weight, gate_target)
         loss = sum(losses.values())
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite loss at epoch {epoch} iteration {itr}: "
-                                     f"{ {k: float(v) for k, v in losses.items()} }")
+            raise NonFiniteError(f"non-finite loss at epoch {epoch} iteration {itr}: "
+                                 f"{ {k: float(v) for k, v in losses.items()} }; lower --lr, or "
+                                 "resume from an earlier snapshot")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

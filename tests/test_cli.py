@@ -124,3 +124,30 @@ def test_help_lists_every_field_with_default_and_meaning(runs, entry):
     for group in ("network:", "input:", "data:", "training:", "testing:", "runtime:", "paths:"):
         assert group in text
     assert "--gpu,--gpu_ids" in text and "--continue,--continue_train" in text
+
+
+@pytest.mark.parametrize("entry", ["train", "test"])
+def test_unusable_data_set_is_one_line_naming_the_file(tmp_path, entry):
+    """A data set that cannot be used at all: one line naming the file, exit 1, no traceback."""
+    from tests.fixtures_data import write_kinetics
+
+    write_kinetics(str(tmp_path), num_classes=2, videos_per_class=1, frame_num=12,
+                   frame_size=(24, 32), subset="Tiny")
+    annotation = tmp_path / "Kinetics" / "data" / ("KineticsTiny_train.json" if entry == "train"
+                                                    else "KineticsTiny_val.json")
+    annotation.write_text('{"images": [')  # truncated
+    args = ["--mode", "pose_only", "--data_dir", str(tmp_path), "--output_dir",
+            str(tmp_path / "out"), "--subset", "Tiny", "--pretrained", "none", "--num_thread", "0"]
+    if entry == "test":
+        from common.checkpoint import save_snapshot, snapshot_path
+        from common.model import IntegralAction
+        from data.joint_sets import OPENPOSE_18
+
+        model = IntegralAction("pose_only", 2, OPENPOSE_18.limbs, 18)
+        save_snapshot(snapshot_path(str(tmp_path / "out" / "model_dump"), 0), model, None, 0,
+                      "pose_only")
+        args += ["--test_epoch", "0"]
+    proc = run_entry(entry, args)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr + proc.stdout, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith(f"error: {annotation}"), proc.stderr

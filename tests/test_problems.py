@@ -102,3 +102,14 @@ def test_training_passes_over_unusable_batches_and_counts_them():
     strict = ProblemTally(strict=True)
     with pytest.raises(DataError, match="v5/000003.jpg"):
         train_one_epoch(model, batches, optimizer, torch.device("cpu"), cfg, 0, None, strict)
+
+
+def test_a_nan_loss_stops_training_naming_the_epoch():
+    model = _model()
+    with torch.no_grad():
+        model.classifier.fc[0].bias[0] = float("inf")
+    model.freeze_for_stage()
+    optimizer = torch.optim.SGD(model.trainable_parameters(), lr=0.01)
+    cfg = build_config({"mode": "pose_only", "progress_bar": False, "log_interval": 0})
+    with pytest.raises(NonFiniteError, match="non-finite loss at epoch 3 iteration 0"):
+        train_one_epoch(model, [_batch([1, 2], [0, 1])], optimizer, torch.device("cpu"), cfg, 3)
