@@ -63,6 +63,28 @@ def strip_path(message: str, path: str) -> str:
     return message[len(prefix):] if message.startswith(prefix) else message
 
 
+def read_file_bytes(path: str, what: str) -> bytes:
+    """The bytes of a data file; `DataError` (`<path>: <what> not found`, or why it cannot be
+    read) instead of an OSError that would not say which kind of file it was."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise DataError(f"{path}: {what} not found") from None
+    except OSError as err:
+        raise DataError(f"{path}: cannot read the {what} ({err.strerror or err})") from None
+
+
+def require_list_field(content: Any, key: str, path: str, what: str) -> list:
+    """`content[key]` of a parsed JSON file that must be an object holding a `key` list;
+    otherwise `DataError` saying what the file holds instead."""
+    if isinstance(content, dict) and isinstance(content.get(key), list):
+        return content[key]
+    found = (f"'{key}' is {key_state(content, key)}" if isinstance(content, dict)
+             else f"the top level is {type_name(content)}")
+    raise DataError(f"{path}: not a {what} (needs an object with a '{key}' list; {found})")
+
+
 def read_json_file(path: str, what: str) -> Any:
     """Parse a JSON file.
 
@@ -75,13 +97,7 @@ def read_json_file(path: str, what: str) -> Any:
         DataError: `<path>: ...` when the file is missing, unreadable, empty or not JSON
             (with the line and column of a syntax error).
     """
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except FileNotFoundError:
-        raise DataError(f"{path}: {what} not found") from None
-    except OSError as err:
-        raise DataError(f"{path}: cannot read the {what} ({err.strerror or err})") from None
+    raw = read_file_bytes(path, what)
     if not raw.strip():
         raise DataError(f"{path}: empty file (expected a {what} in JSON)")
     try:

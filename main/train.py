@@ -7,7 +7,7 @@ import os.path as osp, sys; sys.path.insert(0, osp.dirname(osp.dirname(osp.abspa
 import logging
 import os
 import random
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 import numpy as np
 import torch

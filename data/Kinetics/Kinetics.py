@@ -23,8 +23,8 @@ import numpy as np
 from common.errors import DataError
 from common.problems import Problem
 from data.joint_sets import OPENPOSE_18
-from data.parsing import (FieldError, int_value, key_state, name_field, number_array,
-                          read_json_file, short_repr, type_name)
+from data.parsing import (FieldError, int_value, name_field, number_array, read_json_file,
+                          require_list_field, short_repr, type_name)
 from data.video_pose_dataset import (Record, VideoPoseDataset, load_coco_videos, require_folder,
                                      stack_people)
 
@@ -76,14 +76,10 @@ def read_kinetics_skeleton(path: str, joint_num: int = OPENPOSE_18.joint_num) ->
         DataError: `<path>: ...` for a missing, empty or malformed file (naming the entry:
             `data[i]`, its frame_index and the person), or a person without `joint_num` joints.
     """
-    content = read_json_file(path, "kinetics-skeleton pose file")
-    if not isinstance(content, dict) or not isinstance(content.get("data"), list):
-        what = (f"'data' is {key_state(content, 'data')}" if isinstance(content, dict)
-                else f"the top level is {type_name(content)}")
-        raise DataError(f"{path}: not a kinetics-skeleton pose file (needs an object with a "
-                        f"'data' list; {what})")
+    what = "kinetics-skeleton pose file"
+    entries = require_list_field(read_json_file(path, what), "data", path, what)
     people: Dict[int, list] = {}
-    for i, entry in enumerate(content["data"]):
+    for i, entry in enumerate(entries):
         where = f"data[{i}]"
         if not isinstance(entry, dict):
             raise DataError(f"{path}: {where} is {type_name(entry)}, not an object")

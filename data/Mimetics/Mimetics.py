@@ -22,7 +22,8 @@ from common.errors import DataError, UsageError
 from common.problems import Problem
 from data.joint_sets import OPENPOSE_18
 from data.Kinetics.Kinetics import KINETICS_CLASS_NUMS
-from data.parsing import int_field, key_state, name_field, number_array, read_json_file, type_name
+from data.parsing import (int_field, name_field, number_array, read_json_file,
+                          require_list_field, type_name)
 from data.video_pose_dataset import Record, VideoPoseDataset, load_coco_videos, require_folder
 
 FramePeople = Optional[Tuple[np.ndarray, np.ndarray]]
@@ -41,11 +42,7 @@ def read_mimetics_poses(path: str, joint_num: int = OPENPOSE_18.joint_num) -> Li
             scores that do not match the people.
     """
     content = read_json_file(path, "Mimetics pose file")
-    if not isinstance(content, dict) or not isinstance(content.get("pose"), list):
-        what = (f"'pose' is {key_state(content, 'pose')}" if isinstance(content, dict)
-                else f"the top level is {type_name(content)}")
-        raise DataError(f"{path}: not a Mimetics pose file (needs an object with a 'pose' "
-                        f"list; {what})")
+    require_list_field(content, "pose", path, "Mimetics pose file")
     person_scores = content.get("score")
     if person_scores is None:
         person_scores = []

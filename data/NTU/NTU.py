@@ -29,7 +29,7 @@ from common.errors import DataError
 from common.problems import Problem
 from data.joint_sets import NTU_25
 from data.parsing import (FieldError, int_field, int_value, name_field, parse_float,
-                          short_repr)
+                          read_file_bytes, short_repr)
 from data.video_pose_dataset import (CocoVideos, Record, VideoPoseDataset, load_coco_videos,
                                      require_folder)
 
@@ -124,13 +124,7 @@ def read_ntu_skeleton(path: str, joint_num: int = NTU_25.joint_num) -> List[Fram
             frames its header announces, content after them, a count or coordinate that is not
             a number (with the line number), or a body without `joint_num` joints.
     """
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except FileNotFoundError:
-        raise DataError(f"{path}: skeleton file not found") from None
-    except OSError as err:
-        raise DataError(f"{path}: cannot read the skeleton file ({err.strerror or err})") from None
+    raw = read_file_bytes(path, "skeleton file")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
