@@ -19,12 +19,24 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from main.config import build_config
+
 OPENPOSE_JOINTS = 18
 NTU_JOINTS = 25
 
 # RGB colours of the classes (cycled when there are more classes).
 CLASS_COLORS = ((200, 60, 40), (40, 180, 70), (50, 70, 210), (220, 200, 40), (160, 60, 200),
                 (60, 200, 200), (240, 140, 180), (120, 120, 120))
+
+
+def make_cfg(tmp_path: Any, **overrides: Any) -> Any:
+    """The config the loader tests read these data sets with: 2 frames every 2nd, 16 x 16 crops
+    of frames resized to 24 px, 8 x 8 pose maps, 3 people, 10 test clips (overrides win)."""
+    base = dict(dataset="Kinetics", data_dir=str(tmp_path), frame_per_seg=2, frame_interval=2,
+                input_img_shape=(16, 16), input_hm_shape=(8, 8), video_shape=(24,),
+                top_k_pose=3, test_infer_num=10, mode="rgb+pose", train_aug=True)
+    base.update(overrides)
+    return build_config(base)
 
 
 # --------------------------------------------------------------------------- single files

@@ -27,6 +27,7 @@ from data.NTU.NTU import NTU, choose_setup_naming, read_ntu_skeleton
 from data.video_pose_dataset import FAR_JOINT_FACTOR, sanitize_joints
 from main.config import build_config
 from tests.fixtures_data import (
+    make_cfg,
     write_json,
     write_kinetics,
     write_kinetics_skeleton,
@@ -37,14 +38,6 @@ from tests.fixtures_data import (
 )
 
 UNUSABLE_KEYS = {"video_id", "clip_index", "problems"}
-
-
-def make_cfg(tmp_path, **overrides):
-    base = dict(dataset="Kinetics", data_dir=str(tmp_path), frame_per_seg=2, frame_interval=2,
-                input_img_shape=(16, 16), input_hm_shape=(8, 8), video_shape=(24,),
-                top_k_pose=3, test_infer_num=10, mode="rgb+pose", train_aug=True)
-    base.update(overrides)
-    return build_config(base)
 
 
 def ntu_cfg(tmp_path, **overrides):

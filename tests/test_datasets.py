@@ -31,8 +31,8 @@ from data.video_pose_dataset import (
     test_start_frames,
     train_start_frame,
 )
-from main.config import build_config
 from tests.fixtures_data import (
+    make_cfg,
     write_kinetics,
     write_kinetics_skeleton,
     write_mimetics,
@@ -40,14 +40,6 @@ from tests.fixtures_data import (
     write_ntu,
     write_ntu_skeleton,
 )
-
-
-def make_cfg(tmp_path, **overrides):
-    base = dict(dataset="Kinetics", data_dir=str(tmp_path), frame_per_seg=2, frame_interval=2,
-                input_img_shape=(16, 16), input_hm_shape=(8, 8), video_shape=(24,),
-                top_k_pose=3, test_infer_num=10, mode="rgb+pose", train_aug=True)
-    base.update(overrides)
-    return build_config(base)
 
 
 def to_grid(x, y):
