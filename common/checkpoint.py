@@ -33,6 +33,9 @@ logger = logging.getLogger("integral_action.checkpoint")
 
 PREFIX = "module."
 SNAPSHOT_RE = re.compile(r"^snapshot_(\d+)\.pth\.tar$")
+# Mid-epoch snapshots (`--save_every`): `.pth`, not `.pth.tar`, so that the authors' code, which
+# globs `*.pth.tar` and reads an epoch number from each name, never sees them.
+PARTIAL_RE = re.compile(r"^snapshot_(\d+)_iter(\d+)\.pth$")
 # The merge tool also keeps each stage's classifier here, for `--stream_agreement`.
 AGREEMENT_PREFIX = "aggregator.agreement."
 # Temporary files of `atomic_save`: `.tmp_<host>_<pid>_<random>.pth.tar`, so that a later run can
@@ -46,6 +49,34 @@ FOREIGN_TMP_STALE_S = 6 * 3600
 
 def snapshot_path(model_dir: str, epoch: int) -> str:
     return osp.join(model_dir, f"snapshot_{epoch}.pth.tar")
+
+
+def partial_snapshot_path(model_dir: str, epoch: int, iteration: int) -> str:
+    """The mid-epoch snapshot of `epoch` after `iteration` batches."""
+    return osp.join(model_dir, f"snapshot_{epoch}_iter{iteration}.pth")
+
+
+def list_partial_snapshots(model_dir: str) -> List[Tuple[int, int, str]]:
+    """(epoch, iteration, path) of every mid-epoch snapshot in the folder, newest first."""
+    if not osp.isdir(model_dir):
+        return []
+    found = []
+    for name in os.listdir(model_dir):
+        match = PARTIAL_RE.match(name)
+        if match:
+            found.append((int(match.group(1)), int(match.group(2)), osp.join(model_dir, name)))
+    return sorted(found, reverse=True)
+
+
+def remove_partial_snapshots(model_dir: str, *, before: Tuple[int, int]) -> List[str]:
+    """Delete the mid-epoch snapshots older than position `before` = (epoch, iteration): a
+    later snapshot of the run supersedes them. Returns the removed paths."""
+    removed = []
+    for epoch, iteration, path in list_partial_snapshots(model_dir):
+        if (epoch, iteration) < tuple(before):
+            os.remove(path)
+            removed.append(path)
+    return removed
 
 
 def to_authors_layout(state: Mapping[str, Tensor]) -> Dict[str, Tensor]:
@@ -156,10 +187,13 @@ def new_run_info() -> Dict[str, Any]:
 
 def save_snapshot(path: str, model: nn.Module, optimizer: Optional[torch.optim.Optimizer],
                   epoch: int, mode: str, config: Optional[Mapping[str, Any]] = None,
-                  run: Optional[Mapping[str, Any]] = None) -> None:
+                  run: Optional[Mapping[str, Any]] = None,
+                  extra: Optional[Mapping[str, Any]] = None) -> None:
     """Write a snapshot in the authors' layout plus `mode`, `merged`, `config`, the `run` that
-    wrote it and `saved_at` (seconds since the epoch)."""
-    state = {
+    wrote it, `saved_at` (seconds since the epoch) and the entries of `extra` (train.py adds
+    the random generators' states `rng`, the gradient scaler's `scaler`, the code's `git`
+    revision and, in a mid-epoch snapshot, the epoch's `progress`)."""
+    state = {**(extra or {}),
         "epoch": int(epoch),
         "network": to_authors_layout(unwrap(model).state_dict()),
         "optimizer": optimizer.state_dict() if optimizer is not None else {},
@@ -326,8 +360,12 @@ def find_resume_snapshot(model_dir: str, mode: str) -> Optional[Tuple[str, Dict[
     pose_only `snapshot_29` was resumed instead of the merged `snapshot_0`, and after a restart
     from epoch 0 a finished earlier run's `snapshot_29` instead of the new run's latest.
     """
-    runs: Dict[str, List[Tuple[int, float, str]]] = {}
-    for epoch, path in list_snapshots(model_dir):
+    # Position in training of each file: (epoch, 1, 0) for an epoch's snapshot, which comes
+    # after every mid-epoch one of the same epoch, (epoch, 0, iteration) for those.
+    runs: Dict[str, List[Tuple[Tuple[int, int, int], float, str]]] = {}
+    files = [(e, (e, 1, 0), p) for e, p in list_snapshots(model_dir)]
+    files += [(e, (e, 0, i), p) for e, i, p in list_partial_snapshots(model_dir)]
+    for epoch, position, path in files:
         try:
             snap = load_snapshot(path, mmap=True)
         except CheckpointError as err:
@@ -338,11 +376,11 @@ def find_resume_snapshot(model_dir: str, mode: str) -> Optional[Tuple[str, Dict[
             logger.info("not resuming from %s (stage %s, this run is %s)", path, stage, mode)
             continue
         run_id, saved = _run_key(snap, path)
-        runs.setdefault(run_id, []).append((int(snap.get("epoch", epoch)), saved, path))
+        runs.setdefault(run_id, []).append((position, saved, path))
     if not runs:
         return None
     latest = max(runs.values(), key=lambda items: max(saved for _, saved, _ in items))
-    epoch, _, path = max(latest)
+    _, _, path = max(latest)
     if len(runs) > 1:
         logger.info("%d runs of stage %s in %s; resuming the most recent one", len(runs), mode,
                     model_dir)

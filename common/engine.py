@@ -1,13 +1,16 @@
 """The training and evaluation loops, importable and testable without the command line."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
@@ -16,15 +19,11 @@ from common.device import move_batch
 from common.errors import IntegralActionError
 from common.metrics import average_clip_probs, topk_accuracy
 from common.nets.loss import compute_losses
+from common.precision import Precision
 from common.problems import ProblemTally
+from common.schedule import LRSchedule
 
 logger = logging.getLogger("integral_action.engine")
-
-
-def learning_rate(base_lr: float, epoch: int, dec_epochs: Sequence[int], dec_factor: float) -> float:
-    """Step schedule: base_lr / dec_factor^(number of decay epochs <= epoch)."""
-    steps = sum(1 for e in dec_epochs if epoch >= e)
-    return base_lr / (dec_factor ** steps)
 
 
 def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
@@ -50,14 +49,82 @@ def _take_problems(batch: Dict[str, Any], tally: Optional[ProblemTally]) -> None
         tally.add(problems)
 
 
+@dataclass
+class EpochProgress:
+    """How far an epoch has gone: what a mid-epoch snapshot records to resume it.
+
+    Attributes:
+        iteration: batches of the epoch already trained on (the next one is `iteration`).
+        totals: running sums of the loss terms; count: steps summed; clips: clips trained on.
+        data_s, compute_s: seconds spent waiting for batches and computing on them.
+    """
+
+    iteration: int = 0
+    totals: Dict[str, float] = field(default_factory=dict)
+    count: int = 0
+    clips: int = 0
+    data_s: float = 0.0
+    compute_s: float = 0.0
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {"iteration": self.iteration, "totals": dict(self.totals), "count": self.count,
+                "clips": self.clips, "data_s": self.data_s, "compute_s": self.compute_s}
+
+    @classmethod
+    def from_state(cls, state: Optional[Dict[str, Any]]) -> "EpochProgress":
+        if not state:
+            return cls()
+        return cls(int(state["iteration"]), {str(k): float(v) for k, v in state["totals"].items()},
+                   int(state["count"]), int(state["clips"]), float(state.get("data_s", 0.0)),
+                   float(state.get("compute_s", 0.0)))
+
+    def means(self) -> Dict[str, float]:
+        return {k: v / max(self.count, 1) for k, v in self.totals.items()}
+
+
+def _all_ranks_usable(usable: bool, device: torch.device) -> bool:
+    """Under DDP every rank must step together: a batch is trained on only when no rank's
+    batch came out empty (else the gradient all-reduce would wait forever)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return usable
+    flag = torch.tensor([1 if usable else 0], device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+    return bool(flag.item())
+
+
 def train_one_epoch(model: nn.Module, loader: Any, optimizer: torch.optim.Optimizer,
                     device: torch.device, cfg: Any, epoch: int,
                     generator: Optional[torch.Generator] = None,
-                    tally: Optional[ProblemTally] = None) -> Dict[str, float]:
+                    tally: Optional[ProblemTally] = None, *,
+                    schedule: Optional[LRSchedule] = None,
+                    iters_per_epoch: Optional[int] = None,
+                    progress: Optional[EpochProgress] = None,
+                    precision: Optional[Precision] = None,
+                    scaler: Optional[torch.amp.GradScaler] = None,
+                    on_step: Optional[Callable[[EpochProgress], None]] = None,
+                    writer: Any = None,
+                    show_progress: Optional[bool] = None) -> Dict[str, float]:
     """One pass over the loader; returns the mean of each loss term and the throughput.
 
     Clips the loader could not read arrive as the batch's `problems` and go to `tally` (which
     warns, counts, or stops the run in strict mode); a batch with no usable clip is passed over.
+
+    Args:
+        model: the network (bare, DataParallel or DistributedDataParallel).
+        loader: batches (for a resumed epoch, only the batches not trained on yet).
+        schedule: the learning rate per iteration; None: the step schedule of `cfg`.
+        iters_per_epoch: iterations of the whole epoch (for the schedule and the progress bar);
+            None: `len(loader)` plus the iterations already done.
+        progress: where a resumed epoch stands (None: from its start); updated in place.
+        precision: autocast and layout (None: fp32); scaler: the fp16 gradient scaler.
+        on_step: called after every optimizer step with the progress (mid-epoch snapshots).
+        writer: a TensorBoard `SummaryWriter` or None.
+        show_progress: the tqdm bar (None: `cfg.progress_bar`).
+
+    Returns:
+        The loss terms' means over the epoch, 'lr' (the last), 'iters', 'clips_per_s',
+        'data_s' and 'compute_s' (seconds waiting for batches and computing on them) and
+        'data_share' (data_s over both).
     """
     model.train()
     bare = model.module if hasattr(model, "module") else model
@@ -65,22 +132,33 @@ def train_one_epoch(model: nn.Module, loader: Any, optimizer: torch.optim.Optimi
         # Optional departure from the original: frozen streams keep their BN statistics.
         for name in bare.frozen_modules():
             getattr(bare, name).eval()
-    lr = learning_rate(cfg.lr, epoch, cfg.lr_dec_epoch, cfg.lr_dec_factor)
-    set_learning_rate(optimizer, lr)
-    totals: Dict[str, float] = {}
-    count = 0
-    clips = 0
+    schedule = schedule or LRSchedule.from_config(cfg, first_epoch=0)
+    precision = precision or Precision(device_type=device.type)
+    progress = progress if progress is not None else EpochProgress()
+    first = progress.iteration
     limit = cfg.max_iters_per_epoch
-    total = len(loader) if limit is None else min(len(loader), int(limit))
+    full = iters_per_epoch if iters_per_epoch is not None else first + len(loader)
+    total = full if limit is None else min(full, int(limit))
+    lr = schedule(epoch, first, full)
+    bar = tqdm(loader, total=max(total - first, 0), desc=f"epoch {epoch} [{cfg.mode}]",
+               disable=not (cfg.progress_bar if show_progress is None else show_progress),
+               leave=False, dynamic_ncols=True)
+    elapsed_clips = 0
     start = time.perf_counter()
-    bar = tqdm(loader, total=total, desc=f"epoch {epoch} [{cfg.mode}] lr {lr:.1e}",
-               disable=not cfg.progress_bar, leave=False, dynamic_ncols=True)
-    for itr, batch in enumerate(bar):
-        if limit is not None and itr >= limit:
+    tick = start
+    itr = first
+    for itr, batch in enumerate(bar, start=first):
+        if itr >= total:
             break
+        arrived = time.perf_counter()
+        progress.data_s += arrived - tick
         _take_problems(batch, tally)
-        if "label" not in batch:
-            continue  # every clip of the batch was unusable (counted above)
+        progress.iteration = itr + 1
+        if not _all_ranks_usable("label" in batch, device):
+            tick = time.perf_counter()
+            continue  # every clip of the batch (of some rank's batch) was unusable
+        lr = schedule(epoch, itr, full)
+        set_learning_rate(optimizer, lr)
         batch = move_batch(batch, device)
         gate_target = None
         if cfg.context_aug_prob > 0 and bare.uses_video and bare.uses_pose:
@@ -90,34 +168,68 @@ def train_one_epoch(model: nn.Module, loader: Any, optimizer: torch.optim.Optimi
             if cfg.gate_target == "swap":
                 # The scene misleads exactly where it now comes from a clip of another class.
                 gate_target = (batch["label"][source] != batch["label"]).float()
-        outputs = model(batch)
+        with precision.autocast():
+            outputs = model(batch)
+        # The losses in fp32: a softmax cross-entropy in bf16 loses the small probabilities.
+        outputs = {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v
+                   for k, v in outputs.items()}
         losses = compute_losses(outputs, batch["label"], cfg.reg_weight, gate_target)
         loss = sum(losses.values())
-        if not torch.isfinite(loss):
-            raise NonFiniteError(f"non-finite loss at epoch {epoch} iteration {itr}: "
-                                 f"{ {k: float(v) for k, v in losses.items()} }; lower --lr, or "
-                                 "resume from an earlier snapshot")
+        values = {k: float(v.detach()) for k, v in losses.items()}
+        if not math.isfinite(sum(values.values())):
+            raise NonFiniteError(f"non-finite loss at epoch {epoch} iteration {itr}: {values}; "
+                                 "lower --lr, or resume from an earlier snapshot")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        for k, v in losses.items():
-            totals[k] = totals.get(k, 0.0) + float(v.detach())
-        count += 1
-        clips += int(batch["label"].shape[0])
-        bar.set_postfix({k: f"{v / count:.3f}" for k, v in totals.items()})
+        if scaler is not None and scaler.is_enabled():
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        done = time.perf_counter()
+        progress.compute_s += done - arrived
+        for k, v in values.items():
+            progress.totals[k] = progress.totals.get(k, 0.0) + v
+        progress.count += 1
+        clips = int(batch["label"].shape[0])
+        progress.clips += clips
+        elapsed_clips += clips
+        means = progress.means()
+        bar.set_postfix({**{k: f"{v:.3f}" for k, v in means.items()},
+                         "data": f"{progress.data_s / max(progress.data_s + progress.compute_s, 1e-9):.0%}"})
+        logger.debug("epoch %d itr %d/%d lr %.4e %s data %.3fs compute %.3fs", epoch, itr + 1,
+                     total, lr, " ".join(f"{k} {v:.4f}" for k, v in values.items()),
+                     arrived - tick, done - arrived)
+        if writer is not None:
+            step = epoch * full + itr
+            for k, v in values.items():
+                writer.add_scalar(f"train/{k}", v, step)
+            writer.add_scalar("train/lr", lr, step)
+            writer.add_scalar("time/data_s", arrived - tick, step)
+            writer.add_scalar("time/compute_s", done - arrived, step)
         if cfg.log_interval and (itr + 1) % cfg.log_interval == 0:
-            logger.info("epoch %d itr %d/%d lr %.2e %s", epoch, itr + 1, total, lr,
-                        " ".join(f"{k} {v / count:.4f}" for k, v in totals.items()))
+            logger.info("epoch %d itr %d/%d lr %.2e %s (data %.0f%% of the time)", epoch,
+                        itr + 1, total, lr, " ".join(f"{k} {v:.4f}" for k, v in means.items()),
+                        100 * progress.data_s / max(progress.data_s + progress.compute_s, 1e-9))
+        if on_step is not None:
+            on_step(progress)
+        tick = time.perf_counter()
     bar.close()
     elapsed = time.perf_counter() - start
-    stats = {k: v / max(count, 1) for k, v in totals.items()}
-    stats.update(lr=lr, iters=count, clips_per_s=clips / elapsed if elapsed > 0 else math.nan)
+    stats: Dict[str, float] = dict(progress.means())
+    busy = progress.data_s + progress.compute_s
+    stats.update(lr=lr, iters=progress.count,
+                 clips_per_s=elapsed_clips / elapsed if elapsed > 0 else math.nan,
+                 data_s=progress.data_s, compute_s=progress.compute_s,
+                 data_share=progress.data_s / busy if busy > 0 else 0.0)
     return stats
 
 
 @torch.no_grad()
 def predict(model: nn.Module, loader: Any, device: torch.device, progress: bool = True,
-            tally: Optional[ProblemTally] = None) -> Dict[str, np.ndarray]:
+            tally: Optional[ProblemTally] = None,
+            precision: Optional[Precision] = None) -> Dict[str, np.ndarray]:
     """Clip-level class probabilities over a loader.
 
     Returns: 'video_id' (N,), 'label' (N,), 'prob' (N, C), 'skipped_video_id' (S,) (the video
@@ -140,7 +252,8 @@ def predict(model: nn.Module, loader: Any, device: torch.device, progress: bool 
         if "label" not in batch:
             continue
         batch = move_batch(batch, device)
-        outputs = model(batch)
+        with (precision.autocast() if precision is not None else contextlib.nullcontext()):
+            outputs = model(batch)
         logits = outputs["logits"]
         prob = torch.softmax(logits.float(), dim=1).cpu().numpy()
         bad = ~np.isfinite(prob).all(axis=1)
@@ -175,7 +288,7 @@ def evaluate(predictions: Dict[str, np.ndarray]) -> Dict[str, Any]:
 
     A video with a clip the loader could not read (`skipped_video_id`) is left out entirely:
     its score would rest on fewer clips than the protocol's. Returns also 'left_out' (the ids
-    of those videos) and 'clips' (clips scored).
+    of those videos), 'clips' (clips scored) and 'clip_mask' (N,) (which clips were scored).
     """
     ids, probs, labels = predictions["video_id"], predictions["prob"], predictions["label"]
     left_out = np.unique(predictions.get("skipped_video_id", np.zeros(0, dtype=np.int64)))
@@ -192,6 +305,7 @@ def evaluate(predictions: Dict[str, np.ndarray]) -> Dict[str, Any]:
         "labels": labels,
         "left_out": left_out,
         "clips": int(keep.sum()),
+        "clip_mask": keep,
         "top1": topk_accuracy(probs, labels, 1),
         "top5": topk_accuracy(probs, labels, 5),
     }

@@ -32,12 +32,14 @@ data ('missing_field', 'bad_field', 'duplicate_id', 'label_out_of_range', a miss
 ...); bad data also goes through `startup_problems` (a ProblemTally: a warning naming the file,
 and an error with `cfg.strict`). `len(records) + sum(skipped.values()) == annotated`.
 
-Randomness (train only): each item draws from its own `random.Random`, seeded from
-`torch.initial_seed()` (different in every DataLoader worker, fixed by `torch.manual_seed`),
-the item index, and one draw from torch's global generator. The draw is what makes a new epoch
-see new crops when there are no workers (the main process's initial seed never changes); since
-torch seeds that generator per worker as well, a seeded run repeats exactly. Test items use no
-randomness at all (fixed start frames, centre crop).
+Randomness (train only): each item draws from its own `random.Random`. train.py's sampler
+(`data.samplers.TrainSampler`) hands every item an `(index, stream)` key, the stream made of the
+run's seed and the epoch, and the item's generator is seeded from the pair: an item's crop, flip
+and start frame do not depend on the worker or process that loads it, which is what lets a run
+resume exactly, even mid-epoch. Indexed with a plain integer (no such sampler), the generator is
+seeded from `torch.initial_seed()` (different in every DataLoader worker, fixed by
+`torch.manual_seed`), the index, and one draw from torch's global generator (so that a new epoch
+sees new crops). Test items use no randomness at all (fixed start frames, centre crop).
 """
 from __future__ import annotations
 
@@ -45,7 +47,7 @@ import logging
 import os.path as osp
 import random
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -342,6 +344,8 @@ class VideoPoseDataset(Dataset):
         self.skipped: Dict[str, int] = {}
         self.class_num: int = 0
         self.class_num_reason = ""
+        # Class index -> name, from the annotations' `action_name` where the format has one.
+        self.class_names: Dict[int, str] = {}
         self.annotation_path = ""
         self.annotated = 0
         self.startup_problems = ProblemTally(strict=bool(cfg.strict), logger=logger)
@@ -423,6 +427,9 @@ class VideoPoseDataset(Dataset):
                 continue
             labels.append(label)
             candidates.append((video_id, label, frame_num, fields))
+            name = ann.get("action_name")
+            if isinstance(name, str) and name.strip():
+                self.class_names.setdefault(label, name.strip())
 
         self.class_num, self.class_num_reason = resolve_class_num(
             self.cfg.class_num, self.own_class_count(), labels)
@@ -509,8 +516,13 @@ class VideoPoseDataset(Dataset):
             return divmod(index, self.test_infer_num)
         return index, 0
 
-    def item_rng(self, index: int) -> random.Random:
-        """The item's random generator (see the module docstring)."""
+    def item_rng(self, index: int, stream: Optional[int] = None) -> random.Random:
+        """The item's random generator (see the module docstring).
+
+        `stream` (from `data.samplers.TrainSampler`: the run's seed and the epoch) makes the
+        item's randomness independent of the worker and process that loads it."""
+        if stream is not None:
+            return random.Random((int(stream) << 64) | index)
         draw = int(torch.randint(0, 2**31 - 1, ()).item()) if self.split == "train" else 0
         # Bit-disjoint fields, so different (seed, draw, index) never give the same seed.
         return random.Random((torch.initial_seed() << 96) | (draw << 64) | index)
@@ -521,12 +533,14 @@ class VideoPoseDataset(Dataset):
             return train_start_frame(record["frame_num"], self.span, rng)
         return test_start_frames(record["frame_num"], self.span, self.test_infer_num)[clip_index]
 
-    def __getitem__(self, index: int) -> Item:
+    def __getitem__(self, key: Union[int, Tuple[int, int]]) -> Item:
+        """Item `key`: an index, or `(index, stream)` from `data.samplers.TrainSampler`."""
+        index, stream = key if isinstance(key, tuple) else (key, None)
         video_index, clip_index = self.locate(index)
         record = self.records[video_index]
         problems: List[Problem] = []
         try:
-            item = self._clip(record, index, clip_index, problems)
+            item = self._clip(record, index, clip_index, problems, stream)
         except FrameError as err:
             problems.append(Problem(err.reason, err.path, err.detail, SKIPPED))
             item = None
@@ -537,10 +551,10 @@ class VideoPoseDataset(Dataset):
         return item
 
     def _clip(self, record: Record, index: int, clip_index: int,
-              problems: List[Problem]) -> Optional[Item]:
+              problems: List[Problem], stream: Optional[int] = None) -> Optional[Item]:
         """The usable item, or None when its problems (appended) leave it out."""
         cfg = self.cfg
-        rng = self.item_rng(index)
+        rng = self.item_rng(index, stream)
         start = self.clip_start(record, clip_index, rng)
         image_frames = clip_frame_indices(start, self.frame_per_seg, self.frame_interval)
         pose_frames = pose_frame_indices(start, self.frame_per_seg, self.frame_interval,

@@ -190,7 +190,17 @@ FIELDS: Tuple[Field, ...] = (
           "tool's output)", metavar="PATH"),
     Field("fusion_frozen_bn", bool, False, "training",
           "rgb+pose: the frozen streams use their BatchNorm statistics instead of updating them"),
-    Field("seed", Optional[int], None, "training", "random seed; none: not seeded"),
+    Field("seed", Optional[int], None, "training",
+          "random seed: the same seed gives the same losses and weights on a CPU; none: a "
+          "random one, recorded in the snapshots so that --continue still resumes exactly"),
+    Field("lr_schedule", str, "step", "training",
+          "'step' (the original: divide by lr_dec_factor at each lr_dec_epoch) or 'cosine' "
+          "(from lr to lr_min over the stage's epochs, per iteration)", choices=("step", "cosine")),
+    Field("lr_min", float, 0.0, "training", "the cosine schedule's final learning rate"),
+    Field("warmup_epochs", float, 0.0, "training",
+          "linear warm-up at the start of the stage, in epochs (fractions allowed; 0: none)"),
+    Field("warmup_factor", float, 0.01, "training",
+          "the warm-up starts at lr x warmup_factor and reaches lr after warmup_epochs"),
     # --- testing
     Field("test_infer_num", int, 10, "testing", "clips per video at test time (averaged)"),
     Field("test_batch_size", int, 16, "testing", "clips per test batch"),
@@ -211,6 +221,24 @@ FIELDS: Tuple[Field, ...] = (
     Field("progress_bar", bool, True, "runtime", "show a progress bar"),
     Field("max_iters_per_epoch", Optional[int], None, "runtime",
           "cap on iterations per epoch, for smoke runs; none: the whole epoch"),
+    Field("save_every", Optional[int], None, "runtime",
+          "also save a resumable snapshot every N iterations within an epoch (--continue then "
+          "goes on with the next unseen batch); none: at the end of each epoch only"),
+    Field("amp", str, "auto", "runtime",
+          "mixed precision: 'bf16', 'fp16' (with a gradient scaler), 'off'; 'auto': training on "
+          "a GPU in bf16 (fp16 where the GPU has no bf16), the CPU and test.py in fp32",
+          choices=("auto", "off", "bf16", "fp16")),
+    Field("channels_last", Optional[bool], None, "runtime",
+          "channels_last memory layout for the convolutions; none: on GPUs, off on the CPU"),
+    Field("cudnn_benchmark", Optional[bool], None, "runtime",
+          "let cuDNN pick the fastest convolution algorithms; none: on GPUs"),
+    Field("sync_bn", bool, False, "runtime",
+          "torchrun: synchronise BatchNorm statistics across processes (SyncBatchNorm)"),
+    Field("dist_backend", Optional[str], None, "runtime",
+          "torchrun: process-group backend; none: nccl on GPUs, gloo on the CPU",
+          choices=("nccl", "gloo")),
+    Field("tensorboard", bool, False, "runtime",
+          "write TensorBoard scalars (loss, lr, data/compute time) to <output_dir>/tensorboard"),
     # --- paths
     Field("root_dir", str, ROOT_DIR, "paths", "the project folder", metavar="PATH"),
     Field("data_dir", str, osp.join(ROOT_DIR, "data"), "paths",
@@ -397,9 +425,13 @@ def finalize_config(cfg: EasyDict, *, entry: Optional[str] = None) -> EasyDict:
                          ("top_k_pose", 1), ("frame_per_seg", 1), ("frame_interval", 1),
                          ("pose_frame_factor", 1), ("end_epoch", 0), ("train_batch_size", 1),
                          ("test_infer_num", 1), ("test_batch_size", 1), ("test_epoch", 0),
-                         ("num_thread", 0), ("log_interval", 0), ("max_iters_per_epoch", 1)):
+                         ("num_thread", 0), ("log_interval", 0), ("max_iters_per_epoch", 1),
+                         ("save_every", 1)):
         if cfg[name] is not None and cfg[name] < lowest:
             raise UsageError(f"--{name} must be {lowest} or more, got {cfg[name]}")
+    if cfg.warmup_epochs < 0 or cfg.lr_min < 0 or not 0 < cfg.warmup_factor <= 1:
+        raise UsageError("--warmup_epochs and --lr_min must be 0 or more and --warmup_factor in "
+                         f"(0, 1], got {cfg.warmup_epochs}, {cfg.lr_min}, {cfg.warmup_factor}")
     for name in ("lr", "lr_dec_factor", "hm_sigma", "paf_sigma"):
         if cfg[name] is not None and not cfg[name] > 0:
             raise UsageError(f"--{name} must be positive, got {cfg[name]}")

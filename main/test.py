@@ -1,28 +1,37 @@
 """Test a snapshot: top-1/top-5 over `test_infer_num` clips per video, and the result file.
 
     python main/test.py --mode rgb+pose --test_epoch 29 [--gpu 0] [--dataset Mimetics]
+    torchrun --nproc_per_node 4 main/test.py --mode rgb+pose --test_epoch 29 [...]
 """
 import os.path as osp, sys; sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # noqa: E401,E702
 
 import json
 import logging
 import os
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
+import numpy as np
+import torch
 from torch.utils.data import DataLoader
 
 from common.checkpoint import (CheckpointError, check_stage, from_authors_layout, list_snapshots,
                                load_network, load_snapshot, snapshot_path)
-from common.device import describe_device, prepare_model, select_device
+from common.device import describe_device, prepare_model
+from common.distributed import (DistInfo, all_gather_objects, describe, init_distributed,
+                                shutdown_distributed)
 from common.engine import evaluate, predict
 from common.errors import DataError, UsageError, exit_on_error
 from common.logger import setup_logging
-from common.metrics import results_dict
+from common.metrics import average_clip_probs, evaluation_report, format_report, results_dict
 from common.model import build_model
+from common.plots import write_report_files
+from common.precision import apply_precision, resolve_precision
 from common.problems import ProblemTally
+from common.provenance import describe_revision, git_revision
 from common.stages import get_stage
 from data.collate import collate_clips
 from data.registry import build_dataset
+from data.samplers import ShardedBatchSampler
 from main.config import (build_config, config_from_snapshot, describe_config, parse_command_line,
                          snapshot_fields)
 
@@ -57,14 +66,36 @@ def left_out_summary(dataset: Any, tally: ProblemTally, runtime_left_out: int) -
     return ", ".join(parts) or "none"
 
 
+def merge_predictions(parts: Sequence[Dict[str, np.ndarray]]) -> Dict[str, np.ndarray]:
+    """The ranks' predictions (`common.engine.predict`) as one, in rank order: with
+    `ShardedBatchSampler`'s contiguous shards that is the single-process order."""
+    merged: Dict[str, np.ndarray] = {}
+    for key in parts[0]:
+        arrays = [p[key] for p in parts if key in p and len(p[key])]
+        merged[key] = np.concatenate(arrays) if arrays else parts[0][key]
+    return merged
+
+
 @exit_on_error
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+    """Test a snapshot; returns the summary written to `<dataset>_metrics.json` (an empty dict
+    on ranks other than 0 under torchrun)."""
     overrides = parse_command_line("test", argv)
     cfg = build_config(overrides, entry="test")
-    for folder in (cfg.log_dir, cfg.result_dir):
+    info, device, gpu_ids = init_distributed(cfg.gpu_ids, cfg.dist_backend)
+    try:
+        return test_snapshot(cfg, overrides, info, device, gpu_ids)
+    finally:
+        shutdown_distributed()
+
+
+def test_snapshot(cfg: Any, overrides: Dict[str, Any], info: DistInfo, device: torch.device,
+         gpu_ids: List[int]) -> Dict[str, Any]:
+    """The body of `main`, once the process knows its device and rank."""
+    for folder in (cfg.log_dir, cfg.result_dir, cfg.vis_dir):
         os.makedirs(folder, exist_ok=True)
-    setup_logging(cfg.log_dir, f"test_{get_stage(cfg.mode).slug}")
-    device, gpu_ids = select_device(cfg.gpu_ids)
+    stage = get_stage(cfg.mode)
+    setup_logging(cfg.log_dir, f"test_{stage.slug}", rank=info.rank)
 
     path, snap, class_num = read_test_snapshot(cfg)
     if snap.get("config"):
@@ -80,22 +111,45 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         raise UsageError(f"--class_num {overrides['class_num']} contradicts {path}, whose "
                          f"classifier has {class_num} classes; drop --class_num")
     cfg.class_num = class_num
+    precision = resolve_precision(cfg, device, training=False)
     logger.info("config:\n  %s", "\n  ".join(describe_config(cfg)))
-    logger.info("device: %s", describe_device(device, gpu_ids))
+    logger.info("code: git %s", describe_revision(git_revision()))
+    logger.info("device: %s; %s; %s", describe_device(device, gpu_ids), describe(info),
+                precision.describe())
 
     dataset = build_dataset(cfg, cfg.dataset, "test")
-    loader = DataLoader(dataset, batch_size=cfg.test_batch_size * max(1, len(gpu_ids)),
-                        shuffle=False, num_workers=cfg.num_thread,
+    batches = ShardedBatchSampler(len(dataset), cfg.test_batch_size * max(1, len(gpu_ids)),
+                                  rank=info.rank, world_size=info.world_size)
+    loader = DataLoader(dataset, batch_sampler=batches, num_workers=cfg.num_thread,
                         pin_memory=device.type == "cuda", collate_fn=collate_clips)
     joints = dataset.joint_set
     model = build_model(cfg, class_num, joints.limbs, joints.joint_num)
     load_network(model, snap["network"])
-    net = prepare_model(model, device, gpu_ids)
-    logger.info("testing %s (epoch %s, %s) on %s: %d clips", path, snap.get("epoch"), cfg.mode,
-                cfg.dataset, len(dataset))
+    net = prepare_model(apply_precision(model.to(device), precision), device,
+                        [] if info.enabled else gpu_ids)
+    logger.info("testing %s (epoch %s, %s) on %s: %d clips%s", path, snap.get("epoch"), cfg.mode,
+                cfg.dataset, len(dataset),
+                f", {len(batches)} batches on this rank" if info.enabled else "")
 
     tally = ProblemTally(strict=cfg.strict, logger=logger)
-    predictions = predict(net, loader, device, progress=cfg.progress_bar, tally=tally)
+    mine = predict(net, loader, device, progress=cfg.progress_bar and info.is_main, tally=tally,
+                   precision=precision)
+    gathered = all_gather_objects((mine, dict(tally.counts)), info)
+    if not info.is_main:
+        return {}
+    predictions = merge_predictions([p for p, _ in gathered])
+    counts: Dict[str, int] = {}
+    for _, rank_counts in gathered:
+        for key, value in rank_counts.items():
+            counts[key] = counts.get(key, 0) + value
+    tally.counts = counts
+    return report(cfg, stage, snap, dataset, predictions, tally, class_num)
+
+
+def report(cfg: Any, stage: Any, snap: Dict[str, Any], dataset: Any,
+           predictions: Dict[str, np.ndarray], tally: ProblemTally, class_num: int
+           ) -> Dict[str, Any]:
+    """Print the original's lines and the detailed ones, write the result, metrics and plots."""
     print("Evaluation start...")
     result = evaluate(predictions)
     evaluated = len(result["video_ids"])
@@ -110,19 +164,45 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     print("Result is saved at: " + output_path)
     left_out = left_out_summary(dataset, tally, len(result["left_out"]))
     print(f"Evaluated {evaluated} of {dataset.annotated} annotated videos; left out: {left_out}")
+
+    keep = result["clip_mask"]
+    clip_gates = predictions["gate_mean"][keep] if "gate_mean" in predictions else None
+    video_gates = None
+    if clip_gates is not None:
+        _, video_gates, _ = average_clip_probs(predictions["video_id"][keep], clip_gates[:, None],
+                                               predictions["label"][keep])
+        video_gates = video_gates[:, 0]
+    names = [dataset.class_names.get(i, str(i)) for i in range(class_num)]
+    details = evaluation_report(
+        clip_probs=predictions["prob"][keep], clip_labels=predictions["label"][keep],
+        video_probs=result["probs"], video_labels=result["labels"], class_num=class_num,
+        clip_gates=clip_gates, video_gates=video_gates, class_names=names)
+    for line in format_report(details):
+        print(line)
+    prefix = f"{cfg.dataset.lower()}_{stage.slug}_epoch{snap.get('epoch')}"
+    files = write_report_files(details, clip_gates=clip_gates,
+                               clip_labels=predictions["label"][keep] if clip_gates is not None
+                               else None, result_dir=cfg.result_dir, vis_dir=cfg.vis_dir,
+                               prefix=prefix)
+
     summary = {"mode": cfg.mode, "dataset": cfg.dataset, "epoch": snap.get("epoch"),
                "top1": result["top1"], "top5": result["top5"], "videos": evaluated,
                "annotated": dataset.annotated, "left_out_at_start": dict(dataset.skipped),
                "left_out_unreadable": [int(v) for v in result["left_out"]],
-               "data_problems": dict(tally.counts)}
+               "data_problems": dict(tally.counts),
+               "mean_class_accuracy": details["mean_class_accuracy"],
+               "clip_top1": details["clip_top1"], "clip_top5": details["clip_top5"],
+               "files": files, "report": details}
     if "gate_mean" in predictions:
         summary["gate_mean"] = float(predictions["gate_mean"].mean())
     if "agreement" in predictions:
         summary["agreement_mean"] = float(predictions["agreement"].mean())
     with open(osp.join(cfg.result_dir, f"{cfg.dataset.lower()}_metrics.json"), "w") as f:
-        json.dump(summary, f, indent=2)
-    logger.info("top-1 %.4f top-5 %.4f over %d of %d annotated videos; left out: %s",
-                result["top1"], result["top5"], evaluated, dataset.annotated, left_out)
+        json.dump(summary, f, indent=1)
+    logger.info("top-1 %.4f top-5 %.4f mean class accuracy %.4f over %d of %d annotated videos; "
+                "left out: %s; plots: %s", result["top1"], result["top5"],
+                details["mean_class_accuracy"], evaluated, dataset.annotated, left_out,
+                ", ".join(files.values()))
     return summary
 
 

@@ -4,7 +4,7 @@ import torch
 
 from common.context_aug import person_box_mask, swap_context
 from common.device import parse_gpu_ids, select_device
-from common.engine import learning_rate
+from common.schedule import learning_rate
 from common.metrics import average_clip_probs, results_dict, topk_accuracy
 
 
