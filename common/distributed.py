@@ -81,10 +81,11 @@ def init_distributed(gpu_ids: Optional[str], backend: Optional[str] = None
 
     chose_cpu = gpu_ids is not None and str(gpu_ids).strip().lower() == "cpu"
     available = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if chose_cpu or available == 0:
+    named = parse_gpu_ids(gpu_ids)
+    if chose_cpu or (available == 0 and not named):
         device = torch.device("cpu")
     else:
-        pool = parse_gpu_ids(gpu_ids) or list(range(available))
+        pool = named or list(range(available))
         missing = [i for i in pool if i >= available]
         if missing:
             raise UsageError(f"--gpu {gpu_ids}: GPU {missing[0]} not available ({available} "

@@ -81,7 +81,11 @@ def apply_precision(model: nn.Module, precision: Precision) -> nn.Module:
     """
     torch.backends.cudnn.benchmark = precision.cudnn_benchmark
     if precision.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        # Only the 2-D convolutions: `Module.to(memory_format=...)` would fail on the model's
+        # tensors that are not 4-D (the pose renderer's 5-D grids).
+        for module in model.modules():
+            if isinstance(module, nn.Conv2d):
+                module.to(memory_format=torch.channels_last)
     return model
 
 

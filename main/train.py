@@ -192,10 +192,12 @@ def wrap_model(model: IntegralAction, cfg: Any, device: torch.device, gpu_ids: L
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = apply_precision(model.to(device), precision)
     if info.enabled:
-        # Every parameter that trains is used in every step (the frozen ones are left out of
-        # the reduction by requires_grad), so DDP needs no search for unused parameters.
+        # The same parameters are used in every step, but not all of them: the pose stream's
+        # ResNet stem is replaced by Pose2Feat, yet stays in the optimizer (as in the original,
+        # whose optimizer states must still load). A static graph lets DDP learn that once
+        # instead of searching the graph for unused parameters at every step.
         return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
-                                       else None)
+                                       else None, static_graph=True)
     return prepare_model(model, device, gpu_ids)
 
 
@@ -367,6 +369,10 @@ def restore_run_state(start: StartPoint, scaler: torch.amp.GradScaler,
     logger.info("random generator states restored")
 
 
+# What `train_one_epoch` returns beside the loss terms.
+EPOCH_FIGURES = ("lr", "iters", "clips_per_s", "data_s", "compute_s", "data_share")
+
+
 def log_epoch(epoch: int, stats: Dict[str, float], tally: ProblemTally, info: DistInfo,
               writer: Any) -> None:
     """The epoch's summary over every rank: mean losses, throughput, data-loading share, data
@@ -379,7 +385,7 @@ def log_epoch(epoch: int, stats: Dict[str, float], tally: ProblemTally, info: Di
         for key, value in rank_counts.items():
             counts[key] = counts.get(key, 0) + value
     losses = {k: float(np.mean([s[k] for s, _ in everyone])) for k in stats
-              if k.startswith("loss")}
+              if k not in EPOCH_FIGURES}
     clips_per_s = sum(s["clips_per_s"] for s, _ in everyone)
     logger.info("epoch %d done: %s lr %.4g, %d iterations, %.1f clips/s, data loading %.0f%% of "
                 "the time (%.1f s waiting, %.1f s computing)", epoch,

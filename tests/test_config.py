@@ -29,6 +29,11 @@ ORIGINAL_DEFAULTS = {
     "gpu_ids": None, "continue_train": False, "overwrite": False, "strict": False, "seed": None,
     "log_interval": 20, "progress_bar": True, "model_dir": None, "vis_dir": None,
     "log_dir": None, "result_dir": None,
+    # Issue 9: schedules, mid-epoch snapshots, precision, torchrun, TensorBoard (the original's
+    # behaviour by default: step schedule, no warm-up, fp32 on the CPU, per-GPU BatchNorm).
+    "lr_schedule": "step", "lr_min": 0.0, "warmup_epochs": 0.0, "warmup_factor": 0.01,
+    "save_every": None, "amp": "auto", "channels_last": None, "cudnn_benchmark": None,
+    "sync_bn": False, "dist_backend": None, "tensorboard": False,
 }
 
 
@@ -84,7 +89,7 @@ def test_test_entry_needs_epoch_and_rejects_unknown_fields(capsys):
 
 def test_table_covers_every_field_with_type_group_and_help():
     names = [f.name for f in FIELDS]
-    assert len(names) == len(set(names)) == 56
+    assert len(names) == len(set(names)) == 67
     assert dict(default_config()) == {**ORIGINAL_DEFAULTS, **{
         k: default_config()[k] for k in ("root_dir", "data_dir", "output_dir")}}
     assert set(names) == set(ORIGINAL_DEFAULTS) | {"root_dir", "data_dir", "output_dir"}

@@ -5,8 +5,8 @@ test in and out of context, print and save the table and a bar chart.
     python tool/quickstart.py --seeds 3       # mean and spread over 3 seeds
     python tool/quickstart.py --fast          # a smoke run (seconds; what the test suite runs)
 
-It drives the project's own `main/train.py`, `main/test.py` and the merge tool (in this process,
-through their `main(argv)` functions) with small input shapes chosen through config overrides:
+It runs the recipe of `tool/train_all.py` (the project's own `main/train.py`, the merge tool and
+`main/test.py`, in this process) with small input shapes chosen through config overrides:
 4 frames every 4th frame, 64 x 64 crops, 24 x 24 pose maps, ResNet-18 from scratch.
 
 Stages: rgb_only, pose_only, merge, then two rgb+pose runs from the same merged snapshot: the
@@ -16,8 +16,6 @@ recipe of this project (`--stream_agreement` and `--context_aug_prob`, see the R
 import os.path as osp, sys; sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # noqa: E401,E702
 
 import argparse
-import contextlib
-import io
 import json
 import os
 import time
@@ -27,9 +25,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from common.errors import exit_on_error
-from main import test as test_entry
-from main import train as train_entry
-from tool import merge_rgb_only_pose_only
+from common.stages import get_stage
+from tool import train_all
 from tool.make_synthetic_dataset import generate_dataset
 
 SPLITS = (("Kinetics", "in context"), ("Mimetics", "out of context"))
@@ -90,56 +87,54 @@ def common_overrides(data_dir: str, seed: int, fast: bool, workers: int) -> List
     return args
 
 
-def _run(entry, argv: Sequence[str], quiet: bool) -> object:
-    """Call an entry point's main(argv); its console output goes to its log file when quiet."""
-    if not quiet:
-        return entry.main(list(argv))
-    with contextlib.redirect_stdout(io.StringIO()):
-        return entry.main(list(argv))
+def stage_options(recipe: Recipe) -> List[str]:
+    """The recipe's own options for its stage: its epochs and overrides."""
+    # rgb+pose counts the merged snapshot as epoch 0, so it trains epochs 1..recipe.epochs.
+    end_epoch = recipe.epochs + (1 if get_stage(recipe.mode).starts_from_merge else 0)
+    return ["--end_epoch", str(end_epoch),
+            *[a for k, v in recipe.overrides.items() for a in (f"--{k}", v)]]
 
 
 def run_seed(seed: int, out_root: str, fast: bool, workers: int, quiet: bool,
              data_params: Dict[str, int]) -> Dict[str, Dict[str, Dict[str, float]]]:
-    """All stages for one seed; returns {recipe: {split: {'top1', 'top5'}}}."""
+    """All stages for one seed; returns {recipe: {split: {'top1', 'top5'}}}.
+
+    Two runs of `tool/train_all.py`'s recipe in `<out_root>/seed<seed>/`: the paper's fusion
+    recipe in `fusion_paper/`, then the robust one in `fusion_robust/`, which finds rgb_only and
+    pose_only done and merges them into its own folder.
+    """
     data_dir = osp.join(out_root, f"data_seed{seed}")
     t0 = time.perf_counter()
     generate_dataset(data_dir, seed=seed, **data_params)
     print(f"[seed {seed}] data ready in {data_dir} ({time.perf_counter() - t0:.0f} s)", flush=True)
     base = common_overrides(data_dir, seed, fast, workers)
+    singles = [r for r in recipes(fast) if not get_stage(r.mode).starts_from_merge]
+    fused = [r for r in recipes(fast) if get_stage(r.mode).starts_from_merge]
     results: Dict[str, Dict[str, Dict[str, float]]] = {}
-    final: Dict[str, str] = {}
-    for recipe in recipes(fast):
-        out_dir = osp.join(out_root, f"seed{seed}", recipe.slug)
-        extra = [a for k, v in recipe.overrides.items() for a in (f"--{k}", v)]
-        start = time.perf_counter()
-        if recipe.mode == "rgb+pose":
-            merged = osp.join(out_dir, "model_dump", "snapshot_0.pth.tar")
-            os.makedirs(osp.dirname(merged), exist_ok=True)
-            _run(merge_rgb_only_pose_only,
-                 ["--rgb", final["rgb_only"], "--pose", final["pose_only"], "--out", merged], quiet)
-            end_epoch = 1 + recipe.epochs
-        else:
-            end_epoch = recipe.epochs
-        # Each quickstart run recomputes its stages from scratch: replacing the snapshots of an
-        # earlier quickstart run in its own output folder is the intent, hence --overwrite.
-        _run(train_entry, ["--mode", recipe.mode, "--output_dir", out_dir, "--overwrite",
-                           "--end_epoch", str(end_epoch), *base, *extra], quiet)
-        last = osp.join(out_dir, "model_dump", f"snapshot_{end_epoch - 1}.pth.tar")
-        final.setdefault(recipe.mode, last)
-        results[recipe.name] = {}
-        for dataset, split in SPLITS:
-            summary = _run(test_entry, ["--mode", recipe.mode, "--output_dir", out_dir,
-                                        "--test_epoch", str(end_epoch - 1), "--dataset", dataset,
-                                        *base, *extra], quiet)
-            results[recipe.name][split] = {"top1": summary["top1"], "top5": summary["top5"]}
-            for key, name in (("gate_mean", "gate"), ("agreement_mean", "agreement")):
-                if key in summary:
-                    results[recipe.name][split][name] = summary[key]
-        r = results[recipe.name]
-        print(f"[seed {seed}] {recipe.name:<30s} in context top-1 {r['in context']['top1']:6.2f} | "
-              f"out of context top-1 {r['out of context']['top1']:6.2f} "
-              f"({time.perf_counter() - start:.0f} s)", flush=True)
-    return results
+    for k, fusion in enumerate(fused):
+        # The data were just generated again, so every stage of the first run starts over;
+        # the later runs reuse the single-stream stages that the first one trained.
+        restart = True if k == 0 else {fusion.mode}
+        run = train_all.run_recipe(
+            osp.join(out_root, f"seed{seed}"), base,
+            {r.mode: stage_options(r) for r in [*singles, fusion]},
+            test_datasets=[dataset for dataset, _ in SPLITS], fusion_dir=fusion.slug,
+            restart=restart, quiet=quiet)
+        for recipe in ([*singles, fusion] if k == 0 else [fusion]):
+            stage = run["stages"][recipe.mode]
+            results[recipe.name] = {}
+            for dataset, split in SPLITS:
+                summary = stage["tests"][dataset]
+                results[recipe.name][split] = {"top1": summary["top1"], "top5": summary["top5"]}
+                for key, name in (("gate_mean", "gate"), ("agreement_mean", "agreement")):
+                    if key in summary:
+                        results[recipe.name][split][name] = summary[key]
+            r = results[recipe.name]
+            print(f"[seed {seed}] {recipe.name:<30s} in context top-1 "
+                  f"{r['in context']['top1']:6.2f} | out of context top-1 "
+                  f"{r['out of context']['top1']:6.2f} ({stage['seconds']:.0f} s)", flush=True)
+    # The table lists the recipes in their order, whatever order they ran in.
+    return {r.name: results[r.name] for r in recipes(fast)}
 
 
 def summarise(per_seed: List[Dict[str, Dict[str, Dict[str, float]]]]

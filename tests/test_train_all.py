@@ -1,0 +1,219 @@
+"""tool/train_all.py: the whole recipe in one call, and run again, only what is missing.
+
+One recipe is trained once for the module (the quickstart's `--fast` data and shapes, one
+iteration per epoch): rgb_only 1 epoch, pose_only 2 epochs, rgb+pose 1 epoch after the merged
+snapshot_0. The tests after it look at what that run left and run the driver again on it.
+"""
+import json
+import os
+import os.path as osp
+import shlex
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from common.errors import UsageError
+from main.config import parse_command_line
+from tool import quickstart, train_all
+from tool.make_synthetic_dataset import generate_dataset
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+FOLDERS = {"rgb_only": "rgb_only", "pose_only": "pose_only", "rgb+pose": "rgb_pose"}
+LAST_EPOCH = {"rgb_only": 0, "pose_only": 1, "rgb+pose": 1}
+TESTS = ("Kinetics", "Mimetics")  # the default for a Kinetics-format training set
+
+
+def dump(out, stage, epoch):
+    return osp.join(out, FOLDERS[stage], "model_dump", f"snapshot_{epoch}.pth.tar")
+
+
+def metrics(out, stage, dataset):
+    return osp.join(out, FOLDERS[stage], "result", f"{dataset.lower()}_metrics.json")
+
+
+def mtimes(out):
+    """mtime of every snapshot and metrics file under `out`."""
+    found = {}
+    for folder, _, files in os.walk(out):
+        for name in files:
+            if name.endswith((".pth.tar", "_metrics.json")):
+                path = osp.join(folder, name)
+                found[osp.relpath(path, out)] = os.stat(path).st_mtime_ns
+    return found
+
+
+def log_count(out, stage, text):
+    log = osp.join(out, FOLDERS[stage], "log", f"train_{FOLDERS[stage]}.txt")
+    return open(log).read().count(text)
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train_all")
+    data = str(root / "data")
+    # The quickstart's --fast data set and shapes; one iteration per epoch.
+    generate_dataset(data, seed=0, num_classes=4, train_per_class=3, test_per_class=2,
+                     frames=16, height=40, width=52)
+    options = quickstart.common_overrides(data, seed=0, fast=True, workers=0) + [
+        "--max_iters_per_epoch", "1", "--progress_bar", "false", "--end_epoch", "1",
+        "--pose_only.end_epoch", "2", "--rgb+pose.end_epoch", "2", "--rgb+pose.lr", "0.003"]
+    out = str(root / "out")
+    result = train_all.run_recipe(out, options, quiet=True)
+    return out, options, result
+
+
+def test_full_run_trains_merges_and_tests_every_stage(recipe):
+    out, _, result = recipe
+    stages = result["stages"]
+    assert list(stages) == ["rgb_only", "pose_only", "rgb+pose"]
+    for stage, last in LAST_EPOCH.items():
+        first = 1 if stage == "rgb+pose" else 0
+        assert stages[stage]["train"]["action"] == "fresh"
+        assert stages[stage]["train"]["epochs"] == [first, last]
+        for epoch in range(last + 1):
+            snap = torch.load(dump(out, stage, epoch), weights_only=True, mmap=True)
+            assert snap["mode"] == stage and snap["epoch"] == epoch
+            assert bool(snap.get("merged")) == (stage == "rgb+pose" and epoch == 0)
+        assert stages[stage]["tests_run"] == list(TESTS)
+        for dataset in TESTS:
+            saved = json.load(open(metrics(out, stage, dataset)))
+            assert (saved["mode"], saved["dataset"], saved["epoch"]) == (stage, dataset, last)
+            assert stages[stage]["tests"][dataset] == saved  # test.py's own summary
+    merge = stages["rgb+pose"]["merge"]
+    assert merge["merged"] and merge["path"] == dump(out, "rgb+pose", 0)
+    assert f"--pose {dump(out, 'pose_only', 1)}" in merge["command"]
+    summary = json.load(open(osp.join(out, "train_all_summary.json")))
+    assert list(summary["stages"]) == list(FOLDERS.values())
+    assert summary["stages"]["rgb_pose"]["tests"]["Mimetics"]["top1"] == \
+        stages["rgb+pose"]["tests"]["Mimetics"]["top1"]
+
+
+def test_stage_options_reach_only_their_stage(recipe):
+    out, _, _ = recipe
+    config = {stage: torch.load(dump(out, stage, last), weights_only=True, mmap=True)["config"]
+              for stage, last in LAST_EPOCH.items()}
+    assert config["rgb+pose"]["lr"] == 0.003 and config["rgb+pose"]["end_epoch"] == 2
+    assert config["rgb_only"]["lr"] == 0.005 and config["pose_only"]["lr"] == 0.005  # defaults
+    assert config["rgb_only"]["end_epoch"] == 1 and config["pose_only"]["end_epoch"] == 2
+    for stage in LAST_EPOCH:  # the shared options reach every stage
+        assert config[stage]["max_iters_per_epoch"] == 1 and config[stage]["subset"] == "Synth"
+
+
+def test_dry_run_prints_the_commands_and_runs_nothing(recipe, tmp_path, capsys):
+    out, options, _ = recipe
+    fresh = str(tmp_path / "fresh")
+    train_all.main(["--output_dir", fresh, *options, "--dry_run"])
+    printed = capsys.readouterr().out.splitlines()
+    commands = [shlex.split(line) for line in printed if not line.startswith("#")]
+    assert [osp.basename(c[1]) for c in commands] == [
+        "train.py", "train.py", "merge_rgb_only_pose_only.py", "train.py", *["test.py"] * 6]
+    assert all(c[0] == "python" for c in commands)
+    assert not osp.exists(fresh)
+    # Each command line is one train.py itself accepts.
+    fusion = parse_command_line("train", commands[3][2:])
+    assert fusion["mode"] == "rgb+pose" and fusion["lr"] == 0.003 and fusion["end_epoch"] == 2
+    assert "overwrite" not in fusion and "continue_train" not in fusion
+
+    # On the finished recipe, --restart pose_only redoes pose_only, the merge, rgb+pose and the
+    # tests of those two; rgb_only is only asked to continue (nothing to do) and not retested.
+    before = mtimes(out)
+    train_all.main(["--output_dir", out, *options, "--restart", "pose_only", "--dry_run"])
+    printed = capsys.readouterr().out.splitlines()
+    commands = [shlex.split(line) for line in printed if not line.startswith("#")]
+    modes = [(osp.basename(c[1]), c[c.index("--mode") + 1] if "--mode" in c else None)
+             for c in commands]
+    assert modes == [("train.py", "rgb_only"), ("train.py", "pose_only"),
+                     ("merge_rgb_only_pose_only.py", None), ("train.py", "rgb+pose"),
+                     *[("test.py", "pose_only")] * 2, *[("test.py", "rgb+pose")] * 2]
+    assert "--continue" in commands[0] and "--overwrite" not in commands[0]
+    assert "--overwrite" in commands[1] and "--continue" not in commands[1]
+    assert "--overwrite" in commands[3]  # rgb+pose's snapshot_1 came from the old merge
+    assert "# [train_all] rgb_only: done already (epoch 0)" in printed
+    assert mtimes(out) == before
+
+
+def test_rerun_resumes_only_what_is_missing(recipe, capsys):
+    out, options, _ = recipe
+
+    # (b) Run again: no stage trains (train.py is asked to continue and finds nothing left to
+    # do), the merge and every test are skipped, no snapshot or metrics file is touched.
+    before = mtimes(out)
+    nothing = {stage: log_count(out, stage, "nothing left to do") for stage in FOLDERS}
+    result = train_all.main(["--output_dir", out, *options, "--quiet"])
+    printed = capsys.readouterr().out
+    stages = result["stages"]
+    for stage in FOLDERS:
+        assert stages[stage]["train"]["action"] == "done" and not stages[stage]["train"]["trained"]
+        assert stages[stage]["tests_run"] == [] and list(stages[stage]["tests"]) == list(TESTS)
+        assert log_count(out, stage, "nothing left to do") == nothing[stage] + 1
+    assert not stages["rgb+pose"]["merge"]["merged"]
+    assert mtimes(out) == before
+    assert "[train_all] merge: done already" in printed
+    assert "test pose_only (epoch 1) on Mimetics: done already" in printed
+    assert "rgb+pose   rgb_pose   1" in printed  # the table
+
+    # (c) Lose pose_only's last snapshot: pose_only resumes its run from snapshot_0 and trains
+    # epoch 1 only; what was made from it (the merge, rgb+pose, their tests) is redone;
+    # rgb_only is not retrained nor retested.
+    os.remove(dump(out, "pose_only", 1))
+    first = torch.load(dump(out, "pose_only", 0), weights_only=True, mmap=True)
+    result = train_all.run_recipe(out, options, quiet=True)
+    stages = result["stages"]
+    after = mtimes(out)
+    assert stages["pose_only"]["train"]["action"] == "resume"
+    assert stages["pose_only"]["train"]["epochs"] == [1, 1]
+    assert log_count(out, "pose_only", f"resuming from {dump(out, 'pose_only', 0)} (epoch 0)") == 1
+    redone = torch.load(dump(out, "pose_only", 1), weights_only=True, mmap=True)
+    assert redone["run"]["id"] == first["run"]["id"]  # the same run, resumed
+    unchanged = [k for k in before if before[k] == after[k]]
+    assert sorted(unchanged) == sorted(
+        [osp.join("rgb_only", "model_dump", "snapshot_0.pth.tar"),
+         osp.join("pose_only", "model_dump", "snapshot_0.pth.tar")]
+        + [osp.join("rgb_only", "result", f"{d.lower()}_metrics.json") for d in TESTS])
+    assert stages["rgb_only"]["train"]["action"] == "done" and stages["rgb_only"]["tests_run"] == []
+    merge = stages["rgb+pose"]["merge"]
+    assert merge["merged"] and "pose_only" in merge["reason"]
+    assert stages["rgb+pose"]["train"]["action"] == "fresh"
+    assert "--overwrite" in stages["rgb+pose"]["train"]["command"]
+    merged = torch.load(dump(out, "rgb+pose", 0), weights_only=True, mmap=True)
+    fused = torch.load(dump(out, "rgb+pose", 1), weights_only=True, mmap=True)
+    assert merged["saved_at"] > redone["saved_at"] and fused["saved_at"] > merged["saved_at"]
+    assert stages["pose_only"]["tests_run"] == list(TESTS)
+    assert stages["rgb+pose"]["tests_run"] == list(TESTS)
+
+
+def test_bad_options_stop_before_anything_runs(tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, osp.join(ROOT, "tool", "train_all.py"),
+                           "--output_dir", str(out), "--no_such_field", "1"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.splitlines() == [
+        "error: unknown config field --no_such_field (see train_all.py --help)"]
+    assert not out.exists()
+    # The same checks through the Python API: a UsageError naming the option and the stage.
+    for overrides, stage_overrides, words in (
+            (["--pose_only.end_epoc", "2"], None, "did you mean --pose_only.end_epoch"),
+            (["--fusion.lr", "1"], None, "'fusion' is not a stage"),
+            (["--mode", "rgb_only"], None, "--mode"),
+            (["--model_dir", "x"], None, "share one folder"),
+            ([], {"rgb+pose": ["--lr", "abc"]}, "rgb+pose: argument --lr"),
+            ([], {"rgb+pose": ["--end_epoch", "1"]}, "rgb+pose: --end_epoch 1 trains no epoch"),
+            ([], {"rgb_pose": ["--lr", "1"]}, "unknown stage(s) 'rgb_pose'")):
+        with pytest.raises(UsageError) as err:
+            train_all.run_recipe(str(out), overrides, stage_overrides)
+        assert words in str(err.value)
+    assert not out.exists()
+
+
+def test_a_failing_step_names_the_stage_and_the_command(recipe, tmp_path, capsys):
+    _, options, _ = recipe
+    with pytest.raises(train_all.StageError) as err:
+        train_all.run_recipe(str(tmp_path / "out"), [*options, "--data_dir", str(tmp_path)],
+                             quiet=True)
+    message = str(err.value)
+    assert message.startswith("rgb_only training failed (exit status 1): python ")
+    assert "train.py --mode rgb_only" in message and "\n" not in message
+    assert "error: " in capsys.readouterr().err  # train.py's own one line, naming the file
