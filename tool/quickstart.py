@@ -4,6 +4,7 @@ test in and out of context, print and save the table and a bar chart.
     python tool/quickstart.py                 # one seed, about 10-15 minutes on 2 CPU cores
     python tool/quickstart.py --seeds 3       # mean and spread over 3 seeds
     python tool/quickstart.py --fast          # a smoke run (seconds; what the test suite runs)
+    python tool/quickstart.py --amp bf16      # every stage trained and tested in bf16 autocast
 
 It runs the recipe of `tool/train_all.py` (the project's own `main/train.py`, the merge tool and
 `main/test.py`, in this process) with small input shapes chosen through config overrides:
@@ -96,7 +97,8 @@ def stage_options(recipe: Recipe) -> List[str]:
 
 
 def run_seed(seed: int, out_root: str, fast: bool, workers: int, quiet: bool,
-             data_params: Dict[str, int]) -> Dict[str, Dict[str, Dict[str, float]]]:
+             data_params: Dict[str, int], amp: Optional[str] = None
+             ) -> Dict[str, Dict[str, Dict[str, float]]]:
     """All stages for one seed; returns {recipe: {split: {'top1', 'top5'}}}.
 
     Two runs of `tool/train_all.py`'s recipe in `<out_root>/seed<seed>/`: the paper's fusion
@@ -108,6 +110,8 @@ def run_seed(seed: int, out_root: str, fast: bool, workers: int, quiet: bool,
     generate_dataset(data_dir, seed=seed, **data_params)
     print(f"[seed {seed}] data ready in {data_dir} ({time.perf_counter() - t0:.0f} s)", flush=True)
     base = common_overrides(data_dir, seed, fast, workers)
+    if amp is not None:
+        base += ["--amp", amp]  # training and testing in that precision
     singles = [r for r in recipes(fast) if not get_stage(r.mode).starts_from_merge]
     fused = [r for r in recipes(fast) if get_stage(r.mode).starts_from_merge]
     results: Dict[str, Dict[str, Dict[str, float]]] = {}
@@ -239,6 +243,9 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers")
     parser.add_argument("--fast", action="store_true", help="tiny smoke run")
     parser.add_argument("--verbose", action="store_true", help="show train/test console output")
+    parser.add_argument("--amp", choices=("off", "bf16", "fp16"), default=None,
+                        help="train and test every stage in this precision (default: the "
+                             "project's, fp32 on a CPU, bf16 training on a GPU)")
     args = parser.parse_args(argv)
 
     out_root = osp.join(args.output_dir, "quickstart")
@@ -252,7 +259,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     for seed in seeds:
         start = time.perf_counter()
         per_seed.append(run_seed(seed, out_root, args.fast, args.workers, not args.verbose,
-                                 data_params))
+                                 data_params, args.amp))
         seconds.append(time.perf_counter() - start)
         print(f"[seed {seed}] all stages in {seconds[-1] / 60:.1f} min", flush=True)
     summary = summarise(per_seed)
