@@ -59,6 +59,9 @@ class IntegralAction(nn.Module):
         self.hm_sigma, self.paf_sigma, self.pose_score_thr = hm_sigma, paf_sigma, pose_score_thr
         self.register_buffer("limbs", torch.as_tensor(limbs, dtype=torch.long).view(-1, 2),
                              persistent=False)
+        # (N, P, J, 2), (N, P, J), limbs, hm_shape, hm_sigma, paf_sigma, score_thr
+        # -> (N, J + 2L, H, W); swappable so that a benchmark can time another renderer.
+        self.pose_renderer = render_pose_maps
 
         self.img_backbone = TSMResNet(img_resnet_type, frame_per_seg)
         self.pose_backbone = TSMResNet(pose_resnet_type, self.pose_frame_num, skip_stem=True)
@@ -96,7 +99,7 @@ class IntegralAction(nn.Module):
     def render_pose(self, pose_coords: Tensor, pose_scores: Tensor) -> Tensor:
         """(B, Tp, P, J, 2), (B, Tp, P, J) -> (B*Tp, J + 2L, h, w) pose maps on the input's device."""
         b, tp, p, j = pose_scores.shape
-        return render_pose_maps(
+        return self.pose_renderer(
             pose_coords.reshape(b * tp, p, j, 2), pose_scores.reshape(b * tp, p, j), self.limbs,
             self.input_hm_shape, self.hm_sigma, self.paf_sigma, self.pose_score_thr)
 
