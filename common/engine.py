@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, List, Optional
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch import nn
+from torch import Tensor, nn
 from tqdm import tqdm
 
 from common.context_aug import swap_context
@@ -226,7 +226,7 @@ def train_one_epoch(model: nn.Module, loader: Any, optimizer: torch.optim.Optimi
     return stats
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def predict(model: nn.Module, loader: Any, device: torch.device, progress: bool = True,
             tally: Optional[ProblemTally] = None,
             precision: Optional[Precision] = None) -> Dict[str, np.ndarray]:
@@ -236,50 +236,52 @@ def predict(model: nn.Module, loader: Any, device: torch.device, progress: bool 
     of each clip the loader could not read; its problems went to `tally`) and, with a gate,
     'gate_mean' (N,), with `stream_agreement`, 'agreement' (N,).
 
+    The outputs stay on the device until the loader is done: no batch waits for the previous
+    one's results to reach the host, so a GPU is never idle between batches.
+
     Raises `NonFiniteError` naming the videos when a probability is NaN or infinite: such a
     row would otherwise be scored as class 0.
     """
     model.eval()
     skipped: List[int] = []
-    ids: List[np.ndarray] = []
-    labels: List[np.ndarray] = []
-    probs: List[np.ndarray] = []
-    gates: List[np.ndarray] = []
-    agreements: List[np.ndarray] = []
+    ids: List[Tensor] = []
+    labels: List[Tensor] = []
+    probs: List[Tensor] = []
+    gates: List[Tensor] = []
+    agreements: List[Tensor] = []
     for batch in tqdm(loader, desc="test", disable=not progress, leave=False, dynamic_ncols=True):
         _take_problems(batch, tally)
         skipped.extend(int(video_id) for video_id, _ in batch.get("skipped") or [])
         if "label" not in batch:
             continue
+        ids.append(batch["video_id"])  # the loader's CPU tensors: no copy back needed
+        labels.append(batch["label"])
         batch = move_batch(batch, device)
         with (precision.autocast() if precision is not None else contextlib.nullcontext()):
             outputs = model(batch)
         logits = outputs["logits"]
-        prob = torch.softmax(logits.float(), dim=1).cpu().numpy()
-        bad = ~np.isfinite(prob).all(axis=1)
-        if bad.any():
-            videos = sorted(set(batch["video_id"].cpu().numpy()[bad].tolist()))
-            raise NonFiniteError(
-                f"non-finite class probabilities for video id(s) {videos[:10]}: the snapshot's "
-                "weights or these videos' inputs hold NaN/inf; check the snapshot (a diverged "
-                "run) and the videos' frames and pose files")
-        probs.append(prob)
-        ids.append(batch["video_id"].cpu().numpy())
-        labels.append(batch["label"].cpu().numpy())
+        probs.append(torch.softmax(logits.float(), dim=1))
         if outputs.get("gate") is not None:
-            gates.append(outputs["gate"].float().view(logits.shape[0], -1).mean(1).cpu().numpy())
+            gates.append(outputs["gate"].float().view(logits.shape[0], -1).mean(1))
         if outputs.get("agreement") is not None:
-            agreements.append(outputs["agreement"].float().cpu().numpy())
+            agreements.append(outputs["agreement"].float())
     out = {
-        "video_id": np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64),
-        "label": np.concatenate(labels) if labels else np.zeros(0, dtype=np.int64),
-        "prob": np.concatenate(probs) if probs else np.zeros((0, 0), dtype=np.float32),
+        "video_id": torch.cat(ids).numpy() if ids else np.zeros(0, dtype=np.int64),
+        "label": torch.cat(labels).numpy() if labels else np.zeros(0, dtype=np.int64),
+        "prob": torch.cat(probs).cpu().numpy() if probs else np.zeros((0, 0), dtype=np.float32),
         "skipped_video_id": np.asarray(skipped, dtype=np.int64),
     }
+    bad = ~np.isfinite(out["prob"]).all(axis=1)
+    if bad.any():
+        videos = sorted(set(out["video_id"][bad].tolist()))
+        raise NonFiniteError(
+            f"non-finite class probabilities for video id(s) {videos[:10]}: the snapshot's "
+            "weights or these videos' inputs hold NaN/inf; check the snapshot (a diverged "
+            "run) and the videos' frames and pose files")
     if gates:
-        out["gate_mean"] = np.concatenate(gates)
+        out["gate_mean"] = torch.cat(gates).cpu().numpy()
     if agreements:
-        out["agreement"] = np.concatenate(agreements)
+        out["agreement"] = torch.cat(agreements).cpu().numpy()
     return out
 
 

@@ -25,7 +25,8 @@ from common.logger import setup_logging
 from common.metrics import average_clip_probs, evaluation_report, format_report, results_dict
 from common.model import build_model
 from common.plots import write_report_files
-from common.precision import apply_precision, resolve_precision
+from common.inference import optimize_for_inference
+from common.precision import resolve_precision
 from common.problems import ProblemTally
 from common.provenance import describe_revision, git_revision
 from common.stages import get_stage
@@ -125,8 +126,10 @@ def test_snapshot(cfg: Any, overrides: Dict[str, Any], info: DistInfo, device: t
     joints = dataset.joint_set
     model = build_model(cfg, class_num, joints.limbs, joints.joint_num)
     load_network(model, snap["network"])
-    net = prepare_model(apply_precision(model.to(device), precision), device,
-                        [] if info.enabled else gpu_ids)
+    # Evaluation only: BatchNorm folded into the convolutions, the precision's memory layout.
+    fast, folded = optimize_for_inference(model.to(device), precision)
+    net = prepare_model(fast, device, [] if info.enabled else gpu_ids)
+    logger.info("%d BatchNorm layers folded into their convolutions for evaluation", folded)
     logger.info("testing %s (epoch %s, %s) on %s: %d clips%s", path, snap.get("epoch"), cfg.mode,
                 cfg.dataset, len(dataset),
                 f", {len(batches)} batches on this rank" if info.enabled else "")
