@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 
 from common.errors import DataError
 from common.nets.pose_maps import render_pose_maps
+from common.nets.pose_maps_dense import render_pose_maps_dense
 from common.problems import JOINTS_ZEROED, POSE_ZEROED, SKIPPED, Problem
 from common.utils.frames import frame_path
 from data.collate import collate_clips
@@ -263,11 +264,14 @@ def test_nonfinite_and_far_joints_kinetics(tmp_path):
         assert "NaN" in f.read()  # what json writes for it
     item = Kinetics(make_cfg(tmp_path), "test")[0]
     check_zeroed_joints(item, path, OPENPOSE_18)
-    # Without the sanitising, NaN x score 0 would have reached the maps.
+    # Without the sanitising, NaN x score 0 would have reached the maps of the original's
+    # dense formulation (this project's renderer skips non-finite joints on its own as well).
     raw = torch.from_numpy(np.array(item["pose_coords"]))
     raw[0, 0, 3, 0] = float("nan")
-    maps = render_pose_maps(raw, item["pose_scores"], torch.tensor(OPENPOSE_18.limbs), (8, 8))
-    assert not torch.isfinite(maps).all()
+    limbs = torch.tensor(OPENPOSE_18.limbs)
+    assert not torch.isfinite(render_pose_maps_dense(raw, item["pose_scores"], limbs,
+                                                     (8, 8))).all()
+    assert torch.isfinite(render_pose_maps(raw, item["pose_scores"], limbs, (8, 8))).all()
 
 
 def test_nonfinite_and_far_joints_mimetics(tmp_path):

@@ -1,0 +1,102 @@
+"""Dense pose-map renderer: the baseline written straight from SPEC.md.
+
+Every (frame, person, joint) and every (frame, person, limb) is evaluated on every pixel of
+the map, padded people and dropped joints included, so the intermediates are
+(N, P, J, H, W) and (N, P, L, H, W) tensors. It is what the original computes, kept as the
+reference that `common.nets.pose_maps` (the windowed renderer the model uses) is tested
+against, and as the baseline of `tool/benchmark.py`. Not for the hot path.
+
+Known difference from the fast renderer: a NaN coordinate poisons the dense maps even where
+its score is 0 (NaN * 0 = NaN), while the fast renderer never reads undrawn joints.
+"""
+from __future__ import annotations
+
+from typing import Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+__all__ = ["render_joint_heatmaps_dense", "render_part_affinity_fields_dense",
+           "render_pose_maps_dense"]
+
+
+def _grid(height: int, width: int, like: Tensor) -> Tuple[Tensor, Tensor]:
+    """Pixel (i, j) has coordinates x = j, y = i (no half-pixel offset). Shapes (H, 1), (1, W)."""
+    ys = torch.arange(height, device=like.device, dtype=like.dtype).view(height, 1)
+    xs = torch.arange(width, device=like.device, dtype=like.dtype).view(1, width)
+    return ys, xs
+
+
+def render_joint_heatmaps_dense(coords: Tensor, scores: Tensor, hm_shape: Sequence[int],
+                                sigma: float = 0.5, score_thr: float = 0.1) -> Tensor:
+    """Gaussian joint heatmaps, summed over people and clipped at 1.
+
+    Args:
+        coords: (N, P, J, 2) joint (x, y) on the heatmap grid.
+        scores: (N, P, J) joint confidences; joints with score <= score_thr are not drawn.
+        hm_shape: (H, W).
+
+    Returns:
+        (N, J, H, W) with value exp(-((x-jx)^2 + (y-jy)^2) / (2 sigma^2)).
+    """
+    ys, xs = _grid(int(hm_shape[0]), int(hm_shape[1]), coords)
+    jx = coords[..., 0, None, None]  # (N, P, J, 1, 1)
+    jy = coords[..., 1, None, None]
+    # Separable: exp(a + b) = exp(a) * exp(b) keeps the big (N,P,J,H,W) tensor to one product.
+    gx = torch.exp(-((xs - jx) ** 2) / (2 * sigma ** 2))  # (N, P, J, 1, W)
+    gy = torch.exp(-((ys - jy) ** 2) / (2 * sigma ** 2))  # (N, P, J, H, 1)
+    visible = (scores > score_thr).to(coords.dtype)[..., None, None]
+    heatmaps = (gy * (gx * visible)).sum(dim=1)
+    return heatmaps.clamp(max=1.0)
+
+
+def render_part_affinity_fields_dense(coords: Tensor, scores: Tensor, limbs: Tensor,
+                                      hm_shape: Sequence[int], paf_sigma: float = 1.0,
+                                      score_thr: float = 0.1) -> Tensor:
+    """Part affinity fields: the unit limb direction on the pixels a limb covers.
+
+    A pixel p is on limb j0 -> j1 of a person when 0 <= v.(p - p0) <= |p1 - p0| and
+    |v_perp.(p - p0)| <= paf_sigma, with v the unit direction and both joint scores >= score_thr.
+    A zero-length limb covers nothing. Where several people's limbs cover a pixel the field is
+    the mean of their directions.
+
+    Args:
+        coords: (N, P, J, 2) on the heatmap grid.
+        scores: (N, P, J).
+        limbs: (L, 2) long tensor of joint index pairs.
+        hm_shape: (H, W).
+
+    Returns:
+        (N, 2*L, H, W), channels ordered limb 0 x, limb 0 y, limb 1 x, ...
+    """
+    ys, xs = _grid(int(hm_shape[0]), int(hm_shape[1]), coords)
+    limbs = limbs.to(coords.device)
+    p0 = coords[:, :, limbs[:, 0]]  # (N, P, L, 2)
+    p1 = coords[:, :, limbs[:, 1]]
+    delta = p1 - p0
+    length = delta.norm(dim=-1)  # (N, P, L)
+    unit = delta / length.clamp(min=1e-12)[..., None]
+    vx, vy = unit[..., 0, None, None], unit[..., 1, None, None]  # (N, P, L, 1, 1)
+    dx = xs - p0[..., 0, None, None]  # (N, P, L, 1, W)
+    dy = ys - p0[..., 1, None, None]  # (N, P, L, H, 1)
+    along = vx * dx + vy * dy  # (N, P, L, H, W)
+    across = (vy * dx - vx * dy).abs()
+    valid = ((scores[:, :, limbs[:, 0]] >= score_thr) & (scores[:, :, limbs[:, 1]] >= score_thr)
+             & (length > 0))[..., None, None]
+    on_limb = (along >= 0) & (along <= length[..., None, None]) & (across <= paf_sigma) & valid
+    on_limb = on_limb.to(coords.dtype)
+    count = on_limb.sum(dim=1)  # (N, L, H, W)
+    field_x = (on_limb * vx).sum(dim=1) / count.clamp(min=1.0)
+    field_y = (on_limb * vy).sum(dim=1) / count.clamp(min=1.0)
+    n, num_limbs, h, w = field_x.shape
+    return torch.stack((field_x, field_y), dim=2).view(n, 2 * num_limbs, h, w)
+
+
+def render_pose_maps_dense(coords: Tensor, scores: Tensor, limbs: Tensor,
+                           hm_shape: Sequence[int], hm_sigma: float = 0.5,
+                           paf_sigma: float = 1.0, score_thr: float = 0.1) -> Tensor:
+    """Pose-network input: (N, P, J, 2), (N, P, J) -> (N, J + 2*L, H, W) = [heatmaps, PAFs]."""
+    heatmaps = render_joint_heatmaps_dense(coords, scores, hm_shape, hm_sigma, score_thr)
+    pafs = render_part_affinity_fields_dense(coords, scores, limbs, hm_shape, paf_sigma,
+                                             score_thr)
+    return torch.cat((heatmaps, pafs), dim=1)
