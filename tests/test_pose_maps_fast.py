@@ -311,14 +311,19 @@ def test_limbs_as_int32_and_non_contiguous_inputs():
     assert torch.equal(render_pose_maps(coords_t, scores_t, limbs, (56, 56)), expected)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda_matches_dense():
+# Every device there is: the CPU always, and on a machine with a GPU the CUDA path too.
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_device_matches_dense(device):
     coords, scores = paper_clip(12)
-    fast = render_pose_maps(coords.cuda(), scores.cuda(), OPENPOSE_LIMBS.cuda(), (56, 56))
-    assert fast.device.type == "cuda"
+    limbs = OPENPOSE_LIMBS.to(device)
+    fast = render_pose_maps(coords.to(device), scores.to(device), limbs, (56, 56))
+    assert fast.device.type == device
     dense = render_pose_maps_dense(coords, scores, OPENPOSE_LIMBS, (56, 56))
     assert max_diff(fast.cpu(), dense) <= TOL
     coords, scores = random_poses(13, 6, 3, 18, (24, 32))
-    fast = render_pose_maps(coords.cuda(), scores.cuda(), OPENPOSE_LIMBS, (24, 32))
+    fast = render_pose_maps(coords.to(device), scores.to(device), limbs, (24, 32))
     dense = render_pose_maps_dense(coords, scores, OPENPOSE_LIMBS, (24, 32))
     assert max_diff(fast.cpu(), dense) <= TOL
