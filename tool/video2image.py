@@ -26,71 +26,16 @@ import cv2
 import numpy as np
 
 from common.utils.frames import FRAME_NAME
+from data.video_decode import (MISSING_FRAMES_FRACTION, MISSING_FRAMES_SLACK, VIDEO_EXTENSIONS,
+                               FpsSampler, apply_rotation, is_video_file, parse_fps,
+                               resize_short_side, video_stem)
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
+__all__ = ["VIDEO_EXTENSIONS", "apply_rotation", "extract_frames", "extract_tree",
+           "find_videos", "is_video_file", "main", "resize_short_side", "video_stem"]
 
 # Temporary folders start with a dot so that a folder walk (and a person running `ls`) does not
 # mistake an interrupted extraction for a finished video folder.
 _PARTIAL_TAG = ".partial-"
-
-# A container that declares its frame count (mp4, mov) but yields fewer frames than that was cut
-# short, typically a half-finished download: FFmpeg only logs this and stops early, so without a
-# check the folder of a truncated video would look complete. A few frames of slack allow for
-# edit lists, which may legitimately hide some declared frames.
-_MISSING_FRAMES_SLACK = 2
-_MISSING_FRAMES_FRACTION = 0.01
-
-# Timestamps come from integer pts times a rational time base; this absorbs the float rounding
-# so that a frame exactly on the resampling grid is not dropped for being 1e-12 s early.
-_TIME_EPS = 1e-6
-
-
-def is_video_file(path: str) -> bool:
-    """Whether `path` has one of the video extensions, compared case-insensitively (`.MP4`)."""
-    return osp.splitext(path)[1].lower() in VIDEO_EXTENSIONS
-
-
-def video_stem(path: str) -> str:
-    """The file name without its last extension only: `a.b.mp4` -> `a.b` (the original cut at
-    the first dot, so `a.b.mp4` and `a.c.mp4` both became `a`)."""
-    return osp.splitext(osp.basename(path))[0]
-
-
-def resize_short_side(image: np.ndarray, short_side: int) -> np.ndarray:
-    """Resize so that the shorter side is `short_side` pixels; `short_side <= 0` keeps the size.
-
-    The long side is `int(long / short * short_side)` (truncated), the rule the original frames
-    were made with, so that frame sizes, and the pose coordinates measured on them, agree.
-    INTER_AREA when shrinking because it averages the pixels a down-scaled pixel covers instead
-    of skipping some (less aliasing); linear when enlarging, where INTER_AREA has no advantage.
-    """
-    if short_side <= 0:
-        return image
-    height, width = image.shape[:2]
-    short, long = min(height, width), max(height, width)
-    if short == short_side:
-        return image
-    new_long = int(long / short * short_side)
-    new_height, new_width = (short_side, new_long) if height <= width else (new_long, short_side)
-    interpolation = cv2.INTER_AREA if short_side < short else cv2.INTER_LINEAR
-    return cv2.resize(image, (new_width, new_height), interpolation=interpolation)
-
-
-def apply_rotation(image: np.ndarray, degrees: float) -> np.ndarray:
-    """Turn a decoded frame upright: rotate it counterclockwise by `degrees` (a multiple of 90).
-
-    Phone videos store sensor-oriented pixels plus a display matrix; the `ffmpeg` command the
-    original frames were made with applies it by default, so the frames (and the poses computed
-    on them) are upright. PyAV does not, so it is done here. Angles that are not a multiple of
-    90 degrees are rounded to the nearest quarter turn.
-    """
-    quarter_turns = int(round(degrees / 90.0)) % 4
-    if quarter_turns == 0:
-        return image
-    # np.rot90 turns from the first axis (rows, downwards) towards the second (columns), which
-    # on an image shown with row 0 on top is counterclockwise; cv2 needs contiguous memory.
-    return np.ascontiguousarray(np.rot90(image, quarter_turns))
-
 
 def _write_jpeg(path: str, image: np.ndarray, quality: int) -> None:
     """Write a JPEG and raise when it did not happen (cv2.imwrite only returns False).
@@ -113,38 +58,10 @@ def _write_jpeg(path: str, image: np.ndarray, quality: int) -> None:
         raise IOError(f"cannot write frame {path!r}")
 
 
-class _FpsSampler:
-    """Keeps the frames that fall on a `fps` grid of timestamps, counted from the first frame.
-
-    Frames are kept, never duplicated: a target rate above the video's rate keeps every frame
-    rather than inventing repeated ones. Variable-frame-rate videos are handled because the
-    decision uses each frame's own timestamp, not its index.
-    """
-
-    def __init__(self, fps: float) -> None:
-        if not fps > 0:
-            raise ValueError(f"fps must be positive, got {fps}")
-        self.period = 1.0 / fps
-        self.start: Optional[float] = None
-        self.next_time = 0.0
-
-    def keep(self, time: float) -> bool:
-        if self.start is None:
-            self.start = time
-        t = time - self.start
-        if t + _TIME_EPS < self.next_time:
-            return False
-        # Advance past t (not just by one period) so that a gap in the video does not make a
-        # burst of kept frames afterwards.
-        while self.next_time <= t + _TIME_EPS:
-            self.next_time += self.period
-        return True
-
-
 def _decode_into(video_path: str, folder: str, short_side: int, quality: int,
                  fps: Optional[float]) -> int:
     """Decode `video_path` into JPEGs in `folder`; returns how many were written."""
-    sampler = _FpsSampler(fps) if fps is not None else None
+    sampler = FpsSampler(fps) if fps is not None else None
     written = 0
     # The video is handed to PyAV as an open Python file, not as a name: FFmpeg reads a name
     # such as `pipe:0` or `concat:x|y` as a protocol, and names that are not UTF-8 cannot be
@@ -173,7 +90,7 @@ def _decode_into(video_path: str, folder: str, short_side: int, quality: int,
             written += 1
             _write_jpeg(osp.join(folder, FRAME_NAME % written), image, quality)
     missing = declared - decoded
-    if declared > 0 and missing > max(_MISSING_FRAMES_SLACK, _MISSING_FRAMES_FRACTION * declared):
+    if declared > 0 and missing > max(MISSING_FRAMES_SLACK, MISSING_FRAMES_FRACTION * declared):
         raise ValueError(f"truncated video: decoded {decoded} of the {declared} frames its "
                          f"container declares")
     return written
@@ -325,26 +242,13 @@ def extract_tree(src: str, dst: str, short_side: int = 256, quality: int = 95,
     return result
 
 
-def _parse_fps(text: str) -> Optional[float]:
-    """`none` (any case) for every frame, else a positive rate."""
-    if text.strip().lower() in ("none", ""):
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--fps must be a positive number or 'none', got {text!r}")
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"--fps must be positive, got {text!r}")
-    return value
-
-
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--src", required=True, help="a video file or a folder of videos")
     parser.add_argument("--dst", required=True, help="the folder to write frame folders into")
     parser.add_argument("--short_side", type=int, default=256,
                         help="resize so the shorter side is this many pixels; 0 keeps the size")
-    parser.add_argument("--fps", type=_parse_fps, default=None,
+    parser.add_argument("--fps", type=parse_fps, default=None,
                         help="keep frames on a grid of this rate; 'none' keeps every frame")
     parser.add_argument("--quality", type=int, default=95, help="JPEG quality (0-100)")
     parser.add_argument("--workers", type=int, default=2, help="videos extracted in parallel")

@@ -1,0 +1,287 @@
+"""Estimate the poses of a folder of videos and write them as a Kinetics-format data set.
+
+    python tool/extract_poses.py --src VIDEO_OR_FOLDER [--data_root data/Kinetics/data]
+        [--split val] [--subset Custom] [--short_side 256] [--fps none] [--device cpu]
+        [--pose_weights PATH] [--pose_min_size 800] [--person_thr 0.5] [--overwrite]
+
+`--src` holds one folder per class (`<src>/<class>/<video>.mp4`, as `tool/video2image.py`
+mirrors it into `frames/<split>_256/<class>/<video>/`). For every video it writes, under
+`--data_root`:
+
+    kinetics-skeleton/kinetics_<split>/<video>.json   the kinetics-skeleton pose file: every
+        frame's people in OpenPose-18, x, y normalised by the frame size, `frame_index` from 1
+    kinetics-skeleton/kinetics_<split>_label.json     {video: {has_skeleton, label, label_index}}
+    Kinetics<subset>_<split>.json                     the COCO-layout annotation file (images:
+        id, seq_name = class, file_name = video, frame_num, height, width; annotations:
+        action_label, action_name)
+    Kinetics<subset>_classes.txt                      class names, line i = class i (shared by
+        the splits: a later run keeps the order and appends new classes)
+
+which, with the frames of `tool/video2image.py` (same `--short_side` and `--fps`, so that the
+frame counts agree), is what `data/Kinetics/Kinetics.py` reads (`--dataset Kinetics --subset
+<subset>`). Poses come from torchvision's Keypoint R-CNN (`common/pose_estimation.py`), converted
+to OpenPose-18 (`data/coco_to_openpose.py`).
+
+Resumable: a video whose pose file exists is not estimated again (`--overwrite` redoes it);
+every file is written to a temporary name and renamed into place, so an interrupted run never
+leaves a half-written file under a final name. Unreadable videos are skipped and listed at the end
+(exit status 1); the others are still done. Videos that are not in a class folder (`--src` a
+single file, or videos directly in `--src`) get a pose file but no label and no annotation entry.
+"""
+import os.path as osp, sys; sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # noqa: E401,E702
+
+import argparse
+import json
+import os
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import av
+import numpy as np
+
+from common.errors import UsageError, exit_on_error
+from common.pose_options import (OneLineParser, add_pose_options, check_pose_options,
+                                 make_estimator, parse_device)
+from data.skeleton_files import PoseTable, pose_table, skeleton_content, write_json_atomic
+from data.video_decode import iter_video_frames, parse_fps, video_stem
+from tool.video2image import find_videos
+
+Estimator = Callable[[Sequence[np.ndarray]], List[Tuple[np.ndarray, np.ndarray]]]
+
+
+def estimate_video_poses(video: str, estimator: Estimator, *, short_side: int = 256,
+                         fps: Optional[float] = None, batch_frames: int = 16
+                         ) -> Tuple[PoseTable, int, Tuple[int, int]]:
+    """Poses of every frame of a video, decoded a few frames at a time (the frames are not
+    kept). Returns `(table, frame_num, (H, W) of the frames)`."""
+    table: PoseTable = {}
+    pending: List[np.ndarray] = []
+    frame_num = 0
+    frame_hw = (0, 0)
+
+    def flush() -> None:
+        first = frame_num - len(pending)
+        table.update(pose_table(estimator(pending), range(first, frame_num), frame_hw))
+        pending.clear()
+
+    for frame in iter_video_frames(video, short_side=short_side, fps=fps):
+        frame_hw = frame.shape[:2]
+        pending.append(frame)
+        frame_num += 1
+        if len(pending) == batch_frames:
+            flush()
+    if pending:
+        flush()
+    return table, frame_num, frame_hw
+
+
+# --------------------------------------------------------------------------- the folder
+def _class_of(video: str, src: str) -> Optional[str]:
+    """The class folder of a video `<src>/<class>/<video>`; None elsewhere."""
+    if osp.isfile(src):
+        return None
+    parts = osp.normpath(osp.relpath(video, src)).split(os.sep)
+    return parts[0] if len(parts) == 2 else None
+
+
+def read_classes(path: str) -> List[str]:
+    """Class names of a classes file (line i = class i; blank lines ignored); [] if absent."""
+    if not osp.isfile(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [line.strip() for line in f if line.strip()]
+
+
+def extract_tree(src: str, data_root: str, *, split: str = "val", subset: str = "Custom",
+                 estimator_factory: Callable[[], Estimator], short_side: int = 256,
+                 fps: Optional[float] = None, overwrite: bool = False,
+                 verbose: bool = False) -> Dict[str, Any]:
+    """Estimate and write the poses of every video under `src`, then the label, annotation and
+    classes files (see the module docstring).
+
+    Args:
+        estimator_factory: builds the estimator, called only when a video needs estimating
+            (a finished run needs no weights).
+
+    Returns:
+        {"done", "skipped" (pose file existed), "failed", "unlabelled": counts,
+         "failures": [(video, reason)], "files": {"labels", "annotations", "classes"}}
+    """
+    if not osp.exists(src):
+        raise UsageError(f"--src {src}: no such video or folder")
+    part = "train" if split == "train" else "val"
+    skeleton_root = osp.join(data_root, "kinetics-skeleton")
+    pose_dir = osp.join(skeleton_root, f"kinetics_{part}")
+    classes_path = osp.join(data_root, f"Kinetics{subset}_classes.txt")
+    classes = read_classes(classes_path)
+    result: Dict[str, Any] = {"done": 0, "skipped": 0, "failed": 0, "unlabelled": 0,
+                              "failures": []}
+    estimator: Optional[Estimator] = None
+    entries: List[Dict[str, Any]] = []  # the labelled videos with a pose file
+    owner: Dict[str, str] = {}
+    for video in find_videos(src):
+        stem = video_stem(video)
+        label = _class_of(video, src)
+        if stem in owner:
+            result["failures"].append((video, f"its pose file name {stem}.json is already "
+                                              f"used by {owner[stem]}"))
+            continue
+        owner[stem] = video
+        if label is not None and label not in classes:
+            classes.append(label)
+        label_index = classes.index(label) if label is not None else -1
+        path = osp.join(pose_dir, f"{stem}.json")
+        started = time.time()
+        if osp.isfile(path) and not overwrite:
+            try:
+                with open(path) as f:
+                    content = json.load(f)
+                meta = (int(content["frame_num"]), int(content["height"]), int(content["width"]),
+                        any(e.get("skeleton") for e in content["data"]))
+            except (OSError, ValueError, KeyError, TypeError) as err:
+                result["failures"].append((video, f"{path} exists but cannot be used "
+                                                  f"({type(err).__name__}); redo it with "
+                                                  "--overwrite"))
+                continue
+            result["skipped"] += 1
+            status = "skipped (pose file exists)"
+        else:
+            try:
+                # The first frame first: an unreadable video is found before any detector is
+                # built, so a run with nothing readable left to do needs no weights.
+                next(iter_video_frames(video, short_side=short_side, fps=fps))
+            except (OSError, ValueError, av.FFmpegError) as err:
+                text = str(err).splitlines()[0] if str(err) else "no detail"
+                result["failures"].append((video, f"{type(err).__name__}: {text}"))
+                if verbose:
+                    print(f"failed: {video} ({type(err).__name__}: {text})", flush=True)
+                continue
+            if estimator is None:
+                # Outside any try: missing weights stop the run (UsageError is a ValueError).
+                estimator = estimator_factory()
+            try:
+                table, frame_num, frame_hw = estimate_video_poses(
+                    video, estimator, short_side=short_side, fps=fps)
+            except (OSError, ValueError, av.FFmpegError) as err:
+                text = str(err).splitlines()[0] if str(err) else "no detail"
+                result["failures"].append((video, f"{type(err).__name__}: {text}"))
+                if verbose:
+                    print(f"failed: {video} ({type(err).__name__}: {text})", flush=True)
+                continue
+            write_json_atomic(path, skeleton_content(
+                table, frame_num=frame_num, frame_hw=frame_hw,
+                label=label or "unknown", label_index=label_index))
+            meta = (frame_num, frame_hw[0], frame_hw[1], bool(table))
+            result["done"] += 1
+            status = (f"done: {frame_num} frames, people in {len(table)}, "
+                      f"{time.time() - started:.1f} s")
+        if verbose:
+            print(f"{status}: {video}", flush=True)
+        if label is None:
+            result["unlabelled"] += 1
+            continue
+        entries.append({"stem": stem, "label": label, "label_index": label_index,
+                        "frame_num": meta[0], "height": meta[1], "width": meta[2],
+                        "has_skeleton": meta[3]})
+    result["failed"] = len(result["failures"])
+    result["files"] = write_index_files(entries, classes, data_root=data_root, part=part,
+                                        subset=subset) if entries else {}
+    return result
+
+
+def write_index_files(entries: Sequence[Dict[str, Any]], classes: Sequence[str], *,
+                      data_root: str, part: str, subset: str) -> Dict[str, str]:
+    """The label file (entries of other videos already in it are kept), the annotation file
+    (rebuilt: one video per entry, ids 1.. in class then name order) and the classes file."""
+    skeleton_root = osp.join(data_root, "kinetics-skeleton")
+    label_path = osp.join(skeleton_root, f"kinetics_{part}_label.json")
+    labels: Dict[str, Any] = {}
+    if osp.isfile(label_path):
+        try:
+            with open(label_path) as f:
+                labels = json.load(f)
+        except (OSError, ValueError):
+            labels = {}
+        if not isinstance(labels, dict):
+            labels = {}
+    ordered = sorted(entries, key=lambda e: (e["label_index"], e["stem"]))
+    for e in ordered:
+        labels[e["stem"]] = {"has_skeleton": bool(e["has_skeleton"]), "label": e["label"],
+                             "label_index": e["label_index"]}
+    images, annotations = [], []
+    for video_id, e in enumerate(ordered, start=1):
+        images.append({"id": video_id, "seq_name": e["label"], "file_name": e["stem"],
+                       "frame_num": e["frame_num"], "height": e["height"], "width": e["width"]})
+        annotations.append({"id": video_id, "image_id": video_id,
+                            "action_label": e["label_index"], "action_name": e["label"]})
+    annotation_path = osp.join(data_root, f"Kinetics{subset}_{part}.json")
+    classes_path = osp.join(data_root, f"Kinetics{subset}_classes.txt")
+    write_json_atomic(label_path, labels)
+    write_json_atomic(annotation_path, {
+        "images": images, "annotations": annotations,
+        # COCO's object category, as the releases have it: not the action classes.
+        "categories": [{"id": 1, "name": "person"}]})
+    tmp = f"{classes_path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write("".join(f"{name}\n" for name in classes))
+    os.replace(tmp, classes_path)
+    return {"labels": label_path, "annotations": annotation_path, "classes": classes_path}
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="extract_poses.py", description=__doc__.split("\n")[0])
+    parser.add_argument("--src", required=True,
+                        help="a video file, or a folder with one sub-folder of videos per class")
+    parser.add_argument("--data_root", default=osp.join("data", "Kinetics", "data"),
+                        help="the Kinetics data folder to write into (default: "
+                             "data/Kinetics/data)")
+    parser.add_argument("--split", choices=("train", "val"), default="val",
+                        help="which files to write: kinetics_<split>/, Kinetics<subset>_<split>"
+                             ".json (the test set is 'val'; default: val)")
+    parser.add_argument("--subset", default="Custom",
+                        help="the annotation file is Kinetics<subset>_<split>.json; train and "
+                             "test with --subset <subset> (default: Custom)")
+    parser.add_argument("--short_side", type=int, default=256,
+                        help="frames are resized so that the shorter side has this many pixels "
+                             "before pose estimation, as tool/video2image.py does; 0 keeps the "
+                             "size (default: 256)")
+    parser.add_argument("--fps", type=parse_fps, default=None,
+                        help="keep frames on a grid of this rate, as tool/video2image.py --fps "
+                             "(use the same value for both); 'none' keeps every frame")
+    parser.add_argument("--device", default=None,
+                        help="'cpu', 'cuda', 'cuda:1'...; default: the first GPU, else the CPU")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="estimate again the videos whose pose file exists")
+    add_pose_options(parser)
+    # Tests: a randomly initialised detector (nothing downloaded).
+    parser.add_argument("--random_pose_weights", action="store_true", help=argparse.SUPPRESS)
+    return parser
+
+
+@exit_on_error
+def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    check_pose_options(parser, args)
+    if args.short_side < 0:
+        parser.error("--short_side must be 0 or positive")
+    if not osp.exists(args.src):
+        parser.error(f"no such video or folder: {args.src!r}")
+    device = parse_device(args.device)
+    result = extract_tree(
+        args.src, args.data_root, split=args.split, subset=args.subset,
+        estimator_factory=lambda: make_estimator(args, device,
+                                                 random_weights=args.random_pose_weights),
+        short_side=args.short_side, fps=args.fps, overwrite=args.overwrite, verbose=True)
+    print(f"done: {result['done']} videos, skipped (pose file exists): {result['skipped']}, "
+          f"failed: {result['failed']}, without a class folder (no label): "
+          f"{result['unlabelled']}")
+    for name, path in result["files"].items():
+        print(f"{name}: {path}")
+    for video, reason in result["failures"]:
+        print(f"failed: {video}: {reason}")
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(1 if main()["failed"] else 0)
