@@ -49,7 +49,6 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -57,16 +56,16 @@ from torch.utils.data import Dataset
 from common.errors import DataError, UsageError
 from common.problems import JOINTS_ZEROED, POSE_ZEROED, SKIPPED, Problem, ProblemTally
 from common.stages import get_stage
-from common.utils.frames import FrameError, frame_path, load_frame
+from common.utils.frames import FrameError, frame_path, load_clip_frames, load_frame
 from common.utils.transforms import (
     PAD_COORD,
     center_crop_box,
     crop_affine,
+    input_clip,
     resize_shape,
     sample_train_crop,
-    select_top_k,
+    select_top_k_frames,
     transform_pose,
-    warp_frames,
 )
 from data.joint_sets import JointSet
 from data.parsing import FieldError, int_field, int_value, read_json_file, strip_path, type_name
@@ -333,6 +332,12 @@ class VideoPoseDataset(Dataset):
 
     joint_set: JointSet
     pose_key: str = "pose_path"
+    # How an item reads its frames (`(paths, fast_decode_shape) -> (frames, (H, W) of the
+    # first)`) and makes its input clip (`(frames, resized_hw, matrix, do_flip, out_shape) ->
+    # (T, 3, h, w)` float32): the fast exact path. `data.loading_baseline.use_baseline_loading`
+    # swaps in the plain per-frame loop it is tested and measured against (the same clips).
+    read_clip_frames = staticmethod(load_clip_frames)
+    make_input_clip = staticmethod(input_clip)
 
     def __init__(self, cfg: Any, split: str) -> None:
         if split not in SPLITS:
@@ -560,14 +565,18 @@ class VideoPoseDataset(Dataset):
         pose_frames = pose_frame_indices(start, self.frame_per_seg, self.frame_interval,
                                          self.pose_frame_factor)
 
+        paths = [frame_path(record["frame_dir"], k) for k in image_frames]
         if self.with_video:
-            raw = [load_frame(frame_path(record["frame_dir"], k)) for k in image_frames]
+            # Decoded in order, before the poses: the first bad frame is the item's problem.
+            # `fast_decode` (off by default) lets the decoder shrink large frames: other pixels.
+            fast_decode = cfg.video_shape if cfg.fast_decode else None
+            frames, stored_hw = self.read_clip_frames(paths, fast_decode)
         else:
             # pose_only: one frame tells the frame size; the pixels are not needed.
-            raw = [load_frame(frame_path(record["frame_dir"], image_frames[0]))]
+            stored_hw = load_frame(paths[0]).shape[:2]
         # The frames of a video share one size; the first read one sets the resize target
         # (the annotation's height/width may describe the original video, not the JPEGs).
-        resized_hw = resize_shape(raw[0].shape[0], raw[0].shape[1], cfg.video_shape)
+        resized_hw = resize_shape(stored_hw[0], stored_hw[1], cfg.video_shape)
 
         poses = self._clip_poses(record, pose_frames, resized_hw, problems)
         if poses is None:
@@ -582,17 +591,11 @@ class VideoPoseDataset(Dataset):
 
         item: Item = {}
         if self.with_video:
-            resized = np.stack([
-                cv2.resize(frame, (resized_hw[1], resized_hw[0]), interpolation=cv2.INTER_LINEAR)
-                for frame in raw
-            ])
-            clip = warp_frames(resized, matrix, do_flip, cfg.input_img_shape)
-            clip = clip.transpose(0, 3, 1, 2) / np.float32(255.0)
-            item["video"] = torch.from_numpy(np.ascontiguousarray(clip, dtype=np.float32))
+            # Resize, flip, crop, / 255 (`input_clip`: the same pixels as doing each in turn).
+            item["video"] = torch.from_numpy(self.make_input_clip(
+                frames, resized_hw, matrix, do_flip, cfg.input_img_shape))
 
-        top = [select_top_k(coords[f], scores[f], int(cfg.top_k_pose)) for f in range(len(coords))]
-        coords = np.stack([c for c, _ in top])
-        scores = np.stack([s for _, s in top])
+        coords, scores = select_top_k_frames(coords, scores, int(cfg.top_k_pose))
         coords, scores = transform_pose(
             coords, scores, matrix, do_flip, resized_hw[1], self.joint_set.flip_pairs,
             cfg.input_img_shape, cfg.input_hm_shape,

@@ -157,6 +157,9 @@ FIELDS: Tuple[Field, ...] = (
     Field("frame_interval", int, 8, "input", "step between the frames of a clip"),
     Field("pose_frame_factor", int, 1, "input",
           "the pose stream sees this many times more frames (must divide frame_interval)"),
+    Field("fast_decode", bool, False, "input",
+          "decode frames at least twice their resize target at 1/2, 1/4 or 1/8 size (libjpeg "
+          "DCT scaling): faster, but not the reference pixels"),
     Field("pose_score_thr", float, 0.1, "input",
           "joints scoring below this are left out of the pose maps"),
     # --- data

@@ -2,15 +2,22 @@
 
 Frames are JPEGs named `%06d.jpg`, counted from 1 on disk: frame k (0-based, the index every
 sampling function uses) is the file `k + 1`.
+
+`load_frame_rgb8` is what a dataset item reads (uint8 RGB: the float conversion happens later,
+only on the part of the frame a crop needs); `load_frame` is the same frame as float32.
+`load_clip_frames` reads the frames of one clip and can, on request (`fast_decode`), let the
+JPEG decoder scale large frames down by 2, 4 or 8: faster, but not the same pixels.
 """
 from __future__ import annotations
 
 import os.path as osp
+from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
 from common.errors import DataError
+from common.utils.transforms import resize_shape
 
 FRAME_NAME = "%06d.jpg"
 # JPEG start-of-image and end-of-image markers.
@@ -18,6 +25,20 @@ JPEG_SOI = b"\xff\xd8"
 JPEG_EOI = b"\xff\xd9"
 # How far from the end the end-of-image marker may sit (some writers pad the file).
 EOI_SEARCH_BYTES = 64
+# The extracted frames are stored upright and the poses were computed on the stored pixels.
+DECODE_FLAGS = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION
+# libjpeg's DCT scaling (`fast_decode`): factor -> flags (BGR; swapped to RGB after).
+REDUCED_DECODE_FLAGS = {
+    2: cv2.IMREAD_REDUCED_COLOR_2 | cv2.IMREAD_IGNORE_ORIENTATION,
+    4: cv2.IMREAD_REDUCED_COLOR_4 | cv2.IMREAD_IGNORE_ORIENTATION,
+    8: cv2.IMREAD_REDUCED_COLOR_8 | cv2.IMREAD_IGNORE_ORIENTATION,
+}
+# JPEG start-of-frame markers (baseline, extended, progressive, lossless...; not DHT 0xC4,
+# JPG 0xC8, DAC 0xCC): their segment holds the frame's height and width.
+SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD,
+                         0xCE, 0xCF})
+# Markers without a length field: TEM, RST0..7 (SOI/EOI are handled apart).
+STANDALONE_MARKERS = frozenset({0x01, *range(0xD0, 0xD8)})
 
 
 class FrameError(DataError, OSError):
@@ -42,16 +63,13 @@ def frame_path(frame_dir: str, frame_index: int) -> str:
     return osp.join(frame_dir, FRAME_NAME % (frame_index + 1))
 
 
-def load_frame(path: str) -> np.ndarray:
-    """Read one frame as `(H, W, 3)` float32 RGB in [0, 255].
-
-    EXIF orientation is ignored (the extracted frames are stored upright, and the poses were
-    computed on the stored pixels).
+def read_frame_bytes(path: str) -> bytes:
+    """The bytes of one frame file, checked for what decoding would not notice.
 
     Raises:
         FrameError: 'missing_frame' when the file does not exist; 'corrupt_frame' when it is
-            empty, a JPEG without its end-of-image marker (a truncated file, which OpenCV would
-            decode into a half-grey image with only a warning on stderr), or not decodable.
+            empty or a JPEG without its end-of-image marker (a truncated file, which OpenCV
+            would decode into a half-grey image with only a warning on stderr).
     """
     try:
         with open(path, "rb") as f:
@@ -65,8 +83,120 @@ def load_frame(path: str) -> np.ndarray:
     if raw.startswith(JPEG_SOI) and JPEG_EOI not in raw[-EOI_SEARCH_BYTES:]:
         raise FrameError(path, "corrupt_frame", f"truncated JPEG ({len(raw)} bytes, no "
                                                 "end-of-image marker)")
-    image = cv2.imdecode(np.frombuffer(raw, dtype=np.uint8),
-                         cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    return raw
+
+
+def decode_frame(raw: bytes, path: str, reduce: int = 1) -> np.ndarray:
+    """Decode frame bytes (from `read_frame_bytes`) to `(H, W, 3)` uint8 RGB.
+
+    `reduce` 2, 4 or 8 decodes at that fraction of the size (libjpeg's DCT scaling, sides
+    rounded up): faster, other pixels than decoding and resizing. EXIF orientation is ignored.
+
+    Raises:
+        FrameError: 'corrupt_frame' when the bytes are not a decodable image.
+    """
+    buffer = np.frombuffer(raw, dtype=np.uint8)
+    if reduce == 1:
+        # libjpeg(-turbo) writes RGB directly: the same pixels as BGR + cvtColor, one pass less.
+        image = cv2.imdecode(buffer, DECODE_FLAGS)
+    else:
+        image = cv2.imdecode(buffer, REDUCED_DECODE_FLAGS[reduce])
+        if image is not None:
+            image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     if image is None:
         raise FrameError(path, "corrupt_frame", f"not a decodable image ({len(raw)} bytes)")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB).astype(np.float32)
+    return image
+
+
+def load_frame_rgb8(path: str) -> np.ndarray:
+    """Read one frame as `(H, W, 3)` uint8 RGB (errors as `load_frame`)."""
+    return decode_frame(read_frame_bytes(path), path)
+
+
+def load_frame(path: str) -> np.ndarray:
+    """Read one frame as `(H, W, 3)` float32 RGB in [0, 255].
+
+    EXIF orientation is ignored (the extracted frames are stored upright, and the poses were
+    computed on the stored pixels).
+
+    Raises:
+        FrameError: 'missing_frame' when the file does not exist; 'corrupt_frame' when it is
+            empty, a JPEG without its end-of-image marker (a truncated file, which OpenCV would
+            decode into a half-grey image with only a warning on stderr), or not decodable.
+    """
+    return load_frame_rgb8(path).astype(np.float32)
+
+
+def jpeg_size(raw: bytes) -> Optional[Tuple[int, int]]:
+    """`(height, width)` from a JPEG's start-of-frame header, without decoding; None when the
+    bytes are no JPEG or the header cannot be parsed (or leaves the height to a DNL marker)."""
+    if not raw.startswith(JPEG_SOI):
+        return None
+    pos, end = 2, len(raw)
+    while pos + 4 <= end:
+        if raw[pos] != 0xFF:
+            return None
+        marker = raw[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in STANDALONE_MARKERS:
+            pos += 2
+            continue
+        if marker in (0xD9, 0xDA):  # end of image, or the scan data begins: no frame header
+            return None
+        length = (raw[pos + 2] << 8) | raw[pos + 3]
+        if length < 2:
+            return None
+        if marker in SOF_MARKERS:
+            if length < 7 or pos + 9 > end:
+                return None
+            height = (raw[pos + 5] << 8) | raw[pos + 6]
+            width = (raw[pos + 7] << 8) | raw[pos + 8]
+            return (height, width) if height and width else None
+        pos += 2 + length
+    return None
+
+
+def decode_reduction(frame_hw: Tuple[int, int], target_hw: Tuple[int, int]) -> int:
+    """The largest DCT scaling factor (8, 4, 2; else 1) that leaves a `frame_hw` frame at least
+    `target_hw` on both sides."""
+    for factor in (8, 4, 2):
+        if frame_hw[0] // factor >= target_hw[0] and frame_hw[1] // factor >= target_hw[1]:
+            return factor
+    return 1
+
+
+def load_clip_frames(
+    paths: Sequence[str], fast_decode_shape: Optional[Sequence[int]] = None
+) -> Tuple[List[np.ndarray], Tuple[int, int]]:
+    """Read the frames of one clip, in order (the first bad one raises `FrameError`).
+
+    Args:
+        paths: the frame files.
+        fast_decode_shape: None (the default): decode every frame at its stored size. Else
+            the clip's `video_shape`: a frame at least twice the size it is resized to is
+            decoded at 1/2, 1/4 or 1/8 of its size (see `decode_reduction`), read from the
+            first frame's JPEG header. Faster, but not the same pixels (off by default).
+    Returns:
+        `(frames, (H, W))`: `(H_i, W_i, 3)` uint8 RGB frames and the stored size of the first
+        frame (what the resize target is computed from, whatever size it was decoded at).
+    """
+    frames: List[np.ndarray] = []
+    stored_hw: Optional[Tuple[int, int]] = None
+    reduce = 1
+    for n, path in enumerate(paths):
+        raw = read_frame_bytes(path)
+        if n == 0 and fast_decode_shape is not None:
+            header_hw = jpeg_size(raw)
+            if header_hw is not None:
+                stored_hw = header_hw
+                reduce = decode_reduction(header_hw, resize_shape(*header_hw,
+                                                                  fast_decode_shape))
+        frames.append(decode_frame(raw, path, reduce))
+        if n == 0 and reduce == 1:
+            stored_hw = (int(frames[0].shape[0]), int(frames[0].shape[1]))
+    if stored_hw is None:
+        raise ValueError("load_clip_frames needs at least one frame")
+    return frames, stored_hw
+

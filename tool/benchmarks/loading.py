@@ -1,0 +1,48 @@
+"""Case 2: loading clips from JPEG frames, the real loader against a plain per-frame
+read/resize/warp in float32 (`data.loading_baseline`), test and train split.
+
+Both sides give bit-identical clips (tests/test_loading_fast.py); only the time differs. Two
+figures per split: clips/s through a DataLoader with `workers` workers (batch 8, no model), and
+the item path alone in one process (ms per clip).
+"""
+from __future__ import annotations
+
+import statistics
+from typing import Any, Dict, List
+
+import torch
+
+from data.loading_baseline import measure_loader, time_items, use_baseline_loading
+from data.registry import build_dataset
+from tool.benchmarks.data import benchmark_config
+from tool.benchmarks.measure import ratio
+
+
+def run(*, device: torch.device, repeats: int, smoke: bool, data_dir: str,
+        workers: int) -> Dict[str, Any]:
+    """`device` is unused: loading runs on the CPU wherever the model runs."""
+    cfg = benchmark_config(data_dir, smoke=smoke, mode="rgb+pose")
+    batches, items = (2, 4) if smoke else (20, 16)
+    rows: List[Dict[str, Any]] = []
+    for split in ("test", "train"):
+        ours = build_dataset(cfg, cfg.dataset, split)
+        base = use_baseline_loading(build_dataset(cfg, cfg.dataset, split))
+        rates: Dict[str, List[float]] = {"ours": [], "baseline": []}
+        item_s: Dict[str, List[float]] = {"ours": [], "baseline": []}
+        for _ in range(repeats):  # alternately, so that both sides share the machine's load
+            for name, dataset in (("ours", ours), ("baseline", base)):
+                rates[name].append(measure_loader(dataset, workers, batches).clips_per_s)
+                item_s[name].append(time_items(dataset, items, 1))
+        rate = {k: statistics.median(v) for k, v in rates.items()}
+        item = {k: statistics.median(v) for k, v in item_s.items()}
+        rows.append({
+            "case": f"loading, {split} split ({workers} workers)", "split": split,
+            "ours_clips_per_s": rate["ours"], "baseline_clips_per_s": rate["baseline"],
+            "speedup": ratio(1 / rate["baseline"], 1 / rate["ours"]),
+            "ours_item_s": item["ours"], "baseline_item_s": item["baseline"],
+            "item_speedup": ratio(item["baseline"], item["ours"]),
+            "targets": {"loader >= 2x": rate["ours"] >= 2 * rate["baseline"]},
+        })
+    return {"case": "loading", "rows": rows,
+            "targets": {f"{r['split']}: loader >= 2x": r["targets"]["loader >= 2x"]
+                        for r in rows}}
