@@ -58,8 +58,9 @@ def table(results: Dict[str, Any]) -> str:
             continue
         rows += r["rows"] if name == "loading" else [r]
     for r in rows:
+        bound = ">=" if r.get("memory_ratio_is_lower_bound") else ""
         memory = (f"{r['ours_peak_mib']:.1f} / {r['baseline_peak_mib']:.1f} MiB "
-                  f"(x{r['memory_ratio']:.1f})" if "ours_peak_mib" in r else "-")
+                  f"(x{bound}{r['memory_ratio']:.1f})" if "ours_peak_mib" in r else "-")
         checks = ", ".join(f"{k}: {'yes' if v else '**no**'}" for k, v in r["targets"].items())
         if "ours_clips_per_s" in r:
             ours = f"{r['ours_clips_per_s']:.1f} clips/s"

@@ -65,6 +65,10 @@ def run(*, device: torch.device, repeats: int, smoke: bool) -> Dict[str, Any]:
                                     kwargs=dict(side=side, device=str(device), **shape))
               for side in RENDERERS}
     per_clip = {side: times[side].median / shape["clips"] for side in RENDERERS}
+    # Below 0.1 MiB the resident set cannot tell (pages, allocator caches): the ratio is then
+    # a lower bound.
+    floor = 0.1
+    memory_ratio = ratio(memory["baseline"], max(memory["ours"], floor))
     return {
         "case": "pose maps (per clip)",
         "shape": f"{shape['frames']} frames, {shape['people']} people ({shape['real']} real), "
@@ -72,9 +76,9 @@ def run(*, device: torch.device, repeats: int, smoke: bool) -> Dict[str, Any]:
         "ours_s": per_clip["ours"], "baseline_s": per_clip["baseline"],
         "speedup": ratio(per_clip["baseline"], per_clip["ours"]),
         "ours_peak_mib": memory["ours"], "baseline_peak_mib": memory["baseline"],
-        "memory_ratio": ratio(memory["baseline"], max(memory["ours"], 1e-3)),
+        "memory_ratio": memory_ratio, "memory_ratio_is_lower_bound": memory["ours"] < floor,
         "max_abs_diff": diff,
         "targets": {"speedup >= 25": ratio(per_clip["baseline"], per_clip["ours"]) >= 25,
-                    "memory ratio >= 10": ratio(memory["baseline"], max(memory["ours"], 1e-3)) >= 10,
+                    "memory ratio >= 10": memory_ratio >= 10,
                     "max abs diff <= 1e-5": diff <= 1e-5},
     }
