@@ -141,13 +141,17 @@ def iter_video_frames(path: str, *, short_side: int = 256,
     """
     sampler = FpsSampler(fps) if fps is not None else None
     decoded = kept = 0
+    # The video is handed to PyAV as an open Python file, not as a name: FFmpeg reads a name
+    # such as `pipe:0` or `concat:x|y` as a protocol, and names that are not UTF-8 cannot be
+    # passed to it at all; a file object sidesteps both.
     with open(path, "rb") as f, av.open(f, mode="r") as container:
         if not container.streams.video:
             raise ValueError("no video stream")
         stream = container.streams.video[0]
+        # Frame threads speed up decoding several-fold and do not change the decoded pixels.
         stream.thread_type = "AUTO"
         rate = stream.average_rate
-        declared = stream.frames
+        declared = stream.frames  # 0 when the container does not say (mkv, webm, avi often)
         for frame in container.decode(stream):
             decoded += 1
             if sampler is not None:

@@ -21,14 +21,12 @@ import uuid
 from concurrent.futures import ProcessPoolExecutor
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import av
 import cv2
 import numpy as np
 
 from common.utils.frames import FRAME_NAME
-from data.video_decode import (MISSING_FRAMES_FRACTION, MISSING_FRAMES_SLACK, VIDEO_EXTENSIONS,
-                               FpsSampler, apply_rotation, is_video_file, parse_fps,
-                               resize_short_side, video_stem)
+from data.video_decode import (VIDEO_EXTENSIONS, apply_rotation, is_video_file,
+                               iter_video_frames, parse_fps, resize_short_side, video_stem)
 
 __all__ = ["VIDEO_EXTENSIONS", "apply_rotation", "extract_frames", "extract_tree",
            "find_videos", "is_video_file", "main", "resize_short_side", "video_stem"]
@@ -60,39 +58,13 @@ def _write_jpeg(path: str, image: np.ndarray, quality: int) -> None:
 
 def _decode_into(video_path: str, folder: str, short_side: int, quality: int,
                  fps: Optional[float]) -> int:
-    """Decode `video_path` into JPEGs in `folder`; returns how many were written."""
-    sampler = FpsSampler(fps) if fps is not None else None
+    """Decode `video_path` into JPEGs in `folder` (`data.video_decode.iter_video_frames`:
+    frame selection, rotation, resize); returns how many were written."""
     written = 0
-    # The video is handed to PyAV as an open Python file, not as a name: FFmpeg reads a name
-    # such as `pipe:0` or `concat:x|y` as a protocol, and names that are not UTF-8 cannot be
-    # passed to it at all; a file object sidesteps both.
-    with open(video_path, "rb") as f, av.open(f, mode="r") as container:
-        if not container.streams.video:
-            raise ValueError("no video stream")
-        stream = container.streams.video[0]
-        # Frame threads speed up decoding several-fold and do not change the decoded pixels.
-        stream.thread_type = "AUTO"
-        rate = stream.average_rate
-        declared = stream.frames  # 0 when the container does not say (mkv, webm, avi often)
-        decoded = 0
-        for frame in container.decode(stream):
-            decoded += 1
-            if sampler is not None:
-                time = frame.time
-                if time is None:  # no timestamp: fall back to the nominal frame rate
-                    time = (decoded - 1) / float(rate) if rate else float(decoded - 1)
-                if not sampler.keep(time):
-                    continue
-            image = frame.to_ndarray(format="bgr24")
-            rotation = getattr(frame, "rotation", 0) or 0
-            image = apply_rotation(image, rotation)
-            image = resize_short_side(image, short_side)
-            written += 1
-            _write_jpeg(osp.join(folder, FRAME_NAME % written), image, quality)
-    missing = declared - decoded
-    if declared > 0 and missing > max(MISSING_FRAMES_SLACK, MISSING_FRAMES_FRACTION * declared):
-        raise ValueError(f"truncated video: decoded {decoded} of the {declared} frames its "
-                         f"container declares")
+    for image in iter_video_frames(video_path, short_side=short_side, fps=fps):
+        written += 1
+        _write_jpeg(osp.join(folder, FRAME_NAME % written),
+                    cv2.cvtColor(image, cv2.COLOR_RGB2BGR), quality)
     return written
 
 
