@@ -276,6 +276,23 @@ def check_stage(snap: Mapping[str, Any], mode: str, path: str) -> None:
             f"--mode {stage}, or pick the snapshot of the '{mode}' stage.")
 
 
+def classifier_class_count(snap: Mapping[str, Any], path: str) -> int:
+    """The number of classes of a trained snapshot's classifier (what test.py and the demo
+    build the network with).
+
+    Raises:
+        CheckpointError: the merge tool's output (its fusion heads are untrained), or a
+            snapshot without classifier weights.
+    """
+    if snap.get("merged"):
+        raise CheckpointError(f"{path} is the merge tool's output (untrained fusion heads); "
+                              "train rgb+pose from it before using it")
+    network = from_authors_layout(snap["network"])
+    if "classifier.fc.0.weight" not in network:
+        raise CheckpointError(f"{path} has no classifier weights")
+    return int(network["classifier.fc.0.weight"].shape[0])
+
+
 def load_network(model: nn.Module, network: Mapping[str, Tensor],
                  modules: Optional[Iterable[str]] = None) -> None:
     """Load weights strictly, for the whole model or only the named top-level modules.

@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from common.checkpoint import (check_stage, from_authors_layout, load_network, load_snapshot,
+from common.checkpoint import (check_stage, classifier_class_count, load_network, load_snapshot,
                                snapshot_stage)
 from common.errors import CheckpointError, DataError, UsageError, exit_on_error
 from common.model import build_model
@@ -67,13 +67,7 @@ def read_demo_snapshot(path: str, mode: Optional[str]) -> Tuple[Dict[str, Any], 
     elif stage is None:
         raise UsageError(f"{path} does not say which stage trained it (the authors' format); "
                          f"pass --mode ({', '.join(MODES)})")
-    if snap.get("merged"):
-        raise CheckpointError(f"{path} is the merge tool's output (untrained fusion heads); "
-                              "train rgb+pose from it first")
-    network = from_authors_layout(snap["network"])
-    if "classifier.fc.0.weight" not in network:
-        raise CheckpointError(f"{path} has no classifier weights")
-    return snap, mode or stage, int(network["classifier.fc.0.weight"].shape[0])
+    return snap, mode or stage, classifier_class_count(snap, path)
 
 
 def demo_config(snap: Dict[str, Any], path: str, mode: str, test_infer_num: Optional[int],

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from common.checkpoint import (CheckpointError, check_stage, from_authors_layout, list_snapshots,
-                               load_network, load_snapshot, snapshot_path)
+from common.checkpoint import (CheckpointError, check_stage, classifier_class_count,
+                               list_snapshots, load_network, load_snapshot, snapshot_path)
 from common.device import describe_device, prepare_model
 from common.distributed import (DistInfo, all_gather_objects, describe, init_distributed,
                                 shutdown_distributed)
@@ -50,13 +50,7 @@ def read_test_snapshot(cfg: Any) -> tuple:
                               "trained epoch or point --output_dir/--model_dir at the run")
     snap = load_snapshot(path, map_location="cpu")
     check_stage(snap, cfg.mode, path)
-    if snap.get("merged"):
-        raise CheckpointError(f"{path} is the merge tool's output (untrained fusion heads); "
-                              "train rgb+pose from it before testing")
-    network = from_authors_layout(snap["network"])
-    if "classifier.fc.0.weight" not in network:
-        raise CheckpointError(f"{path} has no classifier weights")
-    return path, snap, int(network["classifier.fc.0.weight"].shape[0])
+    return path, snap, classifier_class_count(snap, path)
 
 
 def left_out_summary(dataset: Any, tally: ProblemTally, runtime_left_out: int) -> str:
