@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from common.atomic_file import atomic_write
 from common.metrics import per_class_mean
 
 DPI = 120
@@ -33,13 +34,9 @@ def _new_figure(width: float, height: float) -> Any:
 
 
 def _save_figure(fig: Any, path: str) -> str:
-    folder = osp.dirname(path)
-    if folder:
-        os.makedirs(folder, exist_ok=True)
-    # Write aside and rename, so an interrupted run never leaves a truncated PNG under the name.
-    tmp = path + ".tmp"
-    fig.savefig(tmp, format="png", dpi=DPI)
-    os.replace(tmp, path)
+    # Written aside and renamed: an interrupted run never leaves a truncated PNG under the name.
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=DPI)
     return path
 
 
@@ -191,10 +188,8 @@ def write_report_files(report: Dict[str, Any], *, clip_gates: Optional[np.ndarra
 
     os.makedirs(result_dir, exist_ok=True)
     json_path = osp.join(result_dir, f"{prefix}_confusion.json")
-    tmp = json_path + ".tmp"
-    with open(tmp, "w") as f:
+    with atomic_write(json_path) as f:
         json.dump({"class_names": names, "rows_true_cols_pred": confusion}, f)
-    os.replace(tmp, json_path)
 
     paths = {
         "confusion_json": json_path,

@@ -13,6 +13,8 @@ from typing import Any, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from common.atomic_file import atomic_write
+
 DPI = 120
 # One colour per person the network sees (RGB); people it does not see are drawn grey.
 PERSON_COLORS: Tuple[Tuple[int, int, int], ...] = (
@@ -230,9 +232,6 @@ def plot_prediction_summary(path: str, *, probs: np.ndarray, class_names: Sequen
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = osp.join(folder, f".{osp.basename(path)}.{os.getpid()}.tmp")
-    fig.savefig(tmp, format="png", dpi=DPI)
-    os.replace(tmp, path)
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=DPI)
     return path

@@ -4,13 +4,11 @@ estimated people: 1-based `frame_index`, coordinates normalised by the frame siz
 from __future__ import annotations
 
 import json
-import os
-import os.path as osp
-import uuid
 from typing import Any, Dict, Sequence, Tuple
 
 import numpy as np
 
+from common.atomic_file import atomic_write
 from data.coco_to_openpose import coco_to_openpose
 from data.joint_sets import OPENPOSE_18
 from data.video_clips import PoseTable
@@ -66,18 +64,7 @@ def skeleton_content(table: PoseTable, *, frame_num: int, frame_hw: Tuple[int, i
 
 
 def write_json_atomic(path: str, content: Any) -> None:
-    """Write JSON to a hidden temporary file beside `path`, then rename it into place."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = osp.join(folder, f".{osp.basename(path)[:40]}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "w") as f:
-            json.dump(content, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Write JSON to `path` all at once (`common.atomic_file.atomic_write`)."""
+    with atomic_write(path) as f:
+        json.dump(content, f)
 

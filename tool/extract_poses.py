@@ -39,6 +39,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import av
 import numpy as np
 
+from common.atomic_file import atomic_write
 from common.errors import UsageError, exit_on_error
 from common.pose_options import (OneLineParser, add_pose_options, check_pose_options,
                                  make_estimator, parse_device)
@@ -221,10 +222,8 @@ def write_index_files(entries: Sequence[Dict[str, Any]], classes: Sequence[str],
         "images": images, "annotations": annotations,
         # COCO's object category, as the releases have it: not the action classes.
         "categories": [{"id": 1, "name": "person"}]})
-    tmp = f"{classes_path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_write(classes_path, encoding="utf-8") as f:
         f.write("".join(f"{name}\n" for name in classes))
-    os.replace(tmp, classes_path)
     return {"labels": label_path, "annotations": annotation_path, "classes": classes_path}
 
 

@@ -47,6 +47,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from common.atomic_file import atomic_write
 from common.errors import UsageError, exit_on_error
 from tool.synthetic.actions import BodyShape, MotionParams, action_pose, idle_params
 from tool.synthetic.render import (SCENES, FigureStyle, draw_held_prop, draw_person,
@@ -237,11 +238,8 @@ def _pose_path(paths: Dict[str, str], plan: VideoPlan) -> str:
 
 def _write_json(path: str, obj: Any) -> None:
     """Sorted keys and pre-rounded floats: the same data always gives the same bytes."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
+    with atomic_write(path) as f:
         json.dump(obj, f, sort_keys=True)
-    os.replace(tmp, path)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -38,7 +38,6 @@ import difflib
 import io
 import json
 import logging
-import os
 import shlex
 import subprocess
 import time
@@ -49,6 +48,7 @@ from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping, NoRe
 
 from easydict import EasyDict
 
+from common.atomic_file import atomic_write
 from common.checkpoint import (find_resume_snapshot, list_snapshots, load_snapshot,
                                snapshot_path)
 from common.errors import CheckpointError, IntegralActionError, UsageError, exit_on_error
@@ -722,11 +722,8 @@ def write_summary(output_dir: str, stages: Mapping[str, Mapping[str, Any]]) -> s
     except (OSError, ValueError, AttributeError):
         pass  # none yet, or unreadable: this run's stages replace it
     by_folder.update({record["folder"]: record for record in stages.values()})
-    os.makedirs(output_dir, exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
+    with atomic_write(path) as f:
         json.dump({"output_dir": output_dir, "stages": by_folder}, f, indent=1, default=str)
-    os.replace(tmp, path)
     return path
 
 

@@ -1,0 +1,43 @@
+"""Writing a file so that its name never shows a half-written file.
+
+The content goes to a hidden temporary file beside the target, is flushed to disk, and is then
+renamed over the target: a crash or an error leaves the previous file (or none), never a
+truncated one, and the temporary is removed on an error. Snapshots have their own variant
+(`common.checkpoint.atomic_save`), whose temporaries carry the host and pid so that a later run
+can tell a dead process's leftovers from a live one's.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import os.path as osp
+import uuid
+from typing import IO, Iterator, Optional
+
+
+@contextlib.contextmanager
+def atomic_write(path: str, mode: str = "w", *, encoding: Optional[str] = None
+                 ) -> Iterator[IO]:
+    """`with atomic_write(path) as f: ...` writes `path` all at once (see the module note).
+
+    Args:
+        path: the file to write; its folder is created when missing.
+        mode: 'w' (text) or 'wb' (bytes).
+        encoding: for text mode.
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    # Hidden, and unique per process and call, so that concurrent writers never share one.
+    tmp = osp.join(folder, f".{osp.basename(path)[:40]}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, mode, encoding=encoding) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise

@@ -1,0 +1,31 @@
+"""atomic_write: the target shows the old content or the new, never a partial one."""
+import os
+
+import pytest
+
+from common.atomic_file import atomic_write
+
+
+def test_writes_and_replaces(tmp_path):
+    path = tmp_path / "sub" / "a.json"
+    with atomic_write(str(path)) as f:
+        f.write("one")
+    with atomic_write(str(path), "wb") as f:
+        f.write(b"two")
+    assert path.read_text() == "two" and os.listdir(path.parent) == ["a.json"]
+
+
+def test_an_error_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    path = tmp_path / "a.txt"
+    path.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_write(str(path)) as f:
+            f.write("half of the new")
+            raise RuntimeError("interrupted")
+    assert path.read_text() == "old" and os.listdir(tmp_path) == ["a.txt"]
+
+
+def test_mode_is_checked(tmp_path):
+    with pytest.raises(ValueError, match="mode"):
+        with atomic_write(str(tmp_path / "a"), "a"):
+            pass
