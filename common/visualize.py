@@ -6,6 +6,7 @@ Frames are `(H, W, 3)` uint8 RGB throughout; nothing here reads the config or th
 """
 from __future__ import annotations
 
+import logging
 import os
 import os.path as osp
 from typing import Any, List, Optional, Sequence, Tuple
@@ -14,6 +15,8 @@ import cv2
 import numpy as np
 
 from common.atomic_file import atomic_write
+
+logger = logging.getLogger("integral_action.visualize")
 
 DPI = 120
 # One colour per person the network sees (RGB); people it does not see are drawn grey.
@@ -158,6 +161,9 @@ def write_video(frames: Sequence[np.ndarray], path: str, *, fps: float,
         try:
             encode(frames, tmp, fps)
             os.replace(tmp, target)
+            if error is not None:  # the fall-back worked: say why the first format did not
+                logger.warning("could not write %s (%s: %s); wrote %s instead", path,
+                               type(error).__name__, error, target)
             return target
         except Exception as err:  # an encoder this FFmpeg build lacks, a full disk...
             error = err
