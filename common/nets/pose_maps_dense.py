@@ -2,9 +2,13 @@
 
 Every (frame, person, joint) and every (frame, person, limb) is evaluated on every pixel of
 the map, padded people and dropped joints included, so the intermediates are
-(N, P, J, H, W) and (N, P, L, H, W) tensors. It is what the original computes, kept as the
-reference that `common.nets.pose_maps` (the windowed renderer the model uses) is tested
-against, and as the baseline of `tool/benchmark.py`. Not for the hot path.
+(N, P, J, H, W) and (N, P, L, H, W) tensors: the full pixel grid, the two-dimensional Gaussian
+and one float tensor per mask, multiplied together. It is the arithmetic the original runs,
+kept as the reference that `common.nets.pose_maps` (the windowed renderer the model uses) is
+tested against, and as the baseline of `tool/benchmark.py`. Not for the hot path.
+
+Until commit 4f47248 this file held a cheaper dense variant (a separable Gaussian, boolean
+masks), about 3x faster than the original's arithmetic; docs/performance.md gives both ratios.
 
 Known difference from the fast renderer: a NaN coordinate poisons the dense maps even where
 its score is 0 (NaN * 0 = NaN), while the fast renderer never reads undrawn joints.
@@ -21,10 +25,11 @@ __all__ = ["render_joint_heatmaps_dense", "render_part_affinity_fields_dense",
 
 
 def _grid(height: int, width: int, like: Tensor) -> Tuple[Tensor, Tensor]:
-    """Pixel (i, j) has coordinates x = j, y = i (no half-pixel offset). Shapes (H, 1), (1, W)."""
-    ys = torch.arange(height, device=like.device, dtype=like.dtype).view(height, 1)
-    xs = torch.arange(width, device=like.device, dtype=like.dtype).view(1, width)
-    return ys, xs
+    """The full pixel grid, as the original builds it: pixel (i, j) has x = j, y = i (no
+    half-pixel offset). Returns ys, xs, each (1, 1, 1, H, W)."""
+    ys, xs = torch.meshgrid(torch.arange(height, device=like.device),
+                            torch.arange(width, device=like.device), indexing="ij")
+    return ys.to(like.dtype)[None, None, None], xs.to(like.dtype)[None, None, None]
 
 
 def render_joint_heatmaps_dense(coords: Tensor, scores: Tensor, hm_shape: Sequence[int],
@@ -42,11 +47,11 @@ def render_joint_heatmaps_dense(coords: Tensor, scores: Tensor, hm_shape: Sequen
     ys, xs = _grid(int(hm_shape[0]), int(hm_shape[1]), coords)
     jx = coords[..., 0, None, None]  # (N, P, J, 1, 1)
     jy = coords[..., 1, None, None]
-    # Separable: exp(a + b) = exp(a) * exp(b) keeps the big (N,P,J,H,W) tensor to one product.
-    gx = torch.exp(-((xs - jx) ** 2) / (2 * sigma ** 2))  # (N, P, J, 1, W)
-    gy = torch.exp(-((ys - jy) ** 2) / (2 * sigma ** 2))  # (N, P, J, H, 1)
+    # The two-dimensional Gaussian on every pixel of every (frame, person, joint), padded and
+    # dropped ones included, then masked by a float multiplication: the original's arithmetic.
+    gauss = torch.exp(-((xs - jx) / sigma) ** 2 / 2 - ((ys - jy) / sigma) ** 2 / 2)
     visible = (scores > score_thr).to(coords.dtype)[..., None, None]
-    heatmaps = (gy * (gx * visible)).sum(dim=1)
+    heatmaps = (gauss * visible).sum(dim=1)  # (N, J, H, W)
     return heatmaps.clamp(max=1.0)
 
 
@@ -77,19 +82,22 @@ def render_part_affinity_fields_dense(coords: Tensor, scores: Tensor, limbs: Ten
     length = delta.norm(dim=-1)  # (N, P, L)
     unit = delta / length.clamp(min=1e-12)[..., None]
     vx, vy = unit[..., 0, None, None], unit[..., 1, None, None]  # (N, P, L, 1, 1)
-    dx = xs - p0[..., 0, None, None]  # (N, P, L, 1, W)
-    dy = ys - p0[..., 1, None, None]  # (N, P, L, H, 1)
-    along = vx * dx + vy * dy  # (N, P, L, H, W)
-    across = (vy * dx - vx * dy).abs()
-    valid = ((scores[:, :, limbs[:, 0]] >= score_thr) & (scores[:, :, limbs[:, 1]] >= score_thr)
-             & (length > 0))[..., None, None]
-    on_limb = (along >= 0) & (along <= length[..., None, None]) & (across <= paf_sigma) & valid
-    on_limb = on_limb.to(coords.dtype)
-    count = on_limb.sum(dim=1)  # (N, L, H, W)
-    field_x = (on_limb * vx).sum(dim=1) / count.clamp(min=1.0)
-    field_y = (on_limb * vy).sum(dim=1) / count.clamp(min=1.0)
-    n, num_limbs, h, w = field_x.shape
-    return torch.stack((field_x, field_y), dim=2).view(n, 2 * num_limbs, h, w)
+    x0, y0 = p0[..., 0, None, None], p0[..., 1, None, None]
+    # Every mask is a full (N, P, L, H, W) float tensor, multiplied together, as the original
+    # computes them.
+    along = vx * (xs - x0) + vy * (ys - y0)  # (N, P, L, H, W)
+    across = (vy * (xs - x0) - vx * (ys - y0)).abs()
+    dtype = coords.dtype
+    valid = ((scores[:, :, limbs[:, 0]] >= score_thr).to(dtype)
+             * (scores[:, :, limbs[:, 1]] >= score_thr).to(dtype)
+             * (length > 0).to(dtype))[..., None, None]
+    on_limb = ((along >= 0).to(dtype) * (along <= length[..., None, None]).to(dtype)
+               * (across <= paf_sigma).to(dtype) * valid)
+    fields = torch.stack((on_limb * vx, on_limb * vy), dim=3).sum(dim=1)  # (N, L, 2, H, W)
+    count = on_limb.sum(dim=1).clamp(min=1.0)  # (N, L, H, W)
+    fields = fields / count[:, :, None]
+    n, num_limbs, _, h, w = fields.shape
+    return fields.reshape(n, 2 * num_limbs, h, w)
 
 
 def render_pose_maps_dense(coords: Tensor, scores: Tensor, limbs: Tensor,
