@@ -2,7 +2,9 @@
 
 `--amp`, `--channels_last` and `--cudnn_benchmark` default to what is fast on the device: on a
 GPU, training in bf16 (fp16 with a gradient scaler where the GPU has no bf16), channels_last
-convolutions and cuDNN autotuning; on the CPU, none of them. test.py evaluates in fp32 unless
+convolutions and cuDNN autotuning; on the CPU, none of them for training. Evaluation uses
+channels_last on every device (oneDNN's CPU convolutions compute in NHWC, so NCHW costs a
+reorder per layer; the outputs agree to float rounding). test.py evaluates in fp32 unless
 `--amp` names a precision, so that the protocol's numbers do not move with the hardware.
 """
 from __future__ import annotations
@@ -58,7 +60,7 @@ def resolve_precision(cfg: Any, device: torch.device, *, training: bool) -> Prec
     """The run's `Precision` from `cfg.amp`, `cfg.channels_last`, `cfg.cudnn_benchmark`.
 
     'auto' (and None for the two switches) means on for a GPU, off on the CPU; at test time
-    (`training=False`) 'auto' is fp32.
+    (`training=False`) 'auto' is fp32 and channels_last defaults to on, on the CPU too.
     """
     gpu = device.type == "cuda"
     amp = cfg.amp
@@ -67,7 +69,7 @@ def resolve_precision(cfg: Any, device: torch.device, *, training: bool) -> Prec
             amp = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         else:
             amp = "off"
-    channels_last = gpu if cfg.channels_last is None else bool(cfg.channels_last)
+    channels_last = (gpu or not training) if cfg.channels_last is None else bool(cfg.channels_last)
     benchmark = gpu if cfg.cudnn_benchmark is None else bool(cfg.cudnn_benchmark)
     return Precision(amp=amp, channels_last=channels_last, cudnn_benchmark=benchmark and gpu,
                      device_type=device.type)

@@ -52,6 +52,29 @@ def test_temporal_shift_keeps_clips_apart():
     assert out[1, 1] == 0  # last frame of clip 1 gets nothing from clip 2
 
 
+@pytest.mark.parametrize("channels, frames, clips", [(8, 3, 2), (6, 4, 1), (13, 2, 3), (3, 5, 1)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_temporal_shift_matches_a_frame_by_frame_reference(channels, frames, clips,
+                                                           channels_last):
+    # The shift writes into uninitialised memory: every element must be set, in either layout,
+    # also when C is not a multiple of 4 (the unshifted rest is then more than half).
+    g = torch.Generator().manual_seed(channels * 100 + frames)
+    x = torch.randn(clips * frames, channels, 3, 4, generator=g)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    fold = channels // 4
+    expected = torch.zeros(clips, frames, channels, 3, 4)
+    clip_view = x.reshape(clips, frames, channels, 3, 4)
+    for t in range(frames):
+        if t > 0:
+            expected[:, t, :fold] = clip_view[:, t - 1, :fold]
+        if t < frames - 1:
+            expected[:, t, fold:2 * fold] = clip_view[:, t + 1, fold:2 * fold]
+        expected[:, t, 2 * fold:] = clip_view[:, t, 2 * fold:]
+    for _ in range(3):  # new allocations each time, whatever memory they reuse
+        assert torch.equal(temporal_shift(x, frames), expected.view_as(x))
+
+
 def test_tsm_resnet_keeps_torchvision_names_and_shifts_residual_only():
     net = TSMResNet(18, num_frames=2)
     names = set(net.state_dict())

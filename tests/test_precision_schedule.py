@@ -58,6 +58,11 @@ def test_precision_defaults_per_device():
     cpu = resolve_precision(cfg, torch.device("cpu"), training=True)
     assert cpu == Precision(amp="off", channels_last=False, cudnn_benchmark=False)
     assert not make_grad_scaler(cpu).is_enabled()
+    # Evaluation: fp32, NHWC on the CPU too (oneDNN's native layout); asked-for NCHW is kept.
+    cpu_eval = resolve_precision(cfg, torch.device("cpu"), training=False)
+    assert cpu_eval == Precision(amp="off", channels_last=True, cudnn_benchmark=False)
+    assert not resolve_precision(build_config({"mode": "rgb_only", "channels_last": False}),
+                                 torch.device("cpu"), training=False).channels_last
     asked = resolve_precision(build_config({"mode": "rgb_only", "amp": "fp16",
                                             "channels_last": True}),
                               torch.device("cpu"), training=True)

@@ -47,9 +47,13 @@ def temporal_shift(x: Tensor, num_frames: int) -> Tensor:
         raise ValueError(f"batch of {nt} frames is not a multiple of {num_frames} frames per clip")
     fold = c // 4
     x = x.view(nt // num_frames, num_frames, c, h, w)
-    out = torch.zeros_like(x)
+    # Every element is written once: the three copies, then zeros only where a shifted
+    # quarter runs past the clip's ends (a zero-filled tensor would be written twice).
+    out = torch.empty_like(x)
     out[:, 1:, :fold] = x[:, :-1, :fold]
+    out[:, 0, :fold] = 0
     out[:, :-1, fold:2 * fold] = x[:, 1:, fold:2 * fold]
+    out[:, -1, fold:2 * fold] = 0
     out[:, :, 2 * fold:] = x[:, :, 2 * fold:]
     return out.view(nt, c, h, w)
 

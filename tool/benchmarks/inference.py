@@ -3,9 +3,10 @@
 Ours is what `main/test.py` runs: the DataLoader with `num_thread` workers (loading overlapped
 with compute), BatchNorm folded into the convolutions, the precision's memory layout,
 `torch.inference_mode`, outputs kept on the device until the end. The baseline runs the same
-network the original's way: loading in the main process between batches, BatchNorm as separate
-layers, contiguous fp32, the dense pose-map renderer, `torch.no_grad`, and each batch's
-probabilities copied to the host as it is done.
+network the original's way: loading in the main process between batches with the per-frame
+read/resize/warp in float32 (`data.loading_baseline`; the same clips), BatchNorm as separate
+layers, contiguous fp32, the dense pose-map renderer (the original's arithmetic), `torch.no_grad`,
+and each batch's probabilities copied to the host as it is done.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from common.model import build_model
 from common.nets.pose_maps_dense import render_pose_maps_dense
 from common.precision import resolve_precision
 from data.collate import collate_clips
+from data.loading_baseline import use_baseline_loading
 from data.registry import build_dataset
 from data.samplers import ShardedBatchSampler
 from tool.benchmarks.data import benchmark_config
@@ -75,8 +77,10 @@ def run(*, device: torch.device, repeats: int, smoke: bool, data_dir: str,
                             collate_fn=collate_clips)
         return predict(ours_model, loader, device, progress=False, precision=precision)["prob"]
 
+    baseline_dataset = use_baseline_loading(build_dataset(cfg, cfg.dataset, "test"))
+
     def baseline() -> np.ndarray:
-        return _baseline_predict(baseline_model, dataset, batch_size, device)
+        return _baseline_predict(baseline_model, baseline_dataset, batch_size, device)
 
     diff = float(np.abs(ours() - baseline()).max())
     seconds: Dict[str, list] = {"ours": [], "baseline": []}
