@@ -6,6 +6,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 import torch
 from torch.utils.data import default_collate
 
+from common.clip_pixels import video_as_float
 from common.problems import Problem
 
 
@@ -16,7 +17,8 @@ def collate_clips(items: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
         items: dataset items; a usable one holds 'label' (and the other tensors of the
             item), an unusable one only 'video_id', 'clip_index' and 'problems'.
     Returns:
-        `default_collate` of the usable items' tensor keys ('video' (B, T, 3, H, W),
+        `default_collate` of the usable items' tensor keys ('video' (B, T, 3, H, W): uint8
+            when every clip of the batch came as bytes, float32 otherwise;
         'pose_coords', 'pose_scores', 'label' (B,), 'video_id' (B,)), plus
         'problems': every item's `Problem`s, in item order (usable items' too: a zeroed pose
         is a problem of a kept clip), and
@@ -30,6 +32,11 @@ def collate_clips(items: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
                                       for item in items if "label" not in item]
     batch: Dict[str, Any] = {}
     if usable:
+        if len({item["video"].dtype for item in usable if "video" in item}) > 1:
+            # Some clips came as bytes (`video_as_bytes`), some as float (a warp or a resize):
+            # one batch tensor needs one dtype, and float is exact for both.
+            usable = [dict(item, video=video_as_float(item["video"])) if "video" in item
+                      else item for item in usable]
         keys = [key for key, value in usable[0].items() if isinstance(value, torch.Tensor)]
         batch = default_collate([{key: item[key] for key in keys} for item in usable])
     batch["problems"] = problems

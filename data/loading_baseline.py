@@ -18,12 +18,16 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
+import torch
 from torch.utils.data import DataLoader, Dataset
 
+from common.device import move_batch
 from common.utils.frames import FrameError, read_frame_bytes
 from common.utils.transforms import warp_frames
 from data.collate import collate_clips
 from data.registry import build_dataset
+
+CPU = torch.device("cpu")
 
 
 def baseline_clip(frame_paths: Sequence[str], resized_hw: Tuple[int, int], matrix: np.ndarray,
@@ -138,6 +142,9 @@ def measure_loader(dataset: Dataset, workers: int = 2, batches: int = 20, batch_
         for n, batch in enumerate(loader):  # the workers are joined when it ends
             if n == warmup:
                 start = time.perf_counter()
+            # A clip counts once it is the network's float input (bytes sent by
+            # `video_as_bytes` workers are made float here, as `move_batch` does).
+            batch = move_batch(batch, CPU)
             count = len(batch.get("label", ()))
             total += count
             if n >= warmup:

@@ -10,6 +10,9 @@ top-k people, pose transform) lives here.
 Usable item (a plain dict; batch it with `data.collate.collate_clips`):
     'video':       float32 (T, 3, in_h, in_w), RGB in [0, 1] (pixels / 255, no mean/std
                    normalisation: the released checkpoints expect this). Absent in pose_only.
+                   With `video_as_bytes` set, a clip made only of whole pixels comes as its
+                   uint8 values instead (`common.clip_pixels.video_as_float` gives the same
+                   float32 clip; the collate and `move_batch` apply it).
     'pose_coords': float32 (Tp, K, J, 2), joint (x, y) on the heatmap grid, always finite.
     'pose_scores': float32 (Tp, K, J); padded people have score 0 (and coords 1.0).
     'label':       int64 scalar.
@@ -62,6 +65,7 @@ from common.utils.transforms import (
     center_crop_box,
     crop_affine,
     input_clip,
+    input_clip_bytes,
     resize_shape,
     sample_train_crop,
     select_top_k_frames,
@@ -358,6 +362,9 @@ class VideoPoseDataset(Dataset):
         self.startup_notes: List[str] = []
         self.frame_per_seg = int(cfg.frame_per_seg)
         self.frame_interval = int(cfg.frame_interval)
+        # Set by a consumer that turns uint8 clips into float itself (test.py with loader
+        # workers): whole-pixel clips then cross from the worker as a quarter of the bytes.
+        self.video_as_bytes = False
         self.pose_frame_factor = int(cfg.pose_frame_factor)
         self.span = clip_span(self.frame_per_seg, self.frame_interval)
         self.test_infer_num = int(cfg.test_infer_num)
@@ -591,9 +598,16 @@ class VideoPoseDataset(Dataset):
 
         item: Item = {}
         if self.with_video:
-            # Resize, flip, crop, / 255 (`input_clip`: the same pixels as doing each in turn).
-            item["video"] = torch.from_numpy(self.make_input_clip(
-                frames, resized_hw, matrix, do_flip, cfg.input_img_shape))
+            clip = None
+            if self.video_as_bytes:
+                clip = input_clip_bytes(frames, resized_hw, matrix, do_flip,
+                                        cfg.input_img_shape)
+            if clip is None:
+                # Resize, flip, crop, / 255 (`input_clip`: the same pixels as doing each in
+                # turn).
+                clip = self.make_input_clip(frames, resized_hw, matrix, do_flip,
+                                            cfg.input_img_shape)
+            item["video"] = torch.from_numpy(clip)
 
         coords, scores = select_top_k_frames(coords, scores, int(cfg.top_k_pose))
         coords, scores = transform_pose(

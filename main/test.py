@@ -113,6 +113,8 @@ def test_snapshot(cfg: Any, overrides: Dict[str, Any], info: DistInfo, device: t
                 precision.describe())
 
     dataset = build_dataset(cfg, cfg.dataset, "test")
+    # Workers send whole-pixel clips as uint8; `move_batch` makes the same float32 clips.
+    dataset.video_as_bytes = cfg.num_thread > 0
     batches = ShardedBatchSampler(len(dataset), cfg.test_batch_size * max(1, len(gpu_ids)),
                                   rank=info.rank, world_size=info.world_size)
     loader = DataLoader(dataset, batch_sampler=batches, num_workers=cfg.num_thread,

@@ -21,7 +21,10 @@ from torch.utils.data import DataLoader
 
 from common.utils.frames import (decode_frame, decode_reduction, jpeg_size, load_clip_frames,
                                  load_frame, load_frame_rgb8, read_frame_bytes)
+from common.clip_pixels import unit_values, video_as_float
+from common.device import move_batch
 from common.utils.transforms import (center_crop_box, crop_affine, crop_scale_pairs, input_clip,
+                                     input_clip_bytes,
                                      integer_shift, resize_shape, sample_train_crop,
                                      warp_source_box)
 from data.Kinetics.Kinetics import Kinetics
@@ -333,6 +336,81 @@ def test_dataloader_with_workers_gives_the_same_batches(tmp_path):
     assert len(batches[0]) == len(batches[1])
     for a, b in zip(*batches):
         assert torch.equal(a["video"], b["video"]) and torch.equal(a["label"], b["label"])
+
+
+# --------------------------------------------------------------------------- clips as bytes
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_video_as_float_is_numpys_division_for_every_byte(device):
+    # Every value, in a tensor large enough for the vectorised kernels, in the clip's layout.
+    values = torch.arange(256, dtype=torch.uint8).repeat(96)  # 2 * 4 * 3 * 32 * 32 values
+    video = values[torch.randperm(values.numel(), generator=torch.Generator().manual_seed(0))]
+    video = video.view(2, 4, 3, 32, 32).to(device)
+    expected = torch.from_numpy(video.cpu().numpy().astype(np.float32) / np.float32(255.0))
+    out = video_as_float(video)
+    assert out.dtype == torch.float32 and out.device == video.device
+    assert torch.equal(out.cpu(), expected)
+    assert torch.equal(unit_values(torch.device(device)).cpu(),
+                       torch.from_numpy(np.arange(256, dtype=np.float32) / np.float32(255)))
+    floats = torch.rand(2, 3, device=device)
+    assert video_as_float(floats) is floats  # float clips pass through untouched
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_input_clip_bytes_divided_by_255_is_input_clip(seed):
+    rng = np.random.default_rng(seed)
+    made = 0
+    for _ in range(40):
+        height, width = int(rng.integers(8, 40)), int(rng.integers(8, 40))
+        frames = _frames(rng, int(rng.integers(1, 4)), height, width)
+        resized = (height, width) if rng.random() < 0.7 else (height + 3, width + 1)
+        out_shape = (int(rng.integers(4, 48)), int(rng.integers(4, 48)))
+        if rng.random() < 0.6:  # the test centre crop (whole pixels, may exceed the frame)
+            box, do_flip = center_crop_box(resized, out_shape), bool(rng.random() < 0.3)
+        else:
+            box, do_flip = sample_train_crop(resized, out_shape, random.Random(seed))
+        matrix = crop_affine(box, do_flip, resized[1], out_shape)
+        clip = input_clip(frames, resized, matrix, do_flip, out_shape)
+        pixels = input_clip_bytes(frames, resized, matrix, do_flip, out_shape)
+        whole = integer_shift(matrix) is not None and resized == (height, width)
+        assert (pixels is not None) == whole, (resized, (height, width), box)
+        if pixels is not None:
+            made += 1
+            assert pixels.dtype == np.uint8 and pixels.flags.c_contiguous
+            assert np.array_equal(pixels / np.float32(255.0), clip)
+            assert torch.equal(video_as_float(torch.from_numpy(pixels)), torch.from_numpy(clip))
+    assert made >= 10  # the case the bytes exist for was exercised
+    # Float frames never come as bytes.
+    frames = [f.astype(np.float32) for f in _frames(rng, 2, 20, 20)]
+    matrix = crop_affine(center_crop_box((20, 20), (10, 10)), False, 20, (10, 10))
+    assert input_clip_bytes(frames, (20, 20), matrix, False, (10, 10)) is None
+
+
+def test_dataloader_sending_bytes_gives_the_same_batches(tmp_path):
+    # Frames stored at the test size: the centre crop copies whole pixels, so the workers send
+    # uint8. One video's frames are larger (resized: float): its batch mixes both and is float.
+    info = write_kinetics(str(tmp_path), frame_size=(24, 36), videos_per_class=3)
+    resized_video = info["val"][0]
+    for name in sorted(os.listdir(resized_video["frame_dir"])):
+        path = osp.join(resized_video["frame_dir"], name)
+        cv2.imwrite(path, cv2.resize(cv2.imread(path), (45, 30)))
+    cfg = make_cfg(tmp_path)
+    sending = Kinetics(cfg, "test")
+    sending.video_as_bytes = True
+    plain = use_baseline_loading(Kinetics(cfg, "test"))
+    runs = [list(DataLoader(ds, batch_size=10, num_workers=2, collate_fn=collate_clips))
+            for ds in (sending, plain)]
+    dtypes = [batch["video"].dtype for batch in runs[0]]
+    assert torch.uint8 in dtypes and torch.float32 in dtypes  # both kinds of batch occurred
+    assert all(batch["video"].dtype == torch.float32 for batch in runs[1])
+    assert len(runs[0]) == len(runs[1])
+    for a, b in zip(*runs):
+        a, b = move_batch(a, torch.device("cpu")), move_batch(b, torch.device("cpu"))
+        assert a["video"].dtype == torch.float32
+        assert torch.equal(a["video"], b["video"]) and torch.equal(a["label"], b["label"])
+        assert torch.equal(a["pose_coords"], b["pose_coords"])
 
 
 def test_fast_decode_is_off_by_default_and_keeps_poses_and_shapes(tmp_path):

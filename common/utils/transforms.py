@@ -217,9 +217,12 @@ def _source_region(
 
 def _shifted_clip(
     frames: Sequence[np.ndarray], resized_hw: Tuple[int, int], shift: Tuple[int, int],
-    do_flip: bool, out_shape: Tuple[int, int],
+    do_flip: bool, out_shape: Tuple[int, int], *, as_bytes: bool = False,
 ) -> np.ndarray:
-    """`input_clip` for a whole-pixel crop (`integer_shift`): a copy, 0 outside the frame."""
+    """`input_clip` for a whole-pixel crop (`integer_shift`): a copy, 0 outside the frame.
+
+    With `as_bytes` (uint8 frames of size `resized_hw` only) the clip stays uint8, the
+    frames' own values: the float clip is exactly these bytes divided by 255."""
     height, width = resized_hw
     out_h, out_w = out_shape
     shift_x, shift_y = shift
@@ -228,7 +231,8 @@ def _shifted_clip(
     dy0, dy1 = max(0, -shift_y), min(out_h, height - shift_y)
     inside = dx0 < dx1 and dy0 < dy1
     padded = not (dx0 == 0 and dy0 == 0 and dx1 == out_w and dy1 == out_h)
-    out = (np.zeros if padded else np.empty)((len(frames), 3, out_h, out_w), np.float32)
+    dtype = np.uint8 if as_bytes else np.float32
+    out = (np.zeros if padded else np.empty)((len(frames), 3, out_h, out_w), dtype)
     if not inside:
         return out
     box = (dx0 + shift_x, dy0 + shift_y, dx1 + shift_x, dy1 + shift_y)
@@ -239,10 +243,40 @@ def _shifted_clip(
         if region.dtype == np.uint8:
             # Channel planes first (uint8: a third of the bytes), then float32(v) / 255.
             cv2.mixChannels([region], [planes[0], planes[1], planes[2]], [0, 0, 1, 1, 2, 2])
-            np.divide(planes, np.float32(255.0), out=target)
+            if as_bytes:
+                np.copyto(target, planes)
+            else:
+                np.divide(planes, np.float32(255.0), out=target)
+        elif as_bytes:
+            raise ValueError("as_bytes needs uint8 frames of the resized size (no resize)")
         else:
             np.divide(region.transpose(2, 0, 1), np.float32(255.0), out=target)
     return out
+
+
+def input_clip_bytes(
+    frames: Sequence[np.ndarray], resized_hw: Tuple[int, int], matrix: np.ndarray,
+    do_flip: bool, out_shape: Tuple[int, int],
+) -> Optional[np.ndarray]:
+    """The clip of `input_clip` as its uint8 pixel values, where it is made of them; else None.
+
+    A whole-pixel crop (`integer_shift`) of uint8 frames that need no resize (the test centre
+    crop of frames stored at the test size, as Kinetics' released frames are) copies pixels:
+    `input_clip(...)` is then exactly `input_clip_bytes(...) / float32(255)`
+    (`common.clip_pixels.video_as_float`). A quarter of the bytes to pass from a loader worker
+    to the main process or the GPU.
+
+    Returns:
+        `(T, 3, out_h, out_w)` uint8, C-contiguous, or None (a warp, a resize or float frames:
+        the values are not whole numbers).
+    """
+    shift = integer_shift(matrix)
+    if shift is None:
+        return None
+    if any(frame.dtype != np.uint8 or tuple(frame.shape[:2]) != tuple(resized_hw)
+           for frame in frames):
+        return None
+    return _shifted_clip(frames, resized_hw, shift, do_flip, out_shape, as_bytes=True)
 
 
 def input_clip(

@@ -1,8 +1,9 @@
 """Case 4: test.py's evaluation against the authors' pipeline, on the same data and weights.
 
 Ours is what `main/test.py` runs: the DataLoader with `num_thread` workers (loading overlapped
-with compute), BatchNorm folded into the convolutions, the precision's memory layout,
-`torch.inference_mode`, outputs kept on the device until the end. The baseline runs the same
+with compute; whole-pixel clips sent as uint8), BatchNorm folded into the convolutions, the
+precision's memory layout (channels_last), `torch.inference_mode`, outputs kept on the device
+until the end. The baseline runs the same
 network the original's way: loading in the main process between batches with the per-frame
 read/resize/warp in float32 (`data.loading_baseline`; the same clips), BatchNorm as separate
 layers, contiguous fp32, the dense pose-map renderer (the original's arithmetic), `torch.no_grad`,
@@ -60,6 +61,7 @@ def run(*, device: torch.device, repeats: int, smoke: bool, data_dir: str,
         workers: int) -> Dict[str, Any]:
     cfg = benchmark_config(data_dir, smoke=smoke, mode="rgb+pose", num_thread=workers)
     dataset = build_dataset(cfg, cfg.dataset, "test")
+    dataset.video_as_bytes = cfg.num_thread > 0  # as test.py
     joints = dataset.joint_set
     torch.manual_seed(0)
     model = build_model(cfg, dataset.class_num, joints.limbs, joints.joint_num)
