@@ -3,14 +3,17 @@ assertions: these figures mean something only at the paper's sizes on a quiet ma
 import json
 import os.path as osp
 
+import torch
+
 from tool import benchmark
+from tool.benchmarks import scaling
 
 
 def test_smoke_mode_runs_every_case_and_writes_the_report(tmp_path, capsys):
     report = benchmark.main(["--smoke", "--output_dir", str(tmp_path), "--workers", "0"])
     printed = capsys.readouterr().out
     saved = json.load(open(osp.join(tmp_path, "result", "benchmark.json")))
-    assert saved["smoke"] is True and set(saved["results"]) == set(benchmark.CASES)
+    assert saved["smoke"] is True and set(saved["results"]) == set(benchmark.DEFAULT_CASES)
     results = report["results"]
     # Each comparison checks that both sides compute the same thing.
     assert results["pose_maps"]["max_abs_diff"] <= 1e-5
@@ -26,3 +29,55 @@ def test_smoke_mode_runs_every_case_and_writes_the_report(tmp_path, capsys):
     for line in ("| pose maps (per clip) |", "| loading, test split", "| rgb+pose |",
                  "| test.py evaluation"):
         assert line in printed and line in saved["table"]
+
+
+def test_scaling_is_opt_in_and_its_smoke_run_measures_every_point(tmp_path, capsys):
+    assert "scaling" in benchmark.CASES and "scaling" not in benchmark.DEFAULT_CASES
+    plot = tmp_path / "scaling.png"
+    report = benchmark.main(["--smoke", "--cases", "scaling", "--output_dir", str(tmp_path),
+                             "--plot", str(plot)])
+    printed = capsys.readouterr().out
+    saved = json.load(open(osp.join(tmp_path, "result", "benchmark.json")))
+    assert set(saved["results"]) == {"scaling"}
+    result = report["results"]["scaling"]
+    sweeps = {s["name"]: s for s in result["sweeps"]}
+    assert list(sweeps) == ["people", "hm", "frames", "batch"]
+    for name, sweep in sweeps.items():
+        points = sweep["points"]
+        assert [p["value"] for p in points] == list(scaling.sweeps(smoke=True)[
+            list(sweeps).index(name)].values) and len(points) == 2
+        for p in points:
+            # Nothing is skipped at the smoke sizes: both sides ran and drew the same maps.
+            assert p["dense_skipped"] is None
+            assert p["ours_s"] > 0 and p["dense_s"] > 0 and p["repeats"] >= 1
+            assert abs(p["ours_per_clip_s"] * p["shape"]["clips"] - p["ours_s"]) < 1e-12
+            assert p["max_abs_diff"] <= 1e-5
+            # The network runs on the frames and batch sweeps only.
+            if name in ("frames", "batch"):
+                assert p["network_s"] > 0 and p["network_per_clip_s"] > 0
+            else:
+                assert p["network_s"] is None
+    # The swept parameter is the one that moves; everyone is real in the people sweep.
+    assert [p["shape"]["people"] for p in sweeps["people"]["points"]] == [1, 3]
+    assert [p["shape"]["real"] for p in sweeps["people"]["points"]] == [1, 3]
+    assert [p["shape"]["hm"] for p in sweeps["hm"]["points"]] == [8, 16]
+    assert [p["shape"]["frames"] for p in sweeps["frames"]["points"]] == [2, 4]
+    assert [p["shape"]["clips"] for p in sweeps["batch"]["points"]] == [1, 2]
+    assert result["targets"]["max abs diff <= 1e-5"]
+    assert result["plot"] == str(plot)
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for line in ("| scaling: sweep |", "| people per frame (all real) | 1 |", "| 16 |"):
+        assert line in printed and line in saved["table"]
+    assert "| case | ours | baseline |" not in printed  # no empty comparison table
+
+
+def test_scaling_skips_the_dense_side_over_its_memory_limit_and_says_why():
+    shape = scaling.base_shape(smoke=True)
+    estimate = scaling.dense_intermediate_bytes(shape)
+    # 2 clips x 2 frames x 3 people x 18 joint channels x 8 x 8 float32.
+    assert estimate == 2 * 2 * 3 * 18 * 8 * 8 * 4
+    point = scaling.render_point(shape, device=torch.device("cpu"), repeats=1,
+                                 dense_limit_bytes=estimate - 1)
+    assert point["ours_s"] > 0
+    assert point["dense_s"] is None and point["speedup"] is None and point["max_abs_diff"] is None
+    assert "intermediate" in point["dense_skipped"] and "limit" in point["dense_skipped"]

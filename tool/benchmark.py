@@ -4,16 +4,20 @@
     python tool/benchmark.py --cases pose_maps,inference --repeats 5
     python tool/benchmark.py --device cuda           # on a GPU
     python tool/benchmark.py --smoke                 # tiny sizes, seconds (the test suite runs it)
+    python tool/benchmark.py --cases scaling         # opt-in: cost against the input's sizes, a plot
 
 Cases (see tool/benchmarks/): `pose_maps` (rendering against the dense formulation of SPEC.md),
 `loading` (clips/s of the real loader against a plain per-frame read/resize/warp), `train_step`
 (each stage's step and where its time goes), `inference` (test.py's evaluation against the
-authors' way of running the same network). Each side of a comparison is timed alternately with
-the other, so a machine that changes speed during the run affects both alike: read the ratios;
-absolute times mean something only on a machine of your own.
+authors' way of running the same network), and, only when named, `scaling` (how rendering and
+the network's forward pass grow with batch size, frames, people and heatmap size, with a plot).
+Each side of a comparison is timed alternately with the other, so a machine that changes speed
+during the run affects both alike: read the ratios; absolute times mean something only on a
+machine of your own.
 
 Prints a table and writes every figure, with the machine and the command, to
-`<output_dir>/result/benchmark.json`.
+`<output_dir>/result/benchmark.json`; `scaling` also draws `--plot` (default
+`<output_dir>/vis/benchmark_scaling.png`).
 """
 import os.path as osp, sys; sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # noqa: E401,E702
 
@@ -29,7 +33,9 @@ import torch
 from common.errors import UsageError, exit_on_error
 from common.provenance import describe_revision, git_revision
 
-CASES = ("pose_maps", "loading", "train_step", "inference")
+# What runs by default; `scaling` (about 3 minutes on 2 cores) only when --cases names it.
+DEFAULT_CASES = ("pose_maps", "loading", "train_step", "inference")
+CASES = DEFAULT_CASES + ("scaling",)
 
 
 def machine(device: torch.device) -> str:
@@ -48,15 +54,18 @@ def _fmt_s(seconds: Optional[float]) -> str:
 
 
 def table(results: Dict[str, Any]) -> str:
-    """The comparison as a markdown table, plus the training steps' breakdown."""
+    """The comparison as a markdown table, plus the training steps' breakdown and the scaling
+    sweeps (each only when its case ran)."""
     lines = ["| case | ours | baseline | ratio | peak memory (ours / baseline) | checks |",
              "|---|---|---|---|---|---|"]
     rows = []
     for name in CASES:
         r = results.get(name)
-        if r is None or name == "train_step":
+        if r is None or name in ("train_step", "scaling"):
             continue
         rows += r["rows"] if name == "loading" else [r]
+    if not rows:  # e.g. --cases scaling: no comparison to show
+        lines = []
     for r in rows:
         bound = ">=" if r.get("memory_ratio_is_lower_bound") else ""
         memory = (f"{r['ours_peak_mib']:.1f} / {r['baseline_peak_mib']:.1f} MiB "
@@ -86,12 +95,45 @@ def table(results: Dict[str, Any]) -> str:
         checks = ", ".join(f"{k}: {'yes' if v else '**no**'}" for k, v in step["targets"].items())
         lines += ["", f"rgb+pose step / (rgb_only + pose_only steps) = "
                       f"{step['fused_step_vs_single_sum']:.2f}; {checks}"]
-    return "\n".join(lines) + "\n"
+    scaling = results.get("scaling")
+    if scaling:
+        lines += ([""] if lines else []) + scaling_table(scaling)
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def _per_batch(point: Dict[str, Any], side: str) -> str:
+    """A point's time per batch and per clip, e.g. '12.30 ms (1.54 ms/clip)'."""
+    seconds = point.get(f"{side}_s")
+    if seconds is None:
+        return "-"
+    return f"{_fmt_s(seconds)} ({_fmt_s(point[f'{side}_per_clip_s'])}/clip)"
+
+
+def scaling_table(scaling: Dict[str, Any]) -> List[str]:
+    """The scaling sweeps as markdown lines: one row per point, times per batch (per clip)."""
+    lines = ["| scaling: sweep | value | ours (rendering) | dense (rendering) | dense / ours | "
+             "network forward |",
+             "|---|---|---|---|---|---|"]
+    for sweep in scaling["sweeps"]:
+        for i, p in enumerate(sweep["points"]):
+            dense = (_per_batch(p, "dense") if p["dense_skipped"] is None
+                     else f"skipped ({p['dense_estimate_gib']:.1f} GiB intermediate)")
+            speedup = f"x{p['speedup']:.1f}" if p["speedup"] is not None else "-"
+            lines.append(f"| {sweep['label'] if i == 0 else ''} | {p['value']} | "
+                         f"{_per_batch(p, 'ours')} | {dense} | {speedup} | "
+                         f"{_per_batch(p, 'network')} |")
+    worst = scaling["max_abs_diff"]
+    lines += ["", f"Each sweep varies one parameter {scaling['sweeps'][0]['base']}; the network "
+                  f"forward (rgb+pose, BatchNorm folded, ours rendering inside) only on the frames "
+                  f"and batch sweeps. Largest |ours - dense|: "
+                  f"{'-' if worst is None else f'{worst:.1e}'}; plot: {scaling['plot'] or '-'}"]
+    return lines
 
 
 def run_cases(cases: Sequence[str], *, device: torch.device, repeats: int, smoke: bool,
-              output_dir: str, workers: int) -> Dict[str, Any]:
-    """Run the named cases; returns {case: its figures}."""
+              output_dir: str, workers: int, plot_path: Optional[str] = None) -> Dict[str, Any]:
+    """Run the named cases; returns {case: its figures}. `plot_path`: scaling's PNG (None:
+    no plot)."""
     from tool.benchmarks.data import benchmark_data
 
     results: Dict[str, Any] = {}
@@ -115,6 +157,10 @@ def run_cases(cases: Sequence[str], *, device: torch.device, repeats: int, smoke
             from tool.benchmarks import inference
             results[name] = inference.run(device=device, repeats=repeats, smoke=smoke,
                                           data_dir=data_dir, workers=workers)
+        elif name == "scaling":
+            from tool.benchmarks import scaling
+            results[name] = scaling.run(device=device, repeats=repeats, smoke=smoke,
+                                        plot_path=plot_path)
         results[name]["seconds"] = time.perf_counter() - start
         print(f"[benchmark] {name} done in {results[name]['seconds']:.0f} s", flush=True)
     return results
@@ -123,19 +169,24 @@ def run_cases(cases: Sequence[str], *, device: torch.device, repeats: int, smoke
 @exit_on_error
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cases", default=",".join(CASES),
-                        help=f"comma list of {', '.join(CASES)} (default: all)")
+    parser.add_argument("--cases", default=",".join(DEFAULT_CASES),
+                        help=f"comma list of {', '.join(CASES)} (default: all but scaling)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--repeats", type=int, default=None,
                         help="timed repeats per side (default 10 for pose maps and loading, "
-                             "3 for the training step and inference; 1 in --smoke)")
+                             "3 for the training step and inference, at most 5 per point for "
+                             "scaling, each point cut to about 1.5 s a side; 1 in --smoke)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (default: torch's choice)")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of ours")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: a check that it runs")
     parser.add_argument("--output_dir", default=osp.join(osp.dirname(osp.dirname(
         osp.abspath(__file__))), "output"))
+    parser.add_argument("--plot", default=None,
+                        help="the scaling case's PNG (default: <output_dir>/vis/"
+                             "benchmark_scaling.png)")
     args = parser.parse_args(argv)
+    plot_path = args.plot or osp.join(args.output_dir, "vis", "benchmark_scaling.png")
     cases: List[str] = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = [c for c in cases if c not in CASES]
     if unknown:
@@ -148,9 +199,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     results: Dict[str, Any] = {}
     for name in cases:
         repeats = args.repeats or (1 if args.smoke else 10 if name in ("pose_maps", "loading")
-                                   else 3)
+                                   else 5 if name == "scaling" else 3)
         results.update(run_cases([name], device=device, repeats=repeats, smoke=args.smoke,
-                                 output_dir=args.output_dir, workers=args.workers))
+                                 output_dir=args.output_dir, workers=args.workers,
+                                 plot_path=plot_path))
     text = table(results)
     print()
     print(f"Machine: {machine(device)}; code: git {describe_revision(git_revision())}")
@@ -165,6 +217,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     with open(path, "w") as f:
         json.dump(report, f, indent=1, default=float)
     print(f"written: {path}")
+    if results.get("scaling", {}).get("plot"):
+        print(f"written: {results['scaling']['plot']}")
     return report
 
 
