@@ -3,10 +3,11 @@ assertions: these figures mean something only at the paper's sizes on a quiet ma
 import json
 import os.path as osp
 
+import pytest
 import torch
 
 from tool import benchmark
-from tool.benchmarks import scaling
+from tool.benchmarks import roofline, scaling
 
 
 def test_smoke_mode_runs_every_case_and_writes_the_report(tmp_path, capsys):
@@ -18,6 +19,14 @@ def test_smoke_mode_runs_every_case_and_writes_the_report(tmp_path, capsys):
     # Each comparison checks that both sides compute the same thing.
     assert results["pose_maps"]["max_abs_diff"] <= 1e-5
     assert results["inference"]["max_abs_prob_diff"] <= 1e-4
+    # The convolution floor: positive work and rate, and the bound follows from them.
+    inference = results["inference"]
+    assert inference["conv_gflops_per_clip"] > 0 and inference["peak_conv_gflops_per_s"] > 0
+    assert inference["conv_floor_s"] == pytest.approx(
+        inference["conv_gflops_per_clip"] / inference["peak_conv_gflops_per_s"])
+    assert inference["best_possible_speedup"] == pytest.approx(
+        inference["baseline_s"] / inference["conv_floor_s"])
+    assert "convolution floor" in printed
     assert [row["split"] for row in results["loading"]["rows"]] == ["test", "train"]
     steps = {row["stage"]: row for row in results["train_step"]["rows"]}
     assert list(steps) == ["rgb_only", "pose_only", "rgb+pose"]
@@ -81,3 +90,14 @@ def test_scaling_skips_the_dense_side_over_its_memory_limit_and_says_why():
     assert point["ours_s"] > 0
     assert point["dense_s"] is None and point["speedup"] is None and point["max_abs_diff"] is None
     assert "intermediate" in point["dense_skipped"] and "limit" in point["dense_skipped"]
+
+
+def test_conv_flops_counts_a_hand_computed_network():
+    # conv 3 -> 4, 3x3, stride 1, padding 1 on (2, 3, 5, 5): 2 * 2*4*5*5 * 3*9 = 10800;
+    # then conv 4 -> 6, 1x1, stride 2 (-> 3x3), groups 2: 2 * 2*6*3*3 * 2*1 = 432.
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1),
+                              torch.nn.Conv2d(4, 6, 1, stride=2, groups=2))
+    x = torch.zeros(2, 3, 5, 5)
+    assert roofline.conv_flops(net, lambda: net(x)) == 10800 + 432
+    # The hooks are gone afterwards: a second count is the same, not doubled.
+    assert roofline.conv_flops(net, lambda: net(x)) == 10800 + 432

@@ -81,6 +81,15 @@ def table(results: Dict[str, Any]) -> str:
             ours, base = _fmt_s(r["ours_s"]), _fmt_s(r["baseline_s"])
         lines.append(f"| {r['case']} | {ours} | {base} | x{r['speedup']:.2f} | {memory} | "
                      f"{checks} |")
+    inference = results.get("inference")
+    if inference and "conv_floor_s" in inference:
+        lines += ["", f"test.py evaluation against the convolution floor "
+                      f"({inference['conv_gflops_per_clip']:.1f} GFLOP of convolutions per clip at "
+                      f"the best {inference['peak_conv_gflops_per_s']:.0f} GFLOP/s this device "
+                      f"reaches on ResNet's 3x3 shapes = {_fmt_s(inference['conv_floor_s'])} "
+                      f"per clip): ours {inference['ours_vs_floor']:.2f} x the floor; no fp32 "
+                      f"evaluation can beat the baseline by more than "
+                      f"x{inference['best_possible_speedup']:.2f} here"]
     step = results.get("train_step")
     if step:
         lines += ["", "| training step | clips/s | step | loading | rendering | backbones | rest |"
