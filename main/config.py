@@ -207,6 +207,10 @@ FIELDS: Tuple[Field, ...] = (
     # --- testing
     Field("test_infer_num", int, 10, "testing", "clips per video at test time (averaged)"),
     Field("test_batch_size", int, 16, "testing", "clips per test batch"),
+    Field("eval_chunk_frames", Optional[int], None, "testing",
+          "evaluation runs the network on sub-batches of whole clips of about this many frames "
+          "(the same outputs; on a CPU a small sub-batch's activations stay in cache); none: "
+          "16 on the CPU, the whole batch on a GPU; 0: the whole batch"),
     Field("test_epoch", Optional[int], None, "testing",
           "the snapshot_<N>.pth.tar that test.py evaluates (test.py needs it)"),
     # --- runtime
@@ -232,7 +236,8 @@ FIELDS: Tuple[Field, ...] = (
           "a GPU in bf16 (fp16 where the GPU has no bf16), the CPU and test.py in fp32",
           choices=("auto", "off", "bf16", "fp16")),
     Field("channels_last", Optional[bool], None, "runtime",
-          "channels_last memory layout for the convolutions; none: on GPUs, off on the CPU"),
+          "channels_last memory layout for the convolutions; none: on GPUs and for "
+          "evaluation, off for training on the CPU"),
     Field("cudnn_benchmark", Optional[bool], None, "runtime",
           "let cuDNN pick the fastest convolution algorithms; none: on GPUs"),
     Field("sync_bn", bool, False, "runtime",

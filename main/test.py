@@ -25,7 +25,7 @@ from common.logger import setup_logging
 from common.metrics import average_clip_probs, evaluation_report, format_report, results_dict
 from common.model import build_model
 from common.plots import write_report_files
-from common.inference import optimize_for_inference
+from common.inference import eval_chunk_clips, optimize_for_inference
 from common.precision import resolve_precision
 from common.problems import ProblemTally
 from common.provenance import describe_revision, git_revision
@@ -123,9 +123,12 @@ def test_snapshot(cfg: Any, overrides: Dict[str, Any], info: DistInfo, device: t
     model = build_model(cfg, class_num, joints.limbs, joints.joint_num)
     load_network(model, snap["network"])
     # Evaluation only: BatchNorm folded into the convolutions, the precision's memory layout.
-    fast, folded = optimize_for_inference(model.to(device), precision)
+    chunk = eval_chunk_clips(cfg.eval_chunk_frames, cfg.frame_per_seg, device)
+    fast, folded = optimize_for_inference(model.to(device), precision, chunk_clips=chunk)
     net = prepare_model(fast, device, [] if info.enabled else gpu_ids)
-    logger.info("%d BatchNorm layers folded into their convolutions for evaluation", folded)
+    logger.info("%d BatchNorm layers folded into their convolutions for evaluation; %s", folded,
+                f"the network runs {chunk} clip(s) at a time (eval_chunk_frames)" if chunk
+                else "the network runs each batch whole")
     logger.info("testing %s (epoch %s, %s) on %s: %d clips%s", path, snap.get("epoch"), cfg.mode,
                 cfg.dataset, len(dataset),
                 f", {len(batches)} batches on this rank" if info.enabled else "")

@@ -34,8 +34,8 @@ ORIGINAL_DEFAULTS = {
     "lr_schedule": "step", "lr_min": 0.0, "warmup_epochs": 0.0, "warmup_factor": 0.01,
     "save_every": None, "amp": "auto", "channels_last": None, "cudnn_benchmark": None,
     "sync_bn": False, "dist_backend": None, "tensorboard": False,
-    # Issue 10: the faster decode that changes pixels, off by default.
-    "fast_decode": False,
+    # Issue 10: the faster decode that changes pixels, off by default; evaluation's sub-batches.
+    "fast_decode": False, "eval_chunk_frames": None,
 }
 
 
@@ -91,7 +91,7 @@ def test_test_entry_needs_epoch_and_rejects_unknown_fields(capsys):
 
 def test_table_covers_every_field_with_type_group_and_help():
     names = [f.name for f in FIELDS]
-    assert len(names) == len(set(names)) == 68
+    assert len(names) == len(set(names)) == 69
     assert dict(default_config()) == {**ORIGINAL_DEFAULTS, **{
         k: default_config()[k] for k in ("root_dir", "data_dir", "output_dir")}}
     assert set(names) == set(ORIGINAL_DEFAULTS) | {"root_dir", "data_dir", "output_dir"}

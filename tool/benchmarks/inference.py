@@ -2,8 +2,8 @@
 
 Ours is what `main/test.py` runs: the DataLoader with `num_thread` workers (loading overlapped
 with compute; whole-pixel clips sent as uint8), BatchNorm folded into the convolutions, the
-precision's memory layout (channels_last), `torch.inference_mode`, outputs kept on the device
-until the end. The baseline runs the same
+precision's memory layout (channels_last), on the CPU the batch run 16 frames' worth of clips
+at a time (`ClipChunks`), `torch.inference_mode`, outputs kept on the device until the end. The baseline runs the same
 network the original's way: loading in the main process between batches with the per-frame
 read/resize/warp in float32 (`data.loading_baseline`; the same clips), BatchNorm as separate
 layers, contiguous fp32, the dense pose-map renderer (the original's arithmetic), `torch.no_grad`,
@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 
 from common.device import move_batch
 from common.engine import predict
-from common.inference import optimize_for_inference
+from common.inference import eval_chunk_clips, optimize_for_inference
 from common.model import build_model
 from common.nets.pose_maps_dense import render_pose_maps_dense
 from common.precision import resolve_precision
@@ -71,7 +71,8 @@ def run(*, device: torch.device, repeats: int, smoke: bool, data_dir: str,
     baseline_model = copy.deepcopy(model)
     baseline_model.pose_renderer = render_pose_maps_dense
     precision = resolve_precision(cfg, device, training=False)
-    ours_model, _ = optimize_for_inference(model, precision)
+    chunk = eval_chunk_clips(cfg.eval_chunk_frames, cfg.frame_per_seg, device)  # as test.py
+    ours_model, _ = optimize_for_inference(model, precision, chunk_clips=chunk)
     batch_size = cfg.test_batch_size
 
     def ours() -> np.ndarray:

@@ -11,9 +11,10 @@ which 2 real, 56 x 56 maps, 224 x 224 RGB, 18 joints, 17 limbs):
 Each point times the pose-map rendering of ours (`common.nets.pose_maps`) and of the dense
 baseline (`common.nets.pose_maps_dense`) alternately, and checks that they agree. The frames
 and batch sweeps also time the rgb+pose network's forward pass, as test.py runs it (BatchNorm
-folded, `inference_mode`, ours rendering inside), on random inputs: no data is read. The
-network's points stop below the largest rendering points (16 frames, batch 8), because on a
-2-core CPU one forward pass there already takes seconds.
+folded, channels_last, on the CPU 16 frames' worth of clips at a time, `inference_mode`, ours
+rendering inside), on random inputs: no data is read. The network's points stop below the
+largest rendering points (16 frames, batch 8), because on a 2-core CPU one forward pass there
+already takes seconds.
 
 Each point runs its sides for about `POINT_BUDGET_S` seconds at most (at least once, at most
 `repeats` times), so that the whole case stays at a few minutes on 2 cores. The dense side is
@@ -31,7 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from common.atomic_file import atomic_write
-from common.inference import optimize_for_inference
+from common.inference import ClipChunks, eval_chunk_clips, optimize_for_inference
 from common.model import build_model
 from common.precision import Precision, resolve_precision
 from data.joint_sets import OPENPOSE_18
@@ -177,7 +178,8 @@ def _network(shape: Shape, *, device: torch.device, smoke: bool) -> Tuple[nn.Mod
     model.init_weights(None)
     model = model.to(device).eval()
     precision = resolve_precision(cfg, device, training=False)
-    fast, _ = optimize_for_inference(model, precision)
+    chunk = eval_chunk_clips(cfg.eval_chunk_frames, cfg.frame_per_seg, device)  # as test.py
+    fast, _ = optimize_for_inference(model, precision, chunk_clips=chunk)
     return fast, precision
 
 
@@ -203,7 +205,8 @@ def network_point(shape: Shape, model: nn.Module, precision: Precision, *,
 
     Returns: 'network_s' (seconds per batch), 'network_per_clip_s', 'network_repeats'.
     """
-    batch = network_batch(shape, pose_frames=model.pose_frame_num, device=device)
+    inner = model.model if isinstance(model, ClipChunks) else model
+    batch = network_batch(shape, pose_frames=inner.pose_frame_num, device=device)
 
     def forward() -> Tensor:
         with torch.inference_mode(), precision.autocast():
