@@ -113,8 +113,10 @@ def test_snapshot(cfg: Any, overrides: Dict[str, Any], info: DistInfo, device: t
                 precision.describe())
 
     dataset = build_dataset(cfg, cfg.dataset, "test")
-    # Workers send whole-pixel clips as uint8; `move_batch` makes the same float32 clips.
-    dataset.video_as_bytes = cfg.num_thread > 0
+    # For a GPU, workers send whole-pixel clips as uint8 (a quarter of the bytes to pass and to
+    # copy to the device) and `move_batch` makes the same float32 clips there. On the CPU the
+    # conversion would land on the main process, which computes the network: no gain there.
+    dataset.video_as_bytes = cfg.num_thread > 0 and device.type == "cuda"
     batches = ShardedBatchSampler(len(dataset), cfg.test_batch_size * max(1, len(gpu_ids)),
                                   rank=info.rank, world_size=info.world_size)
     loader = DataLoader(dataset, batch_sampler=batches, num_workers=cfg.num_thread,

@@ -1,7 +1,7 @@
 """Case 4: test.py's evaluation against the authors' pipeline, on the same data and weights.
 
 Ours is what `main/test.py` runs: the DataLoader with `num_thread` workers (loading overlapped
-with compute; whole-pixel clips sent as uint8), BatchNorm folded into the convolutions, the
+with compute; for a GPU, whole-pixel clips sent as uint8), BatchNorm folded into the convolutions, the
 precision's memory layout (channels_last), on the CPU the batch run 16 frames' worth of clips
 at a time (`ClipChunks`), `torch.inference_mode`, outputs kept on the device until the end. The baseline runs the same
 network the original's way: loading in the main process between batches with the per-frame
@@ -62,7 +62,7 @@ def run(*, device: torch.device, repeats: int, smoke: bool, data_dir: str,
         workers: int) -> Dict[str, Any]:
     cfg = benchmark_config(data_dir, smoke=smoke, mode="rgb+pose", num_thread=workers)
     dataset = build_dataset(cfg, cfg.dataset, "test")
-    dataset.video_as_bytes = cfg.num_thread > 0  # as test.py
+    dataset.video_as_bytes = cfg.num_thread > 0 and device.type == "cuda"  # as test.py
     joints = dataset.joint_set
     torch.manual_seed(0)
     model = build_model(cfg, dataset.class_num, joints.limbs, joints.joint_num)

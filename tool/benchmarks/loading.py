@@ -2,8 +2,9 @@
 read/resize/warp in float32 (`data.loading_baseline`), test and train split.
 
 Both sides give bit-identical clips (tests/test_loading_fast.py); only the time differs. Ours
-runs as test.py and train.py run it: in the test split the workers send whole-pixel clips as
-uint8 and the main process makes the float32 clips (`common.clip_pixels`), which is counted. Two
+runs as test.py and train.py run it: for a GPU (`--device cuda`), the test split's workers send
+whole-pixel clips as uint8 and `move_batch` makes the float32 clips, which is counted. (On the
+CPU they send float32: the conversion would cost the main process as much as it saves.) Two
 figures per split: clips/s through a DataLoader with `workers` workers (batch 8, no model), and
 the item path alone in one process (ms per clip).
 """
@@ -22,9 +23,11 @@ from tool.benchmarks.measure import ratio
 
 def run(*, device: torch.device, repeats: int, smoke: bool, data_dir: str,
         workers: int) -> Dict[str, Any]:
-    """`device` is unused: loading runs on the CPU wherever the model runs."""
+    """Loading runs on the CPU wherever the model runs; `device` decides only whether test clips
+    cross as uint8 (for a GPU), as in test.py."""
     cfg = benchmark_config(data_dir, smoke=smoke, mode="rgb+pose")
-    batches, items = (2, 4) if smoke else (20, 16)
+    # 40 batches: a shorter run is a second long, and its rate moves with every hiccup.
+    batches, items = (2, 4) if smoke else (40, 16)
     rows: List[Dict[str, Any]] = []
     for split in ("test", "train"):
         ours = build_dataset(cfg, cfg.dataset, split)
@@ -34,9 +37,10 @@ def run(*, device: torch.device, repeats: int, smoke: bool, data_dir: str,
         for _ in range(repeats):  # alternately, so that both sides share the machine's load
             for name, dataset in (("ours", ours), ("baseline", base)):
                 # Through the loader, ours sends whole-pixel clips as uint8 where test.py does
-                # (the test split with workers), made float in this process as test.py does;
-                # the item path alone is timed making the float clip.
-                dataset.video_as_bytes = name == "ours" and split == "test" and workers > 0
+                # (the test split, workers, a GPU), made float here as `move_batch` does; the
+                # item path alone is timed making the float clip.
+                dataset.video_as_bytes = (name == "ours" and split == "test" and workers > 0
+                                          and device.type == "cuda")
                 rates[name].append(measure_loader(dataset, workers, batches).clips_per_s)
                 dataset.video_as_bytes = False
                 item_s[name].append(time_items(dataset, items, 1))
