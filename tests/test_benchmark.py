@@ -27,6 +27,11 @@ def test_smoke_mode_runs_every_case_and_writes_the_report(tmp_path, capsys):
     assert inference["best_possible_speedup"] == pytest.approx(
         inference["baseline_s"] / inference["conv_floor_s"])
     assert "convolution floor" in printed
+    # The evaluation's steps, one at a time, from the original's way to test.py's.
+    steps = [row["step"] for row in inference["network_steps"]]
+    assert steps[0] == "the original's way" and steps[-1].startswith("+ sub-batches")
+    assert inference["network_steps"][0]["vs_original"] == 1.0
+    assert all(row["per_clip_s"] > 0 for row in inference["network_steps"])
     assert [row["split"] for row in results["loading"]["rows"]] == ["test", "train"]
     steps = {row["stage"]: row for row in results["train_step"]["rows"]}
     assert list(steps) == ["rgb_only", "pose_only", "rgb+pose"]

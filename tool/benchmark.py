@@ -90,6 +90,11 @@ def table(results: Dict[str, Any]) -> str:
                       f"per clip): ours {inference['ours_vs_floor']:.2f} x the floor; no fp32 "
                       f"evaluation can beat the baseline by more than "
                       f"x{inference['best_possible_speedup']:.2f} here"]
+        if inference.get("network_steps"):
+            lines += ["", "| the network alone, one batch in memory | per clip | x the original |",
+                      "|---|---|---|"]
+            lines += [f"| {row['step']} | {_fmt_s(row['per_clip_s'])} | "
+                      f"x{row['vs_original']:.2f} |" for row in inference["network_steps"]]
     step = results.get("train_step")
     if step:
         lines += ["", "| training step | clips/s | step | loading | rendering | backbones | rest |"

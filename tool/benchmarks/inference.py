@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import Any, Dict
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -25,13 +25,13 @@ from common.engine import predict
 from common.inference import eval_chunk_clips, optimize_for_inference
 from common.model import build_model
 from common.nets.pose_maps_dense import render_pose_maps_dense
-from common.precision import resolve_precision
+from common.precision import Precision, resolve_precision
 from data.collate import collate_clips
 from data.loading_baseline import use_baseline_loading
 from data.registry import build_dataset
 from data.samplers import ShardedBatchSampler
 from tool.benchmarks.data import benchmark_config
-from tool.benchmarks.measure import ratio
+from tool.benchmarks.measure import ratio, sync
 from tool.benchmarks.roofline import conv_flops, peak_conv_rate
 
 
@@ -56,6 +56,46 @@ def _baseline_predict(model: nn.Module, dataset: Any, batch_size: int,
             outputs = model(move_batch(batch, device))
             probs.append(torch.softmax(outputs["logits"], dim=1).cpu().numpy())
     return np.concatenate(probs)
+
+
+def network_steps(model: nn.Module, batch: Dict[str, Any], *, device: torch.device,
+                  repeats: int, chunk: Optional[int]) -> List[Dict[str, Any]]:
+    """The network alone on one in-memory batch, as each evaluation step is added in turn:
+    the original's way (dense renderer, BatchNorm layers, NCHW, the whole batch), then the
+    windowed renderer, BatchNorm folded, channels_last, and `chunk`-clip sub-batches (skipped
+    when None: a GPU takes the batch whole). The variants are timed round-robin, `repeats`
+    rounds, median per variant.
+
+    Returns: one row per step: 'step', 'per_clip_s', 'vs_original' (the original's time per
+    clip over this step's).
+    """
+    original = copy.deepcopy(model).eval()
+    original.pose_renderer = render_pose_maps_dense
+    windowed = copy.deepcopy(model).eval()
+    nchw = Precision(amp="off", channels_last=False, device_type=device.type)
+    nhwc = Precision(amp="off", channels_last=True, device_type=device.type)
+    variants = [("the original's way", original),
+                ("+ windowed pose-map renderer", windowed),
+                ("+ BatchNorm folded", optimize_for_inference(windowed, nchw)[0]),
+                ("+ channels_last", optimize_for_inference(windowed, nhwc)[0])]
+    if chunk is not None:
+        variants.append((f"+ sub-batches of {chunk} clip(s)",
+                         optimize_for_inference(windowed, nhwc, chunk_clips=chunk)[0]))
+    clips = batch["video"].shape[0]
+    runs: List[List[float]] = [[] for _ in variants]
+    with torch.inference_mode():
+        for _, net in variants:  # warm-up: oneDNN builds its kernels on the first call
+            net(batch)
+        for _ in range(repeats):
+            for i, (_, net) in enumerate(variants):
+                sync(device)
+                start = time.perf_counter()
+                net(batch)
+                sync(device)
+                runs[i].append(time.perf_counter() - start)
+    per_clip = [float(np.median(r)) / clips for r in runs]
+    return [{"step": name, "per_clip_s": t, "vs_original": per_clip[0] / t}
+            for (name, _), t in zip(variants, per_clip)]
 
 
 def run(*, device: torch.device, repeats: int, smoke: bool, data_dir: str,
@@ -103,6 +143,7 @@ def run(*, device: torch.device, repeats: int, smoke: bool, data_dir: str,
     peak = peak_conv_rate(device, channels_last=precision.channels_last,
                           frames=min(32, first["video"].shape[0] * cfg.frame_per_seg))
     floor_s = flops / peak["flops_per_s"]
+    steps = network_steps(model, first, device=device, repeats=repeats, chunk=chunk)
     return {
         "case": "test.py evaluation (rgb+pose, 10 clips per video)",
         "clips": clips, "workers": cfg.num_thread,
@@ -113,6 +154,7 @@ def run(*, device: torch.device, repeats: int, smoke: bool, data_dir: str,
         "conv_gflops_per_clip": flops / 1e9, "peak_conv_gflops_per_s": peak["flops_per_s"] / 1e9,
         "conv_floor_s": floor_s, "ours_vs_floor": best["ours"] / clips / floor_s,
         "best_possible_speedup": best["baseline"] / clips / floor_s,
+        "network_steps": steps,
         "targets": {"speedup >= 2": ratio(best["baseline"], best["ours"]) >= 2,
                     "probabilities within 1e-4": diff <= 1e-4},
     }
