@@ -81,6 +81,12 @@ def table(results: Dict[str, Any]) -> str:
             ours, base = _fmt_s(r["ours_s"]), _fmt_s(r["baseline_s"])
         lines.append(f"| {r['case']} | {ours} | {base} | x{r['speedup']:.2f} | {memory} | "
                      f"{checks} |")
+    loading = results.get("loading")
+    if loading and "ready_clips_per_s" in loading:
+        ready = loading["ready_clips_per_s"]
+        lines += ["", f"The loader itself, ready-made clips (nothing decoded) through the same "
+                      f"DataLoader: {ready['float32']:.0f} clips/s as float32, "
+                      f"{ready['uint8']:.0f} as uint8 (the ceiling of any item path)"]
     inference = results.get("inference")
     if inference and "conv_floor_s" in inference:
         lines += ["", f"test.py evaluation against the convolution floor "
