@@ -16,8 +16,8 @@ during the run affects both alike: read the ratios; absolute times mean somethin
 machine of your own.
 
 Prints a table and writes every figure, with the machine and the command, to
-`<output_dir>/result/benchmark.json`; `scaling` also draws `--plot` (default
-`<output_dir>/vis/benchmark_scaling.png`).
+`<output_dir>/result/benchmark.json` (`benchmark_<cases>.json` for a run of other cases);
+`scaling` also draws `--plot` (default `<output_dir>/vis/benchmark_scaling.png`).
 """
 import os.path as osp, sys; sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # noqa: E401,E702
 
@@ -227,7 +227,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     print()
     print(f"Machine: {machine(device)}; code: git {describe_revision(git_revision())}")
     print(text)
-    path = osp.join(args.output_dir, "result", "benchmark.json")
+    # A run of some cases does not overwrite the full run's figures.
+    name = ("benchmark" if tuple(cases) == DEFAULT_CASES
+            else "benchmark_" + "_".join(cases))
+    path = osp.join(args.output_dir, "result", name + ".json")
     os.makedirs(osp.dirname(path), exist_ok=True)
     report = {"machine": machine(device), "device": str(device), "smoke": args.smoke,
               "command": "python tool/benchmark.py " + " ".join(sys.argv[1:] if argv is None
