@@ -1,13 +1,45 @@
 """Batching dataset items of which some may be unusable (see `data.video_pose_dataset`)."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
-from torch.utils.data import default_collate
+from torch.utils.data import default_collate, get_worker_info
 
 from common.clip_pixels import video_as_float
 from common.problems import Problem
+
+
+def new_batch_tensor(shape: Sequence[int], dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """An uninitialised tensor for a whole batch; in a DataLoader worker, in shared memory, as
+    `default_collate` allocates its batches, so that it reaches the main process without a
+    copy."""
+    if get_worker_info() is None:
+        return torch.empty(tuple(shape), dtype=dtype)
+    numel = 1
+    for size in shape:
+        numel *= int(size)
+    storage = torch.UntypedStorage._new_shared(numel * torch.empty(0, dtype=dtype).element_size())
+    return torch.empty(0, dtype=dtype).set_(storage).view(tuple(shape))
+
+
+def whole_batch_of(videos: Sequence[torch.Tensor]) -> Optional[torch.Tensor]:
+    """The `(B, ...)` tensor whose consecutive slots the clips are, when they are exactly its B
+    slots in order (clips written in place by `VideoPoseDataset.__getitems__`); else None.
+
+    Stacking them would copy every clip into a new batch; their own batch is the same values.
+    """
+    first = videos[0]
+    storage = first.untyped_storage()
+    size = first.numel()
+    if first.storage_offset() != 0 or storage.nbytes() != len(videos) * size * first.element_size():
+        return None
+    for k, video in enumerate(videos):
+        if (video.untyped_storage().data_ptr() != storage.data_ptr() or not video.is_contiguous()
+                or video.dtype != first.dtype or video.shape != first.shape
+                or video.storage_offset() != k * size):
+            return None
+    return torch.empty(0, dtype=first.dtype).set_(storage, 0, (len(videos),) + tuple(first.shape))
 
 
 def collate_clips(items: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
@@ -18,7 +50,8 @@ def collate_clips(items: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
             item), an unusable one only 'video_id', 'clip_index' and 'problems'.
     Returns:
         `default_collate` of the usable items' tensor keys ('video' (B, T, 3, H, W): uint8
-            when every clip of the batch came as bytes, float32 otherwise;
+            when every clip of the batch came as bytes, float32 otherwise; the batch the clips
+            were written into when they fill it exactly (`whole_batch_of`), no copy;
         'pose_coords', 'pose_scores', 'label' (B,), 'video_id' (B,)), plus
         'problems': every item's `Problem`s, in item order (usable items' too: a zeroed pose
         is a problem of a kept clip), and
@@ -38,7 +71,12 @@ def collate_clips(items: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
             usable = [dict(item, video=video_as_float(item["video"])) if "video" in item
                       else item for item in usable]
         keys = [key for key, value in usable[0].items() if isinstance(value, torch.Tensor)]
+        whole = whole_batch_of([item["video"] for item in usable]) if "video" in keys else None
+        if whole is not None:
+            keys.remove("video")
         batch = default_collate([{key: item[key] for key in keys} for item in usable])
+        if whole is not None:
+            batch["video"] = whole
     batch["problems"] = problems
     batch["skipped"] = skipped
     return batch

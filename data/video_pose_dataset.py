@@ -71,6 +71,7 @@ from common.utils.transforms import (
     select_top_k_frames,
     transform_pose,
 )
+from data.collate import new_batch_tensor
 from data.joint_sets import JointSet
 from data.parsing import FieldError, int_field, int_value, read_json_file, strip_path, type_name
 
@@ -365,6 +366,9 @@ class VideoPoseDataset(Dataset):
         # Set by a consumer that turns uint8 clips into float itself (test.py with loader
         # workers): whole-pixel clips then cross from the worker as a quarter of the bytes.
         self.video_as_bytes = False
+        # A batch's clips are written into one batch tensor (`__getitems__`); off for the
+        # plain baseline loop (`data.loading_baseline.use_baseline_loading`).
+        self.write_batches = True
         self.pose_frame_factor = int(cfg.pose_frame_factor)
         self.span = clip_span(self.frame_per_seg, self.frame_interval)
         self.test_infer_num = int(cfg.test_infer_num)
@@ -547,12 +551,33 @@ class VideoPoseDataset(Dataset):
 
     def __getitem__(self, key: Union[int, Tuple[int, int]]) -> Item:
         """Item `key`: an index, or `(index, stream)` from `data.samplers.TrainSampler`."""
+        return self._item(key)
+
+    def __getitems__(self, keys: Sequence[Union[int, Tuple[int, int]]]) -> List[Item]:
+        """The items of one DataLoader batch (the DataLoader calls this rather than
+        `__getitem__` per key), equal to `[self[key] for key in keys]`.
+
+        Their clips are written straight into the slots of one `(B, T, 3, h, w)` batch tensor,
+        in shared memory inside a worker (`data.collate.new_batch_tensor`), which
+        `collate_clips` then passes on as the batch: no clip is copied into a stacked batch,
+        and no per-clip array is allocated. Only for the float32 clips of `input_clip`
+        (`write_batches`; not with `video_as_bytes`, not in pose_only).
+        """
+        if not (self.write_batches and self.with_video and not self.video_as_bytes):
+            return [self._item(key) for key in keys]
+        height, width = self.cfg.input_img_shape
+        batch = new_batch_tensor((len(keys), self.frame_per_seg, 3, height, width))
+        return [self._item(key, video_out=batch[k]) for k, key in enumerate(keys)]
+
+    def _item(self, key: Union[int, Tuple[int, int]],
+              video_out: Optional[torch.Tensor] = None) -> Item:
+        """Item `key`; its clip written into `video_out` when given (see `__getitems__`)."""
         index, stream = key if isinstance(key, tuple) else (key, None)
         video_index, clip_index = self.locate(index)
         record = self.records[video_index]
         problems: List[Problem] = []
         try:
-            item = self._clip(record, index, clip_index, problems, stream)
+            item = self._clip(record, index, clip_index, problems, stream, video_out)
         except FrameError as err:
             problems.append(Problem(err.reason, err.path, err.detail, SKIPPED))
             item = None
@@ -563,8 +588,11 @@ class VideoPoseDataset(Dataset):
         return item
 
     def _clip(self, record: Record, index: int, clip_index: int,
-              problems: List[Problem], stream: Optional[int] = None) -> Optional[Item]:
-        """The usable item, or None when its problems (appended) leave it out."""
+              problems: List[Problem], stream: Optional[int] = None,
+              video_out: Optional[torch.Tensor] = None) -> Optional[Item]:
+        """The usable item, or None when its problems (appended) leave it out. With
+        `video_out` (a slot of a batch tensor) the clip is written there
+        (`input_clip(out=...)`) and is the item's 'video'."""
         cfg = self.cfg
         rng = self.item_rng(index, stream)
         start = self.clip_start(record, clip_index, rng)
@@ -602,12 +630,17 @@ class VideoPoseDataset(Dataset):
             if self.video_as_bytes:
                 clip = input_clip_bytes(frames, resized_hw, matrix, do_flip,
                                         cfg.input_img_shape)
-            if clip is None:
-                # Resize, flip, crop, / 255 (`input_clip`: the same pixels as doing each in
-                # turn).
-                clip = self.make_input_clip(frames, resized_hw, matrix, do_flip,
-                                            cfg.input_img_shape)
-            item["video"] = torch.from_numpy(clip)
+            if clip is None and video_out is not None:
+                input_clip(frames, resized_hw, matrix, do_flip, cfg.input_img_shape,
+                           out=video_out.numpy())
+                item["video"] = video_out  # the slot itself: the collate sees the batch
+            else:
+                if clip is None:
+                    # Resize, flip, crop, / 255 (`input_clip`: the same pixels as doing each
+                    # in turn).
+                    clip = self.make_input_clip(frames, resized_hw, matrix, do_flip,
+                                                cfg.input_img_shape)
+                item["video"] = torch.from_numpy(clip)
 
         coords, scores = select_top_k_frames(coords, scores, int(cfg.top_k_pose))
         coords, scores = transform_pose(

@@ -29,7 +29,8 @@ from common.utils.transforms import (center_crop_box, crop_affine, crop_scale_pa
                                      warp_source_box)
 from data.Kinetics.Kinetics import Kinetics
 from data.NTU.NTU import NTU
-from data.collate import collate_clips
+from data.samplers import TrainSampler
+from data.collate import collate_clips, whole_batch_of
 from data.loading_baseline import (baseline_clip, baseline_input_clip, baseline_read_frames,
                                    time_items, time_loader, use_baseline_loading)
 from tests.fixtures_data import make_cfg, write_frames, write_kinetics, write_ntu
@@ -411,6 +412,87 @@ def test_dataloader_sending_bytes_gives_the_same_batches(tmp_path):
         assert a["video"].dtype == torch.float32
         assert torch.equal(a["video"], b["video"]) and torch.equal(a["label"], b["label"])
         assert torch.equal(a["pose_coords"], b["pose_coords"])
+
+
+# --------------------------------------------------------------------------- batches written in place
+@pytest.mark.parametrize("seed", range(3))
+def test_input_clip_into_out_writes_every_element(seed):
+    # `out` starts as NaN: whatever the crop (warp, whole-pixel copy, padded, outside the frame)
+    # every element must be written, with the values of a fresh clip.
+    rng = np.random.default_rng(100 + seed)
+    for _ in range(30):
+        height, width = int(rng.integers(8, 40)), int(rng.integers(8, 40))
+        frames = _frames(rng, int(rng.integers(1, 4)), height, width)
+        resized = (height, width) if rng.random() < 0.5 else (height + 5, width + 2)
+        out_shape = (int(rng.integers(4, 48)), int(rng.integers(4, 48)))
+        if rng.random() < 0.5:
+            box, do_flip = center_crop_box(resized, out_shape), bool(rng.random() < 0.5)
+        else:
+            box, do_flip = sample_train_crop(resized, out_shape, random.Random(seed))
+        matrix = crop_affine(box, do_flip, resized[1], out_shape)
+        fresh = input_clip(frames, resized, matrix, do_flip, out_shape)
+        out = np.full((len(frames), 3) + out_shape, np.nan, dtype=np.float32)
+        assert input_clip(frames, resized, matrix, do_flip, out_shape, out=out) is out
+        assert np.array_equal(out, fresh), (resized, box, do_flip)
+    with pytest.raises(ValueError, match="C-contiguous float32"):
+        input_clip(frames, resized, matrix, do_flip, out_shape,
+                   out=np.zeros((len(frames), 3) + out_shape, dtype=np.float64))
+
+
+def test_whole_batch_of_only_for_exact_consecutive_slots():
+    batch = torch.arange(4 * 6, dtype=torch.float32).view(4, 2, 3)
+    whole = whole_batch_of([batch[k] for k in range(4)])
+    assert whole is not None and torch.equal(whole, batch)
+    assert whole.untyped_storage().data_ptr() == batch.untyped_storage().data_ptr()
+    assert whole_batch_of([batch[k] for k in (0, 1, 3)]) is None      # a slot left out
+    assert whole_batch_of([batch[k] for k in (1, 0, 2, 3)]) is None   # out of order
+    assert whole_batch_of([batch[k] for k in range(3)]) is None       # the batch is larger
+    assert whole_batch_of([batch[k].clone() for k in range(4)]) is None  # separate tensors
+
+
+@pytest.mark.parametrize("split", ["test", "train"])
+def test_getitems_equals_getitem_and_the_batch_is_not_copied(tmp_path, split):
+    write_kinetics(str(tmp_path), frame_size=(31, 45), videos_per_class=3)
+    ds = Kinetics(make_cfg(tmp_path), split)
+    keys = [(i, 77) if split == "train" else i for i in range(min(len(ds), 6))]
+    items = ds.__getitems__(keys)
+    for key, item in zip(keys, items):
+        _assert_items_equal(item, ds[key])
+    batch = collate_clips(items)
+    assert batch["video"].untyped_storage().data_ptr() == \
+        items[0]["video"].untyped_storage().data_ptr()  # the clips' own batch, no stack
+    assert torch.equal(batch["video"], torch.stack([ds[key]["video"] for key in keys]))
+    # The plain loop of the baseline makes each clip its own array.
+    base = use_baseline_loading(Kinetics(make_cfg(tmp_path), split))
+    for key, item in zip(keys, base.__getitems__(keys)):
+        _assert_items_equal(item, ds[key])
+
+
+def test_getitems_with_an_unusable_item_stacks_the_usable_ones(tmp_path):
+    write_kinetics(str(tmp_path), frame_size=(24, 36))
+    ds = Kinetics(make_cfg(tmp_path), "test")
+    broken = ds.records[0]["frame_dir"]
+    for name in os.listdir(broken):
+        os.remove(osp.join(broken, name))  # every clip of video 0 is unusable
+    keys = list(range(ds.test_infer_num - 2, ds.test_infer_num + 3))  # 2 broken, 3 good
+    items = ds.__getitems__(keys)
+    assert ["label" in item for item in items] == [False, False, True, True, True]
+    batch = collate_clips(items)
+    assert batch["video"].shape[0] == 3 and len(batch["skipped"]) == 2
+    assert torch.equal(batch["video"], torch.stack([ds[k]["video"] for k in keys[2:]]))
+
+
+def test_train_dataloader_with_workers_gives_the_same_batches(tmp_path):
+    write_kinetics(str(tmp_path), frame_size=(31, 45), videos_per_class=3)
+    cfg = make_cfg(tmp_path)
+    fast, base = Kinetics(cfg, "train"), use_baseline_loading(Kinetics(cfg, "train"))
+    runs = [list(DataLoader(ds, batch_size=4, num_workers=2, collate_fn=collate_clips,
+                            sampler=TrainSampler(ds, seed=3)))
+            for ds in (fast, base)]
+    assert len(runs[0]) == len(runs[1]) > 1
+    for a, b in zip(*runs):
+        for key in ("video", "pose_coords", "pose_scores", "label", "video_id"):
+            assert torch.equal(a[key], b[key]), key
 
 
 def test_fast_decode_is_off_by_default_and_keeps_poses_and_shapes(tmp_path):

@@ -218,11 +218,13 @@ def _source_region(
 def _shifted_clip(
     frames: Sequence[np.ndarray], resized_hw: Tuple[int, int], shift: Tuple[int, int],
     do_flip: bool, out_shape: Tuple[int, int], *, as_bytes: bool = False,
+    out: Optional[np.ndarray] = None,
 ) -> np.ndarray:
     """`input_clip` for a whole-pixel crop (`integer_shift`): a copy, 0 outside the frame.
 
     With `as_bytes` (uint8 frames of size `resized_hw` only) the clip stays uint8, the
-    frames' own values: the float clip is exactly these bytes divided by 255."""
+    frames' own values: the float clip is exactly these bytes divided by 255. `out`: the
+    float32 array to write the clip into (see `input_clip`)."""
     height, width = resized_hw
     out_h, out_w = out_shape
     shift_x, shift_y = shift
@@ -232,7 +234,10 @@ def _shifted_clip(
     inside = dx0 < dx1 and dy0 < dy1
     padded = not (dx0 == 0 and dy0 == 0 and dx1 == out_w and dy1 == out_h)
     dtype = np.uint8 if as_bytes else np.float32
-    out = (np.zeros if padded else np.empty)((len(frames), 3, out_h, out_w), dtype)
+    if out is None:
+        out = (np.zeros if padded else np.empty)((len(frames), 3, out_h, out_w), dtype)
+    elif padded:
+        out.fill(0)
     if not inside:
         return out
     box = (dx0 + shift_x, dy0 + shift_y, dx1 + shift_x, dy1 + shift_y)
@@ -281,7 +286,7 @@ def input_clip_bytes(
 
 def input_clip(
     frames: Sequence[np.ndarray], resized_hw: Tuple[int, int], matrix: np.ndarray,
-    do_flip: bool, out_shape: Tuple[int, int],
+    do_flip: bool, out_shape: Tuple[int, int], *, out: Optional[np.ndarray] = None,
 ) -> np.ndarray:
     """The network input of a clip from its decoded frames.
 
@@ -303,17 +308,25 @@ def input_clip(
         matrix: `(2, 3)` from `crop_affine` (for the flipped frame when `do_flip`).
         do_flip: mirror the resized frames horizontally before the warp.
         out_shape: `(out_h, out_w)`.
+        out: where to write the clip, e.g. its slot of a batch
+            (`data.video_pose_dataset.VideoPoseDataset.__getitems__`): a C-contiguous float32
+            `(T, 3, out_h, out_w)` array, every element of which is written. None: a new one.
     Returns:
-        `(T, 3, out_h, out_w)` float32 RGB in [0, 1], C-contiguous; 0 where the crop leaves
-        the frame.
+        `(T, 3, out_h, out_w)` float32 RGB in [0, 1], C-contiguous (`out` when given); 0 where
+        the crop leaves the frame.
     """
+    count = len(frames)
+    if out is not None and (out.shape != (count, 3) + tuple(out_shape)
+                            or out.dtype != np.float32 or not out.flags.c_contiguous):
+        raise ValueError(f"out must be a C-contiguous float32 {(count, 3) + tuple(out_shape)} "
+                         f"array, got {out.dtype} {out.shape}")
     shift = integer_shift(matrix)
     if shift is not None:
-        return _shifted_clip(frames, resized_hw, shift, do_flip, out_shape)
+        return _shifted_clip(frames, resized_hw, shift, do_flip, out_shape, out=out)
     height, width = resized_hw
     out_h, out_w = out_shape
-    count = len(frames)
-    out = np.empty((count, 3, out_h, out_w), dtype=np.float32)
+    if out is None:
+        out = np.empty((count, 3, out_h, out_w), dtype=np.float32)
     box = warp_source_box(matrix, out_shape, resized_hw)
     x0, y0, x1, y1 = box
     if x0 >= x1 or y0 >= y1:  # the crop lies outside the frame: all 0, as the warp gives
