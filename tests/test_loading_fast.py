@@ -414,7 +414,7 @@ def test_dataloader_sending_bytes_gives_the_same_batches(tmp_path):
         assert torch.equal(a["pose_coords"], b["pose_coords"])
 
 
-# --------------------------------------------------------------------------- batches written in place
+# ------------------------------------------------------------------ batches written in place
 @pytest.mark.parametrize("seed", range(3))
 def test_input_clip_into_out_writes_every_element(seed):
     # `out` starts as NaN: whatever the crop (warp, whole-pixel copy, padded, outside the frame)
