@@ -93,6 +93,16 @@ def read_classes(path: str) -> List[str]:
         return [line.strip() for line in f if line.strip()]
 
 
+def _record_failure(result: Dict[str, Any], video: str, err: Exception, *,
+                    verbose: bool) -> None:
+    """A video that could not be decoded or estimated: its reason (the error's type and first
+    line) in `result['failures']`, and on the console when `verbose`."""
+    text = str(err).splitlines()[0] if str(err) else "no detail"
+    result["failures"].append((video, f"{type(err).__name__}: {text}"))
+    if verbose:
+        print(f"failed: {video} ({type(err).__name__}: {text})", flush=True)
+
+
 def extract_tree(src: str, data_root: str, *, split: str = "val", subset: str = "Custom",
                  estimator_factory: Callable[[], Estimator], short_side: int = 256,
                  fps: Optional[float] = None, overwrite: bool = False,
@@ -152,10 +162,7 @@ def extract_tree(src: str, data_root: str, *, split: str = "val", subset: str = 
                 # built, so a run with nothing readable left to do needs no weights.
                 next(iter_video_frames(video, short_side=short_side, fps=fps))
             except (OSError, ValueError, av.FFmpegError) as err:
-                text = str(err).splitlines()[0] if str(err) else "no detail"
-                result["failures"].append((video, f"{type(err).__name__}: {text}"))
-                if verbose:
-                    print(f"failed: {video} ({type(err).__name__}: {text})", flush=True)
+                _record_failure(result, video, err, verbose=verbose)
                 continue
             if estimator is None:
                 # Outside any try: missing weights stop the run (UsageError is a ValueError).
@@ -164,10 +171,7 @@ def extract_tree(src: str, data_root: str, *, split: str = "val", subset: str = 
                 table, frame_num, frame_hw = estimate_video_poses(
                     video, estimator, short_side=short_side, fps=fps)
             except (OSError, ValueError, av.FFmpegError) as err:
-                text = str(err).splitlines()[0] if str(err) else "no detail"
-                result["failures"].append((video, f"{type(err).__name__}: {text}"))
-                if verbose:
-                    print(f"failed: {video} ({type(err).__name__}: {text})", flush=True)
+                _record_failure(result, video, err, verbose=verbose)
                 continue
             write_json_atomic(path, skeleton_content(
                 table, frame_num=frame_num, frame_hw=frame_hw,
