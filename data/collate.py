@@ -4,23 +4,11 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
-from torch.utils.data import default_collate, get_worker_info
+from torch.utils.data import default_collate
 
 from common.clip_pixels import video_as_float
 from common.problems import Problem
-
-
-def new_batch_tensor(shape: Sequence[int], dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """An uninitialised tensor for a whole batch; in a DataLoader worker, in shared memory, as
-    `default_collate` allocates its batches, so that it reaches the main process without a
-    copy."""
-    if get_worker_info() is None:
-        return torch.empty(tuple(shape), dtype=dtype)
-    numel = 1
-    for size in shape:
-        numel *= int(size)
-    storage = torch.UntypedStorage._new_shared(numel * torch.empty(0, dtype=dtype).element_size())
-    return torch.empty(0, dtype=dtype).set_(storage).view(tuple(shape))
+from data.batch_pool import PooledVideo
 
 
 def whole_batch_of(videos: Sequence[torch.Tensor]) -> Optional[torch.Tensor]:
@@ -42,6 +30,16 @@ def whole_batch_of(videos: Sequence[torch.Tensor]) -> Optional[torch.Tensor]:
     return torch.empty(0, dtype=first.dtype).set_(storage, 0, (len(videos),) + tuple(first.shape))
 
 
+def fills_rows(videos: Sequence[torch.Tensor], rows: torch.Tensor) -> bool:
+    """Whether the clips are exactly `rows` `(B, ...)`, row k the k-th clip (written in place
+    into a pool slot by `VideoPoseDataset.__getitems__`)."""
+    if len(videos) != rows.shape[0]:
+        return False
+    return all(video.data_ptr() == row.data_ptr() and video.shape == row.shape
+               and video.stride() == row.stride() and video.dtype == row.dtype
+               for video, row in zip(videos, rows))
+
+
 def collate_clips(items: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     """The DataLoader `collate_fn` of the video datasets.
 
@@ -58,7 +56,11 @@ def collate_clips(items: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
         'skipped': `[(video_id, clip_index), ...]` of the unusable items.
         When no item is usable the batch holds only 'problems' and 'skipped' (test for
         'label' before using it).
+        Items of a `SlotBatch` (a loader with a `SharedBatchPool`) add 'pool_slot', and their
+        'video' is a `PooledVideo` token when the clips fill the slot's rows (else a copy):
+        `SharedBatchPool.take` makes the batch the consumer sees.
     """
+    slot, rows = getattr(items, "slot", None), getattr(items, "rows", None)
     usable = [item for item in items if "label" in item]
     problems: List[Problem] = [p for item in items for p in item["problems"]]
     skipped: List[Tuple[int, int]] = [(int(item["video_id"]), int(item["clip_index"]))
@@ -71,12 +73,21 @@ def collate_clips(items: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
             usable = [dict(item, video=video_as_float(item["video"])) if "video" in item
                       else item for item in usable]
         keys = [key for key, value in usable[0].items() if isinstance(value, torch.Tensor)]
-        whole = whole_batch_of([item["video"] for item in usable]) if "video" in keys else None
+        whole: Any = None
+        if "video" in keys:
+            videos = [item["video"] for item in usable]
+            if rows is not None and fills_rows(videos, rows):
+                # In the pool slot the main process named: it gets only the slot's number.
+                whole = PooledVideo(slot=int(slot), count=len(videos))
+            elif rows is None:
+                whole = whole_batch_of(videos)
         if whole is not None:
             keys.remove("video")
         batch = default_collate([{key: item[key] for key in keys} for item in usable])
         if whole is not None:
             batch["video"] = whole
+    if slot is not None:
+        batch["pool_slot"] = int(slot)
     batch["problems"] = problems
     batch["skipped"] = skipped
     return batch

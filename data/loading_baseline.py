@@ -19,12 +19,12 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import BatchSampler, Dataset
 
 from common.device import move_batch
 from common.utils.frames import FrameError, read_frame_bytes
 from common.utils.transforms import warp_frames
-from data.collate import collate_clips
+from data.clip_loader import build_clip_loader
 from data.registry import build_dataset
 
 CPU = torch.device("cpu")
@@ -136,8 +136,10 @@ def measure_loader(dataset: Dataset, workers: int = 2, batches: int = 20, batch_
         cv2.setNumThreads(opencv_threads)
     cpu_before = _cpu_seconds()
     try:
-        loader = DataLoader(dataset, batch_size=batch_size, sampler=indices,
-                            num_workers=workers, collate_fn=collate_clips)
+        # The loader of train.py and test.py (reused batch slots where the data set writes
+        # its clips into batch tensors; the baseline's plain loop does not).
+        loader = build_clip_loader(dataset, BatchSampler(indices, batch_size, False),
+                                   num_workers=workers)
         clips = total = 0
         start = 0.0
         for n, batch in enumerate(loader):  # the workers are joined when it ends

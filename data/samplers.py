@@ -15,7 +15,7 @@ order gives the single-process order.
 """
 from __future__ import annotations
 
-from typing import Iterator, List, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 from torch.utils.data import DistributedSampler, Sampler
 
@@ -43,6 +43,7 @@ class TrainSampler(DistributedSampler):
         super().__init__(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle,
                          seed=int(seed), drop_last=False)
         self.start = 0
+        self.stop: Optional[int] = None
 
     def set_start(self, start: int) -> None:
         """Skip the first `start` items of this rank's shard in the current epoch (a resumed
@@ -51,17 +52,26 @@ class TrainSampler(DistributedSampler):
             raise ValueError(f"start {start} outside [0, {self.num_samples}]")
         self.start = int(start)
 
+    def set_stop(self, stop: Optional[int]) -> None:
+        """End the current epoch's pass after item `stop` of this rank's shard (None: at its
+        end; `--max_iters_per_epoch`), so that the loader's pass ends rather than being left
+        with batches on their way; reset by `set_epoch`."""
+        if stop is not None and stop < 0:
+            raise ValueError(f"stop {stop} is negative")
+        self.stop = None if stop is None else min(int(stop), self.num_samples)
+
     def set_epoch(self, epoch: int) -> None:
         super().set_epoch(epoch)
         self.start = 0
+        self.stop = None
 
     def __iter__(self) -> Iterator[Tuple[int, int]]:
         stream = item_stream(self.seed, self.epoch)
-        indices = list(super().__iter__())[self.start:]
+        indices = list(super().__iter__())[self.start:self.stop]
         return iter([(int(i), stream) for i in indices])
 
     def __len__(self) -> int:
-        return self.num_samples - self.start
+        return max((self.num_samples if self.stop is None else self.stop) - self.start, 0)
 
 
 class ShardedBatchSampler(Sampler[List[int]]):
@@ -78,6 +88,7 @@ class ShardedBatchSampler(Sampler[List[int]]):
         per, extra = divmod(len(starts), world_size)
         first = rank * per + min(rank, extra)
         mine = starts[first:first + per + (1 if rank < extra else 0)]
+        self.batch_size = int(batch_size)
         self.batches = [list(range(s, min(s + batch_size, size))) for s in mine]
 
     def __iter__(self) -> Iterator[List[int]]:

@@ -71,7 +71,7 @@ from common.utils.transforms import (
     select_top_k_frames,
     transform_pose,
 )
-from data.collate import new_batch_tensor
+from data.batch_pool import SharedBatchPool, SlotBatch, items_into_batch
 from data.joint_sets import JointSet
 from data.parsing import FieldError, int_field, int_value, read_json_file, strip_path, type_name
 
@@ -369,6 +369,8 @@ class VideoPoseDataset(Dataset):
         # A batch's clips are written into one batch tensor (`__getitems__`); off for the
         # plain baseline loop (`data.loading_baseline.use_baseline_loading`).
         self.write_batches = True
+        # Set by `data.clip_loader.build_clip_loader` when its batches go to reused slots.
+        self.batch_pool: Optional[SharedBatchPool] = None
         self.pose_frame_factor = int(cfg.pose_frame_factor)
         self.span = clip_span(self.frame_per_seg, self.frame_interval)
         self.test_infer_num = int(cfg.test_infer_num)
@@ -553,21 +555,36 @@ class VideoPoseDataset(Dataset):
         """Item `key`: an index, or `(index, stream)` from `data.samplers.TrainSampler`."""
         return self._item(key)
 
+    @property
+    def writes_batches(self) -> bool:
+        """Whether `__getitems__` writes a batch's clips into one batch tensor: float32 clips
+        (`input_clip`; not with `video_as_bytes`, not in pose_only), unless `write_batches` is
+        off (the plain baseline loop, `data.loading_baseline.use_baseline_loading`)."""
+        return self.write_batches and self.with_video and not self.video_as_bytes
+
+    def batch_clip_shape(self, batch_size: int) -> Tuple[int, int, int, int, int]:
+        """`(B, T, 3, h, w)` of a batch of `batch_size` clips."""
+        height, width = self.cfg.input_img_shape
+        return (int(batch_size), self.frame_per_seg, 3, int(height), int(width))
+
     def __getitems__(self, keys: Sequence[Union[int, Tuple[int, int]]]) -> List[Item]:
         """The items of one DataLoader batch (the DataLoader calls this rather than
         `__getitem__` per key), equal to `[self[key] for key in keys]`.
 
-        Their clips are written straight into the slots of one `(B, T, 3, h, w)` batch tensor,
-        in shared memory inside a worker (`data.collate.new_batch_tensor`), which
-        `collate_clips` then passes on as the batch: no clip is copied into a stacked batch,
-        and no per-clip array is allocated. Only for the float32 clips of `input_clip`
-        (`write_batches`; not with `video_as_bytes`, not in pose_only).
+        Their clips are written straight into the slots of one `(B, T, 3, h, w)` batch tensor
+        (`writes_batches`), which `collate_clips` then passes on as the batch: no clip is copied
+        into a stacked batch, and no per-clip array is allocated. The tensor is the pool slot
+        that `keys` names (a `SlotBatch` from a `data.batch_pool.PooledBatchSampler`), else a
+        new one, in shared memory inside a worker (`data.batch_pool.items_into_batch`).
         """
-        if not (self.write_batches and self.with_video and not self.video_as_bytes):
-            return [self._item(key) for key in keys]
-        height, width = self.cfg.input_img_shape
-        batch = new_batch_tensor((len(keys), self.frame_per_seg, 3, height, width))
-        return [self._item(key, video_out=batch[k]) for k, key in enumerate(keys)]
+        if self.writes_batches:
+            return items_into_batch(keys, lambda key, out: self._item(key, video_out=out),
+                                    batch_shape=self.batch_clip_shape(len(keys)),
+                                    pool=self.batch_pool)
+        items = [self._item(key) for key in keys]
+        slot = getattr(keys, "slot", None)
+        # A slot named for a batch not written into it: the main process gives it back.
+        return items if slot is None else SlotBatch(items, slot)
 
     def _item(self, key: Union[int, Tuple[int, int]],
               video_out: Optional[torch.Tensor] = None) -> Item:

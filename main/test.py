@@ -12,7 +12,6 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 from common.checkpoint import (CheckpointError, check_stage, classifier_class_count,
                                list_snapshots, load_network, load_snapshot, snapshot_path)
@@ -30,7 +29,7 @@ from common.precision import resolve_precision
 from common.problems import ProblemTally
 from common.provenance import describe_revision, git_revision
 from common.stages import get_stage
-from data.collate import collate_clips
+from data.clip_loader import build_clip_loader
 from data.registry import build_dataset
 from data.samplers import ShardedBatchSampler
 from main.config import (build_config, config_from_snapshot, describe_config, parse_command_line,
@@ -119,8 +118,8 @@ def test_snapshot(cfg: Any, overrides: Dict[str, Any], info: DistInfo, device: t
     dataset.video_as_bytes = cfg.num_thread > 0 and device.type == "cuda"
     batches = ShardedBatchSampler(len(dataset), cfg.test_batch_size * max(1, len(gpu_ids)),
                                   rank=info.rank, world_size=info.world_size)
-    loader = DataLoader(dataset, batch_sampler=batches, num_workers=cfg.num_thread,
-                        pin_memory=device.type == "cuda", collate_fn=collate_clips)
+    loader = build_clip_loader(dataset, batches, num_workers=cfg.num_thread,
+                               pin_memory=device.type == "cuda")
     joints = dataset.joint_set
     model = build_model(cfg, class_num, joints.limbs, joints.joint_num)
     load_network(model, snap["network"])

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
+from torch.utils.data import BatchSampler
 
 from common.checkpoint import (STREAM_MODULES, CheckpointError, find_resume_snapshot,
                                has_fusion_heads, list_partial_snapshots, list_snapshots,
@@ -36,7 +36,7 @@ from common.provenance import describe_revision, git_revision
 from common.rng_state import capture_rng_state, restore_rng_state
 from common.schedule import LRSchedule
 from common.stages import Stage, get_stage
-from data.collate import collate_clips
+from data.clip_loader import build_clip_loader
 from data.registry import build_dataset
 from data.samplers import TrainSampler
 from main.config import (build_config, config_from_snapshot, describe_config, parse_command_line,
@@ -266,13 +266,12 @@ def train(cfg: Any, overrides: Mapping[str, Any], info: DistInfo, device: torch.
     batch_size = cfg.train_batch_size * max(1, len(gpu_ids))  # per process
     sampler = TrainSampler(dataset, seed=seed, rank=info.rank, world_size=info.world_size)
     drop_last = sampler.num_samples > batch_size
-    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler,
-                        num_workers=cfg.num_thread, pin_memory=device.type == "cuda",
-                        drop_last=drop_last, persistent_workers=cfg.num_thread > 0,
-                        collate_fn=collate_clips,
-                        # The loader's own generator: it must not draw from the global one,
-                        # whose state a snapshot restores.
-                        generator=torch.Generator().manual_seed(seed))
+    loader = build_clip_loader(dataset, BatchSampler(sampler, batch_size, drop_last),
+                               num_workers=cfg.num_thread, pin_memory=device.type == "cuda",
+                               persistent_workers=cfg.num_thread > 0,
+                               # The loader's own generator: it must not draw from the global
+                               # one, whose state a snapshot restores.
+                               generator=torch.Generator().manual_seed(seed))
     iters_per_epoch = (sampler.num_samples // batch_size if drop_last
                        else math.ceil(sampler.num_samples / batch_size))
     logger.info("%s train: %d clips per epoch, %d classes, %d process(es) x batch %d, %d "
@@ -321,6 +320,9 @@ def train(cfg: Any, overrides: Mapping[str, Any], info: DistInfo, device: torch.
             if epoch == start.epoch and start.progress.iteration:
                 progress = start.progress
                 sampler.set_start(progress.iteration * batch_size)
+            if cfg.max_iters_per_epoch is not None:
+                # The pass ends where the epoch does: no batches left on their way.
+                sampler.set_stop(min(iters_per_epoch, cfg.max_iters_per_epoch) * batch_size)
 
             def on_step(progress: EpochProgress, epoch: int = epoch) -> None:
                 if (cfg.save_every and progress.iteration % cfg.save_every == 0

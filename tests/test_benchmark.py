@@ -33,7 +33,8 @@ def test_smoke_mode_runs_every_case_and_writes_the_report(tmp_path, capsys):
     assert inference["network_steps"][0]["vs_original"] == 1.0
     assert all(row["per_clip_s"] > 0 for row in inference["network_steps"])
     assert [row["split"] for row in results["loading"]["rows"]] == ["test", "train"]
-    assert set(results["loading"]["ready_clips_per_s"]) == {"float32", "uint8"}
+    assert set(results["loading"]["ready_clips_per_s"]) == {"float32", "uint8",
+                                                            "float32, reused slots"}
     assert all(v > 0 for v in results["loading"]["ready_clips_per_s"].values())
     assert "ready-made clips" in printed
     steps = {row["stage"]: row for row in results["train_step"]["rows"]}

@@ -85,8 +85,10 @@ def table(results: Dict[str, Any]) -> str:
     if loading and "ready_clips_per_s" in loading:
         ready = loading["ready_clips_per_s"]
         lines += ["", f"The loader itself, ready-made clips (nothing decoded) through the same "
-                      f"DataLoader: {ready['float32']:.0f} clips/s as float32, "
-                      f"{ready['uint8']:.0f} as uint8 (the ceiling of any item path)"]
+                      f"DataLoader: {ready['float32']:.0f} clips/s as float32 and "
+                      f"{ready['uint8']:.0f} as uint8 in fresh shared memory per batch, "
+                      f"{ready['float32, reused slots']:.0f} as float32 in the reused batch "
+                      f"slots ours use (the ceiling of any item path)"]
     inference = results.get("inference")
     if inference and "conv_floor_s" in inference:
         lines += ["", f"test.py evaluation against the convolution floor "

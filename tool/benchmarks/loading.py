@@ -6,18 +6,21 @@ runs as test.py and train.py run it: for a GPU (`--device cuda`), the test split
 whole-pixel clips as uint8 and `move_batch` makes the float32 clips, which is counted. (On the
 CPU they send float32: the conversion would cost the main process as much as it saves.) Two
 figures per split: clips/s through a DataLoader with `workers` workers (batch 8, no model), and
-the item path alone in one process (ms per clip). And what the loader itself costs: clips/s of
-ready-made clips (float32 and uint8, nothing decoded) through the same DataLoader, the ceiling
-of any item path.
+the item path alone in one process (ms per clip). Ours writes each batch's float32 clips into
+reused shared-memory batch slots (`data.clip_loader`), as train.py and test.py do on the CPU;
+the baseline's plain loop sends each batch in fresh shared memory. And what the loader itself
+costs: clips/s of ready-made clips (nothing decoded) through the same DataLoader, float32 and
+uint8 in fresh shared memory and float32 in reused slots, the ceiling of any item path.
 """
 from __future__ import annotations
 
 import statistics
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 import torch
 from torch.utils.data import Dataset
 
+from data.batch_pool import items_into_batch
 from data.loading_baseline import measure_loader, time_items, use_baseline_loading
 from data.registry import build_dataset
 from tool.benchmarks.data import benchmark_config
@@ -27,34 +30,53 @@ from tool.benchmarks.measure import ratio
 class ReadyClips(Dataset):
     """Items shaped as the video datasets' (a `(T, 3, H, W)` clip of `dtype`, poses, label),
     each a fresh copy of one clip: what passing items between processes costs, without making
-    them."""
+    them. With `write_batches`, a batch's clips are copied into one batch tensor as the video
+    datasets write them (`data.batch_pool.items_into_batch`), so that the loader reuses its
+    shared memory (`data.clip_loader.build_clip_loader`)."""
 
     def __init__(self, *, length: int, clip_shape: Tuple[int, ...], pose_shape: Tuple[int, ...],
-                 dtype: torch.dtype) -> None:
+                 dtype: torch.dtype, write_batches: bool = False) -> None:
         self.length = length
         self.clip = torch.zeros(clip_shape, dtype=dtype)
         self.coords = torch.zeros(*pose_shape, 2)
         self.scores = torch.zeros(pose_shape)
+        self.writes_batches = write_batches
+        self.batch_pool = None
 
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, index: int) -> Dict[str, Any]:
-        return {"video": self.clip.clone(), "pose_coords": self.coords.clone(),
+    def batch_clip_shape(self, batch_size: int) -> Tuple[int, ...]:
+        return (batch_size, *self.clip.shape)
+
+    def _item(self, index: int, video: torch.Tensor) -> Dict[str, Any]:
+        return {"video": video, "pose_coords": self.coords.clone(),
                 "pose_scores": self.scores.clone(), "label": torch.tensor(0),
                 "video_id": torch.tensor(index), "problems": []}
+
+    def __getitem__(self, index: int) -> Dict[str, Any]:
+        return self._item(index, self.clip.clone())
+
+    def __getitems__(self, keys: Sequence[int]) -> List[Dict[str, Any]]:
+        if not self.writes_batches:
+            return [self[key] for key in keys]
+        return items_into_batch(keys, lambda key, out: self._item(key, out.copy_(self.clip)),
+                                batch_shape=self.batch_clip_shape(len(keys)),
+                                pool=self.batch_pool)
 
 
 def transfer_ceiling(cfg: Any, *, workers: int, batches: int, repeats: int
                      ) -> Dict[str, float]:
-    """Clips/s of ready-made float32 and uint8 clips of `cfg`'s input shape through a
-    `workers`-worker loader (batch 8): no item path can be loaded faster than this."""
+    """Clips/s of ready-made clips of `cfg`'s input shape through a `workers`-worker loader
+    (batch 8): float32 and uint8 clips each in fresh shared memory, and float32 clips written
+    into the loader's reused batch slots, as ours are. No item path can be loaded faster."""
     frames, (height, width) = int(cfg.frame_per_seg), tuple(cfg.input_img_shape)
     pose_shape = (frames, int(cfg.top_k_pose), 18)
     out: Dict[str, float] = {}
-    for name, dtype in (("float32", torch.float32), ("uint8", torch.uint8)):
+    for name, dtype, write in (("float32", torch.float32, False), ("uint8", torch.uint8, False),
+                               ("float32, reused slots", torch.float32, True)):
         data = ReadyClips(length=8 * (batches + 2), clip_shape=(frames, 3, height, width),
-                          pose_shape=pose_shape, dtype=dtype)
+                          pose_shape=pose_shape, dtype=dtype, write_batches=write)
         out[name] = statistics.median(measure_loader(data, workers, batches).clips_per_s
                                       for _ in range(max(1, repeats // 3)))
     return out
