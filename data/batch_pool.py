@@ -24,6 +24,7 @@ segment as before: slower, never wrong (`SharedBatchPool.misses` counts them).
 from __future__ import annotations
 
 import threading
+import uuid
 import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence
@@ -46,21 +47,24 @@ class SlotBatch(list):
 
     Attributes:
         slot: the slot the sampler named (None: every slot was taken; a fresh tensor).
+        pool_key: the `SharedBatchPool.key` of the pool the slot is in.
         rows: in a worker, the `(B, T, 3, H, W)` rows of the slot the clips were written into
-            (None for keys, and where the data set did not write into the slot).
+            (None for keys, and where the clips were not written into the slot).
     """
 
-    def __init__(self, values: Iterable[Any], slot: Optional[int],
+    def __init__(self, values: Iterable[Any], slot: Optional[int], pool_key: str,
                  rows: Optional[torch.Tensor] = None) -> None:
         super().__init__(values)
         self.slot = slot
+        self.pool_key = pool_key
         self.rows = rows
 
 
 @dataclass(frozen=True)
 class PooledVideo:
     """What a worker sends instead of the batch's `(B, T, 3, H, W)` clips: they are the first
-    `count` rows of pool slot `slot` (see `SharedBatchPool.claim`)."""
+    `count` rows of slot `slot` of the pool `pool_key` (see `SharedBatchPool.claim`)."""
+    pool_key: str
     slot: int
     count: int
 
@@ -79,8 +83,13 @@ class SharedBatchPool:
         self.batch_shape = tuple(int(s) for s in batch_shape)
         # Pages are made on first write: a slot costs memory only once a batch has used it.
         self.buffer = shared_empty((slots, *self.batch_shape), dtype)
+        # Names this pool in every batch's keys: a worker whose data set holds another pool
+        # (the data set given to a second loader since) must not write into this one's slots.
+        self.key = uuid.uuid4().hex
         self._free: List[int] = list(range(slots))
-        self._lock = threading.Lock()
+        # Re-entrant: a finalizer giving a slot back may run inside `assign` (a garbage
+        # collection started by an allocation there).
+        self._lock = threading.RLock()
         self._array: Any = None  # the buffer as a numpy array, made on the first claim
         self.hits = 0
         self.misses = 0
@@ -101,12 +110,11 @@ class SharedBatchPool:
     def __getstate__(self) -> Dict[str, Any]:
         # What a spawned worker needs: the buffer (sent as a shared-memory handle). The main
         # process's bookkeeping stays in the main process.
-        return {"batch_shape": self.batch_shape, "buffer": self.buffer}
+        return {"batch_shape": self.batch_shape, "buffer": self.buffer, "key": self.key}
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
-        self.batch_shape = state["batch_shape"]
-        self.buffer = state["buffer"]
-        self._free, self._lock, self._array = [], threading.Lock(), None
+        self.batch_shape, self.buffer, self.key = state["batch_shape"], state["buffer"], state["key"]
+        self._free, self._lock, self._array = [], threading.RLock(), None
         self.hits = self.misses = 0
 
     # ---- worker side
@@ -141,6 +149,8 @@ class SharedBatchPool:
         The tensor gets a storage of its own (numpy's view of the slot), which every tensor
         made from it shares; the slot goes back to the pool when that storage is freed.
         """
+        if token.pool_key != self.key:
+            raise RuntimeError(f"a batch of pool {token.pool_key} reached pool {self.key}")
         if self._array is None:
             self._array = self.buffer.numpy()
         view = self._array[token.slot, :token.count]
@@ -179,11 +189,13 @@ def items_into_batch(keys: Sequence[Any], make_item: Callable[[Any, torch.Tensor
     Returns the items, as a `SlotBatch` when `keys` is one (so that `collate_clips` can send
     the slot's number instead of the clips, and the main process can give the slot back).
     """
-    slot = getattr(keys, "slot", None)
-    pooled = slot is not None and pool is not None
-    rows = pool.rows(slot, len(keys)) if pooled else new_batch_tensor(batch_shape)
+    if not isinstance(keys, SlotBatch):
+        rows = new_batch_tensor(batch_shape)
+        return [make_item(key, rows[k]) for k, key in enumerate(keys)]
+    pooled = keys.slot is not None and pool is not None and pool.key == keys.pool_key
+    rows = pool.rows(keys.slot, len(keys)) if pooled else new_batch_tensor(batch_shape)
     items = [make_item(key, rows[k]) for k, key in enumerate(keys)]
-    return items if slot is None else SlotBatch(items, slot, rows if pooled else None)
+    return SlotBatch(items, keys.slot, keys.pool_key, rows if pooled else None)
 
 
 class PooledBatchSampler(Sampler[List[Any]]):
@@ -199,7 +211,7 @@ class PooledBatchSampler(Sampler[List[Any]]):
 
     def __iter__(self) -> Iterator[SlotBatch]:
         for keys in self.batches:
-            yield SlotBatch(keys, self.pool.assign())
+            yield SlotBatch(keys, self.pool.assign(), self.pool.key)
 
     def __len__(self) -> int:
         return len(self.batches)  # type: ignore[arg-type]

@@ -61,6 +61,7 @@ def collate_clips(items: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
         `SharedBatchPool.take` makes the batch the consumer sees.
     """
     slot, rows = getattr(items, "slot", None), getattr(items, "rows", None)
+    pool_key = getattr(items, "pool_key", None)
     usable = [item for item in items if "label" in item]
     problems: List[Problem] = [p for item in items for p in item["problems"]]
     skipped: List[Tuple[int, int]] = [(int(item["video_id"]), int(item["clip_index"]))
@@ -78,7 +79,7 @@ def collate_clips(items: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
             videos = [item["video"] for item in usable]
             if rows is not None and fills_rows(videos, rows):
                 # In the pool slot the main process named: it gets only the slot's number.
-                whole = PooledVideo(slot=int(slot), count=len(videos))
+                whole = PooledVideo(pool_key=pool_key, slot=int(slot), count=len(videos))
             elif rows is None:
                 whole = whole_batch_of(videos)
         if whole is not None:

@@ -582,9 +582,10 @@ class VideoPoseDataset(Dataset):
                                     batch_shape=self.batch_clip_shape(len(keys)),
                                     pool=self.batch_pool)
         items = [self._item(key) for key in keys]
-        slot = getattr(keys, "slot", None)
-        # A slot named for a batch not written into it: the main process gives it back.
-        return items if slot is None else SlotBatch(items, slot)
+        if isinstance(keys, SlotBatch):
+            # A slot named for a batch not written into it: the main process gives it back.
+            return SlotBatch(items, keys.slot, keys.pool_key)
+        return items
 
     def _item(self, key: Union[int, Tuple[int, int]],
               video_out: Optional[torch.Tensor] = None) -> Item:

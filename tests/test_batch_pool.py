@@ -42,7 +42,7 @@ def test_slots_are_handed_out_once_and_come_back_when_no_tensor_reads_them():
     assert {first, second} == {0, 1} and pool.assign() is None  # all taken: a miss
     assert (pool.hits, pool.misses) == (2, 1)
     pool.buffer[first].fill_(7.0)
-    video = pool.claim(PooledVideo(slot=first, count=2))
+    video = pool.claim(PooledVideo(pool.key, slot=first, count=2))
     assert video.shape == (2, 2, 3, 4, 4) and bool((video == 7.0).all())
     frame = video[1, 0]           # a view keeps the slot,
     doubled = video.view(-1)      # and so does a reshaped one;
@@ -55,7 +55,7 @@ def test_slots_are_handed_out_once_and_come_back_when_no_tensor_reads_them():
     del doubled
     gc.collect()
     assert pool.free_slots == 1 and pool.assign() == first
-    copy = pool.claim(PooledVideo(slot=second, count=3)).clone()  # a copy does not
+    copy = pool.claim(PooledVideo(pool.key, slot=second, count=3)).clone()  # a copy does not
     gc.collect()
     assert pool.free_slots == 1 and copy.shape[0] == 3
 
@@ -64,13 +64,16 @@ def test_take_claims_tokens_and_gives_back_the_slots_of_copied_batches():
     pool = SharedBatchPool(slots=2, batch_shape=(2, 1, 3, 2, 2))
     a, b = pool.assign(), pool.assign()
     pool.buffer[a].fill_(1.0)
-    claimed = pool.take({"video": PooledVideo(slot=a, count=2), "pool_slot": a, "label": 0})
+    claimed = pool.take({"video": PooledVideo(pool.key, slot=a, count=2), "pool_slot": a, "label": 0})
     assert "pool_slot" not in claimed and bool((claimed["video"] == 1.0).all())
     stacked = pool.take({"video": torch.zeros(1, 1, 3, 2, 2), "pool_slot": b})
     assert stacked["video"].untyped_storage().data_ptr() != pool.buffer.data_ptr()
     assert pool.free_slots == 1  # b at once; a once its batch is dropped
     with pytest.raises(RuntimeError, match="released twice"):
         pool.release(b)
+    other = SharedBatchPool(slots=1, batch_shape=(2, 1, 3, 2, 2))
+    with pytest.raises(RuntimeError, match="reached pool"):
+        other.claim(PooledVideo(pool.key, slot=0, count=1))
     del claimed
     gc.collect()
     assert pool.free_slots == 2
@@ -97,13 +100,14 @@ def test_a_pickled_pool_shares_the_buffer_and_leaves_the_bookkeeping():
 
 
 def test_slot_batch_keys_survive_pickling_and_the_sampler_names_a_slot_per_batch():
-    keys = pickle.loads(pickle.dumps(SlotBatch([(3, 9), (4, 9)], slot=5)))
-    assert keys == [(3, 9), (4, 9)] and keys.slot == 5 and keys.rows is None
+    keys = pickle.loads(pickle.dumps(SlotBatch([(3, 9), (4, 9)], slot=5, pool_key="k")))
+    assert keys == [(3, 9), (4, 9)] and (keys.slot, keys.pool_key, keys.rows) == (5, "k", None)
     pool = SharedBatchPool(slots=2, batch_shape=(2, 1, 3, 2, 2))
     batches = PooledBatchSampler([[0, 1], [2, 3], [4]], pool)
     drawn = list(batches)
     assert len(batches) == 3 and [list(k) for k in drawn] == [[0, 1], [2, 3], [4]]
     assert sorted(k.slot for k in drawn[:2]) == [0, 1] and drawn[2].slot is None
+    assert {k.pool_key for k in drawn} == {pool.key}
 
 
 def test_fills_rows_only_for_the_rows_in_order():
@@ -224,6 +228,23 @@ def test_an_abandoned_pass_costs_slots_never_clips(tmp_path):
     _assert_batches_equal(got, _plain(Kinetics(cfg, "test"), batches))
 
 
+def test_a_data_set_given_to_a_second_loader_never_writes_into_the_firsts_slots(tmp_path):
+    # The data set holds the pool of the last loader built with it; the first loader's
+    # workers then see a pool that is not theirs, and make fresh batches.
+    write_kinetics(str(tmp_path), frame_size=(31, 45), videos_per_class=3)
+    cfg = make_cfg(tmp_path)
+    ds = Kinetics(cfg, "test")
+    batches = ShardedBatchSampler(len(ds), 4)
+    first = build_clip_loader(ds, batches, num_workers=2)
+    second = build_clip_loader(ds, batches, num_workers=2)
+    assert ds.batch_pool is second.pool
+    got = [{k: b[k].clone() for k in KEYS} for b in first]
+    _assert_batches_equal(got, _plain(Kinetics(cfg, "test"), batches))
+    gc.collect()
+    assert first.pool.free_slots == first.pool.slots and first.pool.hits == len(got)
+    assert second.pool.hits == 0 and not bool(second.pool.buffer.abs().sum() > 0)
+
+
 def test_the_pool_is_used_only_where_it_applies(tmp_path, caplog):
     write_kinetics(str(tmp_path), frame_size=(24, 36))
     cfg = make_cfg(tmp_path)
@@ -271,7 +292,7 @@ class _Spawned(Dataset):
         for k, key in enumerate(keys):
             rows[k].fill_(key + 1)
             items.append({"video": rows[k], "label": torch.tensor(key), "problems": []})
-        return SlotBatch(items, keys.slot, rows)
+        return SlotBatch(items, keys.slot, keys.pool_key, rows)
 
 
 def test_spawned_workers_write_into_the_same_slots():
