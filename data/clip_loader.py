@@ -34,8 +34,15 @@ class ClipLoader:
         if self.pool is None:
             yield from self.loader
             return
+        hits, misses = self.pool.hits, self.pool.misses
         for batch in self.loader:
             yield self.pool.take(batch)
+        missed = self.pool.misses - misses
+        if missed:
+            # Not an error (the clips are right), but the cost the pool exists to save.
+            logger.info("loader: %d of %d batches found every slot taken (the consumer kept "
+                        "earlier batches) and came in fresh shared memory", missed,
+                        missed + self.pool.hits - hits)
 
 
 def _shared_memory_free() -> Optional[int]:

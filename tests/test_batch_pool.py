@@ -152,15 +152,17 @@ def test_pooled_batches_are_the_slots_memory_not_a_copy(tmp_path):
         assert 0 <= offset < end - start and offset % slot_bytes == 0
 
 
-def test_kept_batches_are_never_overwritten(tmp_path):
+def test_kept_batches_are_never_overwritten(tmp_path, caplog):
     # The consumer keeps every batch: after the pool's slots are taken, batches come in fresh
     # tensors (misses), and every kept batch still holds its own clips at the end.
     write_kinetics(str(tmp_path), frame_size=(31, 45), videos_per_class=6)
     cfg = make_cfg(tmp_path)
     ds = Kinetics(cfg, "test")
     loader = build_clip_loader(ds, ShardedBatchSampler(len(ds), 4), num_workers=2)
-    kept = list(loader)
+    with caplog.at_level("INFO", logger="data.clip_loader"):
+        kept = list(loader)
     assert len(kept) > loader.pool.slots
+    assert f"{loader.pool.misses} of {len(kept)} batches found every slot taken" in caplog.text
     _assert_batches_equal(kept, _plain(Kinetics(cfg, "test"), ShardedBatchSampler(len(ds), 4)))
     assert loader.pool.misses > 0 and loader.pool.free_slots == 0
     del kept

@@ -1,7 +1,8 @@
 """Case 4: test.py's evaluation against the authors' pipeline, on the same data and weights.
 
-Ours is what `main/test.py` runs: the DataLoader with `num_thread` workers (loading overlapped
-with compute; for a GPU, whole-pixel clips sent as uint8), BatchNorm folded into the
+Ours is what `main/test.py` runs: its loader with `num_thread` workers (loading overlapped
+with compute; on the CPU, batches in reused shared memory; for a GPU, whole-pixel clips sent as
+uint8), BatchNorm folded into the
 convolutions, the precision's memory layout (channels_last), on the CPU the batch run 16
 frames' worth of clips at a time (`ClipChunks`), `torch.inference_mode`, outputs kept on the
 device until the end. The baseline runs the same network the original's way: loading in the
@@ -27,6 +28,7 @@ from common.inference import eval_chunk_clips, optimize_for_inference
 from common.model import build_model
 from common.nets.pose_maps_dense import render_pose_maps_dense
 from common.precision import Precision, resolve_precision
+from data.clip_loader import build_clip_loader
 from data.collate import collate_clips
 from data.loading_baseline import use_baseline_loading
 from data.registry import build_dataset
@@ -117,9 +119,8 @@ def run(*, device: torch.device, repeats: int, smoke: bool, data_dir: str,
     batch_size = cfg.test_batch_size
 
     def ours() -> np.ndarray:
-        loader = DataLoader(dataset, batch_sampler=ShardedBatchSampler(len(dataset), batch_size),
-                            num_workers=cfg.num_thread, pin_memory=device.type == "cuda",
-                            collate_fn=collate_clips)
+        loader = build_clip_loader(dataset, ShardedBatchSampler(len(dataset), batch_size),
+                                   num_workers=cfg.num_thread, pin_memory=device.type == "cuda")
         return predict(ours_model, loader, device, progress=False, precision=precision)["prob"]
 
     baseline_dataset = use_baseline_loading(build_dataset(cfg, cfg.dataset, "test"))
