@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 from data.batch_pool import PooledBatchSampler, SharedBatchPool, pool_slots
 from data.collate import collate_clips
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("integral_action.data")
 
 
 class ClipLoader:

@@ -159,7 +159,7 @@ def test_kept_batches_are_never_overwritten(tmp_path, caplog):
     cfg = make_cfg(tmp_path)
     ds = Kinetics(cfg, "test")
     loader = build_clip_loader(ds, ShardedBatchSampler(len(ds), 4), num_workers=2)
-    with caplog.at_level("INFO", logger="data.clip_loader"):
+    with caplog.at_level("INFO", logger="integral_action.data"):
         kept = list(loader)
     assert len(kept) > loader.pool.slots
     assert f"{loader.pool.misses} of {len(kept)} batches found every slot taken" in caplog.text
@@ -251,7 +251,7 @@ def test_the_pool_is_used_only_where_it_applies(tmp_path, caplog):
     write_kinetics(str(tmp_path), frame_size=(24, 36))
     cfg = make_cfg(tmp_path)
     batches = ShardedBatchSampler(4, 2)
-    with caplog.at_level("INFO", logger="data.clip_loader"):
+    with caplog.at_level("INFO", logger="integral_action.data"):
         assert build_clip_loader(Kinetics(cfg, "test"), batches, num_workers=2).pool is not None
     assert "reused shared-memory batch slots" in caplog.text
     for ds, kwargs in [
