@@ -42,6 +42,39 @@ class NonFiniteError(IntegralActionError):
     """A loss or a prediction that is NaN or infinite."""
 
 
+def step_losses(model: nn.Module, batch: Dict[str, Any], *, reg_weight: float,
+                precision: Precision, gate_target: Optional[Tensor] = None
+                ) -> Dict[str, Tensor]:
+    """The forward pass of a training step, in the run's precision, and its loss terms.
+
+    Args:
+        batch: 'video' (B, T, 3, H, W) and/or 'pose_coords' (B, T, P, J, 2), 'pose_scores'
+            (B, T, P, J), and 'label' (B,), on the model's device.
+        gate_target: (B,) for the gate's supervision (`--gate_target swap`), or None.
+    Returns:
+        {term: fp32 scalar tensor} (`common.nets.loss.compute_losses`); their sum is the loss.
+    """
+    with precision.autocast():
+        outputs = model(batch)
+    # The losses in fp32: a softmax cross-entropy in bf16 loses the small probabilities.
+    outputs = {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v
+               for k, v in outputs.items()}
+    return compute_losses(outputs, batch["label"], reg_weight, gate_target)
+
+
+def optimizer_step(loss: Tensor, optimizer: torch.optim.Optimizer,
+                   scaler: Optional[torch.amp.GradScaler] = None) -> None:
+    """Backward of `loss` and one optimizer step (through `scaler` when it is enabled: fp16)."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None and scaler.is_enabled():
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+
+
 def _take_problems(batch: Dict[str, Any], tally: Optional[ProblemTally]) -> None:
     """Hand the data problems a batch reports (see `data/collate.py`) to the tally."""
     problems = batch.get("problems") or []
@@ -168,25 +201,13 @@ def train_one_epoch(model: nn.Module, loader: Any, optimizer: torch.optim.Optimi
             if cfg.gate_target == "swap":
                 # The scene misleads exactly where it now comes from a clip of another class.
                 gate_target = (batch["label"][source] != batch["label"]).float()
-        with precision.autocast():
-            outputs = model(batch)
-        # The losses in fp32: a softmax cross-entropy in bf16 loses the small probabilities.
-        outputs = {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v
-                   for k, v in outputs.items()}
-        losses = compute_losses(outputs, batch["label"], cfg.reg_weight, gate_target)
-        loss = sum(losses.values())
+        losses = step_losses(model, batch, reg_weight=cfg.reg_weight, precision=precision,
+                             gate_target=gate_target)
         values = {k: float(v.detach()) for k, v in losses.items()}
         if not math.isfinite(sum(values.values())):
             raise NonFiniteError(f"non-finite loss at epoch {epoch} iteration {itr}: {values}; "
                                  "lower --lr, or resume from an earlier snapshot")
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None and scaler.is_enabled():
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
+        optimizer_step(sum(losses.values()), optimizer, scaler)
         done = time.perf_counter()
         progress.compute_s += done - arrived
         for k, v in values.items():

@@ -112,3 +112,22 @@ def test_conv_flops_counts_a_hand_computed_network():
     assert roofline.conv_flops(net, lambda: net(x)) == 10800 + 432
     # The hooks are gone afterwards: a second count is the same, not doubled.
     assert roofline.conv_flops(net, lambda: net(x)) == 10800 + 432
+
+
+def test_precision_case_runs_train_pys_step_on_both_sides_and_is_default_only_on_a_gpu(
+        tmp_path, capsys):
+    assert "precision" in benchmark.CASES
+    assert "precision" not in benchmark.default_cases(torch.device("cpu"))
+    assert "precision" in benchmark.default_cases(torch.device("cuda"))
+    report = benchmark.main(["--smoke", "--cases", "precision", "--output_dir", str(tmp_path)])
+    printed = capsys.readouterr().out
+    saved = json.load(open(osp.join(tmp_path, "result", "benchmark_precision.json")))
+    rows = saved["results"]["precision"]["rows"]
+    assert [row["stage"] for row in rows] == ["rgb_only", "pose_only", "rgb+pose"]
+    for row in rows:
+        assert row["fp32_clips_per_s"] > 0 and row["mixed_clips_per_s"] > 0
+        assert row["speedup"] == pytest.approx(row["mixed_clips_per_s"] / row["fp32_clips_per_s"])
+        assert row["mixed"].startswith("precision bf16, channels_last on")
+    # The targets are the GPU's: none on the CPU, and the table says so.
+    assert report["results"]["precision"]["targets"] == {}
+    assert "| training, precision |" in printed and "targets: GPU only" in printed

@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 
+from common.engine import optimizer_step, step_losses
 from common.model import build_model
 from common.precision import Precision, apply_precision, make_grad_scaler, resolve_precision
 from common.schedule import LRSchedule, learning_rate
@@ -42,6 +43,32 @@ def test_autocast_forward_on_cpu_stays_close_to_fp32(amp):
     probs = torch.softmax(ref["logits"], 1), torch.softmax(low["logits"].float(), 1)
     assert torch.allclose(*probs, atol=1e-3)
     assert torch.allclose(low["gate"].float(), ref["gate"], atol=2e-2)
+
+
+@pytest.mark.parametrize("amp", ["off", "bf16", "fp16"])
+def test_train_step_functions_give_fp32_losses_and_one_update(amp):
+    # train.py's step: the forward in the run's precision, the losses in fp32, one update
+    # (through the gradient scaler for fp16).
+    precision = Precision(amp=amp, device_type="cpu")
+    model = small_model("rgb_only").train()
+    batch = dict(fixed_input(), label=torch.tensor([1, 3]))
+    optimizer = torch.optim.SGD(model.trainable_parameters(), lr=0.1)
+    scaler = make_grad_scaler(precision)
+    assert scaler.is_enabled() == (amp == "fp16")
+    losses = step_losses(model, batch, reg_weight=1.0, precision=precision)
+    assert set(losses) == {"action_cls"} and losses["action_cls"].dtype == torch.float32
+    with torch.no_grad():
+        ref = torch.nn.functional.cross_entropy(
+            small_model("rgb_only").train()(batch)["logits"], batch["label"])
+    tolerance = 1e-6 if amp == "off" else 5e-2
+    loss = float(losses["action_cls"].detach())
+    assert abs(loss - float(ref)) <= tolerance * max(1.0, float(ref))
+    before = [p.detach().clone() for p in model.trainable_parameters()]
+    optimizer_step(sum(losses.values()), optimizer, scaler)
+    moved = [not torch.equal(b, p) for b, p in zip(before, model.trainable_parameters())]
+    assert any(moved)
+    assert all(p.grad is not None and torch.isfinite(p.grad).all()
+               for p in model.trainable_parameters())
 
 
 def test_channels_last_gives_the_same_outputs():

@@ -2,15 +2,17 @@
 
     python tool/benchmark.py                         # every case, CPU, the paper's shapes
     python tool/benchmark.py --cases pose_maps,inference --repeats 5
-    python tool/benchmark.py --device cuda           # on a GPU
+    python tool/benchmark.py --device cuda           # on a GPU (adds the precision case)
     python tool/benchmark.py --smoke                 # tiny sizes, seconds (the test suite runs it)
     python tool/benchmark.py --cases scaling         # opt-in: cost against the input's sizes, a plot
 
 Cases (see tool/benchmarks/): `pose_maps` (rendering against the dense formulation of SPEC.md),
 `loading` (clips/s of the real loader against a plain per-frame read/resize/warp), `train_step`
 (each stage's step and where its time goes), `inference` (test.py's evaluation against the
-authors' way of running the same network), and, only when named, `scaling` (how rendering and
-the network's forward pass grow with batch size, frames, people and heatmap size, with a plot).
+authors' way of running the same network), on a GPU `precision` (training clips/s in fp32
+against mixed precision with channels_last; on the CPU only when named), and, only when named,
+`scaling` (how rendering and the network's forward pass grow with batch size, frames, people
+and heatmap size, with a plot).
 Each side of a comparison is timed alternately with the other, so a machine that changes speed
 during the run affects both alike: read the ratios; absolute times mean something only on a
 machine of your own.
@@ -33,9 +35,15 @@ import torch
 from common.errors import UsageError, exit_on_error
 from common.provenance import describe_revision, git_revision
 
-# What runs by default; `scaling` (about 3 minutes on 2 cores) only when --cases names it.
+# What runs by default; `scaling` (about 3 minutes on 2 cores) only when --cases names it, and
+# `precision` by default only on a GPU (a CPU without bf16 instructions has no use for it).
 DEFAULT_CASES = ("pose_maps", "loading", "train_step", "inference")
-CASES = DEFAULT_CASES + ("scaling",)
+CASES = DEFAULT_CASES + ("precision", "scaling")
+
+
+def default_cases(device: torch.device) -> Sequence[str]:
+    """The cases a run without --cases runs on `device`."""
+    return DEFAULT_CASES + (("precision",) if device.type == "cuda" else ())
 
 
 def machine(device: torch.device) -> str:
@@ -54,14 +62,14 @@ def _fmt_s(seconds: Optional[float]) -> str:
 
 
 def table(results: Dict[str, Any]) -> str:
-    """The comparison as a markdown table, plus the training steps' breakdown and the scaling
-    sweeps (each only when its case ran)."""
+    """The comparison as a markdown table, plus the training steps' breakdown, the precision
+    sides and the scaling sweeps (each only when its case ran)."""
     lines = ["| case | ours | baseline | ratio | peak memory (ours / baseline) | checks |",
              "|---|---|---|---|---|---|"]
     rows = []
     for name in CASES:
         r = results.get(name)
-        if r is None or name in ("train_step", "scaling"):
+        if r is None or name in ("train_step", "precision", "scaling"):
             continue
         rows += r["rows"] if name == "loading" else [r]
     if not rows:  # e.g. --cases scaling: no comparison to show
@@ -117,6 +125,16 @@ def table(results: Dict[str, Any]) -> str:
         checks = ", ".join(f"{k}: {'yes' if v else '**no**'}" for k, v in step["targets"].items())
         lines += ["", f"rgb+pose step / (rgb_only + pose_only steps) = "
                       f"{step['fused_step_vs_single_sum']:.2f}; {checks}"]
+    mixed = results.get("precision")
+    if mixed:
+        lines += ["", "| training, precision | batch | fp32 clips/s | mixed clips/s | mixed / fp32 |"
+                      " mixed |", "|---|---|---|---|---|---|"]
+        lines += [f"| {row['stage']} | {row['batch']} | {row['fp32_clips_per_s']:.2f} | "
+                  f"{row['mixed_clips_per_s']:.2f} | x{row['speedup']:.2f} | {row['mixed']} |"
+                  for row in mixed["rows"]]
+        checks = ", ".join(f"{k}: {'yes' if v else '**no**'}" for k, v in mixed["targets"].items())
+        lines += ["", f"PyTorch defaults: {mixed['defaults']}" + (f"; {checks}" if checks else
+                                                                  " (targets: GPU only)")]
     scaling = results.get("scaling")
     if scaling:
         lines += ([""] if lines else []) + scaling_table(scaling)
@@ -162,7 +180,7 @@ def run_cases(cases: Sequence[str], *, device: torch.device, repeats: int, smoke
     data_dir = None
     for name in cases:
         start = time.perf_counter()
-        if name in ("loading", "train_step", "inference") and data_dir is None:
+        if name in ("loading", "train_step", "inference", "precision") and data_dir is None:
             data_dir = benchmark_data(output_dir, smoke=smoke)
         if name == "pose_maps":
             from tool.benchmarks import pose_maps
@@ -179,6 +197,10 @@ def run_cases(cases: Sequence[str], *, device: torch.device, repeats: int, smoke
             from tool.benchmarks import inference
             results[name] = inference.run(device=device, repeats=repeats, smoke=smoke,
                                           data_dir=data_dir, workers=workers)
+        elif name == "precision":
+            from tool.benchmarks import precision
+            results[name] = precision.run(device=device, repeats=repeats, smoke=smoke,
+                                          data_dir=data_dir)
         elif name == "scaling":
             from tool.benchmarks import scaling
             results[name] = scaling.run(device=device, repeats=repeats, smoke=smoke,
@@ -191,8 +213,9 @@ def run_cases(cases: Sequence[str], *, device: torch.device, repeats: int, smoke
 @exit_on_error
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cases", default=",".join(DEFAULT_CASES),
-                        help=f"comma list of {', '.join(CASES)} (default: all but scaling)")
+    parser.add_argument("--cases", default=None,
+                        help=f"comma list of {', '.join(CASES)} (default: all but scaling, and "
+                             "precision only on a GPU)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--repeats", type=int, default=None,
                         help="timed repeats per side (default 10 for pose maps and loading, "
@@ -209,11 +232,12 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
                              "benchmark_scaling.png)")
     args = parser.parse_args(argv)
     plot_path = args.plot or osp.join(args.output_dir, "vis", "benchmark_scaling.png")
-    cases: List[str] = [c.strip() for c in args.cases.split(",") if c.strip()]
+    device = torch.device(args.device)
+    cases: List[str] = ([c.strip() for c in args.cases.split(",") if c.strip()]
+                        if args.cases is not None else list(default_cases(device)))
     unknown = [c for c in cases if c not in CASES]
     if unknown:
         raise UsageError(f"--cases: unknown case(s) {', '.join(unknown)}; known: {', '.join(CASES)}")
-    device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UsageError(f"--device {args.device}: no GPU is visible; use --device cpu")
     if args.threads:
@@ -230,7 +254,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     print(f"Machine: {machine(device)}; code: git {describe_revision(git_revision())}")
     print(text)
     # A run of some cases does not overwrite the full run's figures.
-    name = ("benchmark" if tuple(cases) == DEFAULT_CASES
+    name = ("benchmark" if tuple(cases) == tuple(default_cases(device))
             else "benchmark_" + "_".join(cases))
     path = osp.join(args.output_dir, "result", name + ".json")
     os.makedirs(osp.dirname(path), exist_ok=True)
