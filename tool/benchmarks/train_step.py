@@ -13,9 +13,9 @@ from typing import Any, Dict, List
 
 import torch
 
-from common.engine import make_optimizer
+from common.engine import make_optimizer, optimizer_step, step_losses
 from common.model import build_model
-from common.nets.loss import compute_losses
+from common.precision import Precision
 from common.stages import STAGES
 from data.registry import build_dataset
 from data.samplers import item_stream
@@ -60,12 +60,11 @@ def _stage_row(stage: str, data_dir: str, device: torch.device, repeats: int,
 
     model.pose_renderer = counting_renderer
 
-    def step() -> None:
-        outputs = model(batch)
-        loss = sum(compute_losses(outputs, batch["label"], cfg.reg_weight).values())
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    fp32 = Precision(device_type=device.type)
+
+    def step() -> None:  # train.py's step, in fp32
+        losses = step_losses(model, batch, reg_weight=cfg.reg_weight, precision=fp32)
+        optimizer_step(sum(losses.values()), optimizer)
 
     step_s = time_call(step, device=device, repeats=repeats).median
     renders_per_step = len(renders) / (repeats + 1)
