@@ -78,7 +78,7 @@ def _stage_rows(stage: str, data_dir: str, device: torch.device, repeats: int, s
     steps = {name: _training_step(stage, cfg, dataset, batch, p, device)
              for name, p in sides.items()}
     for step in steps.values():  # warm-up: kernels built, cuDNN's algorithms chosen
-        for _ in range(1 if smoke else 3):
+        for _ in range(3 if device.type == "cuda" and not smoke else 1):
             step()
     sync(device)
     runs: Dict[str, List[float]] = {name: [] for name in steps}
