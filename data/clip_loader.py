@@ -41,8 +41,8 @@ class ClipLoader:
         if missed:
             # Not an error (the clips are right), but the cost the pool exists to save.
             logger.info("loader: %d of %d batches found every slot taken (the consumer kept "
-                        "earlier batches) and came in fresh shared memory", missed,
-                        missed + self.pool.hits - hits)
+                        "earlier batches, or an earlier pass was left before its end) and came "
+                        "in fresh shared memory", missed, missed + self.pool.hits - hits)
 
 
 def _shared_memory_free() -> Optional[int]:
