@@ -48,6 +48,20 @@ def test_train_sampler_shards_skip_and_streams():
     assert list(ranks[0]) == items[0][4:] and len(ranks[0]) == 1
     ranks[0].set_epoch(5)  # a new epoch starts from its beginning, with another order
     assert len(list(ranks[0])) == 5 and item_stream(3, 5) != item_stream(3, 4)
+    # --max_iters_per_epoch: the pass stops after its last batch (with or without a start).
+    whole = list(ranks[0])
+    ranks[0].set_stop(4)
+    assert list(ranks[0]) == whole[:4] and len(ranks[0]) == 4
+    ranks[0].set_start(2)
+    assert list(ranks[0]) == whole[2:4] and len(ranks[0]) == 2
+    ranks[0].set_start(4)
+    assert list(ranks[0]) == [] and len(ranks[0]) == 0
+    ranks[0].set_stop(99)  # past the shard: its end
+    assert list(ranks[0]) == whole[4:] and len(ranks[0]) == 1
+    with pytest.raises(ValueError, match="negative"):
+        ranks[0].set_stop(-1)
+    ranks[0].set_epoch(6)  # a new epoch: the whole shard again
+    assert len(list(ranks[0])) == len(ranks[0]) == 5
     # The order is a function of (seed, epoch) alone.
     first, second = TrainSampler(data, seed=3), TrainSampler(data, seed=3)
     first.set_epoch(2), second.set_epoch(2)
