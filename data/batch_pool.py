@@ -2,9 +2,9 @@
 
 A DataLoader worker sends each batch in a shared-memory segment of its own, which the main
 process maps and unmaps again: every batch's pages are made, zeroed and mapped twice afresh.
-For float32 clips at the paper's shapes (38.5 MB a batch) that costs more than the data
-loading it carries: ready-made clips pass at about 380 clips/s that way and about 1,450
-through reused memory on a 2-core machine.
+For float32 clips at the paper's shapes (38.5 MB a batch of 8) that costs a third of a
+training item's time: on this project's 2-core machine, ready-made clips pass at 428 clips/s
+that way and 1,720 through reused memory (`python tool/benchmark.py`, the loading case).
 
 So the main process owns a pool of batch slots in shared memory, made before the workers start
 (they inherit it, or receive it when spawned):
