@@ -106,3 +106,17 @@ def test_an_unreadable_frame_leaves_its_video_out_and_strict_stops(root, tmp_pat
     assert exc.value.code == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith(f"error: {broken}") and "--strict" in err
+
+
+def test_workers_writing_into_reused_batch_slots_give_the_same_probabilities(root, tmp_path):
+    # test.py on the CPU with workers: the clips come through the loader's reused
+    # shared-memory slots (data/batch_pool.py); the result equals the main process alone.
+    out = tmp_path / "out"
+    make_snapshot(root, out, "Kinetics", video_shape=(64,))
+    path = osp.join(out, "result", "kinetics_result.json")
+    run_test(root, out, "Kinetics")
+    alone = json.load(open(path))
+    run_test(root, out, "Kinetics", "--num_thread", "2")
+    assert json.load(open(path)) == alone
+    log = open(osp.join(out, "log", "test_rgb_pose.txt")).read()
+    assert "workers write the clips into 6 reused shared-memory batch slots" in log

@@ -66,6 +66,20 @@ def test_continue_after_an_epoch_is_bit_identical(data_root, tmp_path):
     assert "random generator states restored" in log
 
 
+def test_workers_and_their_reused_batch_slots_train_as_the_main_process_alone(data_root,
+                                                                              tmp_path):
+    # With workers, train.py's loader writes the clips into reused shared-memory slots
+    # (data/batch_pool.py); without, the main process reads them. The same run either way.
+    extra = ("--seed", "2", "--end_epoch", "2", "--dropout", "0.5")
+    alone, pooled = tmp_path / "alone", tmp_path / "pooled"
+    train_entry.main(args(data_root, alone, *extra, workers=0))
+    train_entry.main(args(data_root, pooled, *extra, workers=2))
+    assert_same_state(load(alone, "snapshot_1.pth.tar"), load(pooled, "snapshot_1.pth.tar"))
+    log = open(pooled / "log" / "train_rgb_only.txt").read()
+    assert "loader: 2 workers write the clips into 6 reused shared-memory batch slots" in log
+    assert "found every slot taken" not in log
+
+
 def test_unseeded_run_resumes_exactly_with_workers(data_root, tmp_path):
     """No --seed: the run draws one and records it; DataLoader workers load the clips, and
     an item's augmentation does not depend on which worker loads it."""
