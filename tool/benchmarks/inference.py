@@ -2,14 +2,13 @@
 
 Ours is what `main/test.py` runs: its loader with `num_thread` workers (loading overlapped
 with compute; on the CPU, batches in reused shared memory; for a GPU, whole-pixel clips sent as
-uint8), BatchNorm folded into the
-convolutions, the precision's memory layout (channels_last), on the CPU the batch run 16
-frames' worth of clips at a time (`ClipChunks`), `torch.inference_mode`, outputs kept on the
-device until the end. The baseline runs the same network the original's way: loading in the
-main process between batches with the per-frame read/resize/warp in float32
-(`data.loading_baseline`; the same clips), BatchNorm as separate layers, contiguous fp32, the
-dense pose-map renderer (the original's arithmetic), `torch.no_grad`, and each batch's
-probabilities copied to the host as it is done.
+uint8), BatchNorm folded into the convolutions, the precision's memory layout (channels_last),
+on the CPU the batch run 16 frames' worth of clips at a time (`ClipChunks`),
+`torch.inference_mode`, outputs kept on the device until the end. The baseline runs the same
+network the original's way: loading in the main process between batches with the per-frame
+read/resize/warp in float32 (`data.loading_baseline`; the same clips), BatchNorm as separate
+layers, contiguous fp32, the dense pose-map renderer (the original's arithmetic),
+`torch.no_grad`, and each batch's probabilities copied to the host as it is done.
 """
 from __future__ import annotations
 

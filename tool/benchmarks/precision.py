@@ -31,7 +31,7 @@ from common.stages import STAGES
 from data.registry import build_dataset
 from tool.benchmarks.data import benchmark_config
 from tool.benchmarks.measure import sync
-from tool.benchmarks.train_step import _batch
+from tool.benchmarks.train_step import training_batch
 
 # The authors' README: about 130-160 clips/s of training on two GPUs.
 AUTHORS_TWO_GPU_CLIPS_PER_S = 160.0
@@ -71,7 +71,7 @@ def _stage_rows(stage: str, data_dir: str, device: torch.device, repeats: int, s
                 batch_size: int) -> Dict[str, Any]:
     cfg = benchmark_config(data_dir, smoke=smoke, mode=stage, train_batch_size=batch_size)
     dataset = build_dataset(cfg, cfg.dataset, "train")
-    batch = _batch(cfg, dataset, device)
+    batch = training_batch(cfg, dataset, device)
     sides = {"fp32": Precision(amp="off", channels_last=False,
                                cudnn_benchmark=device.type == "cuda", device_type=device.type),
              "mixed": mixed_precision(device)}

@@ -23,7 +23,7 @@ from tool.benchmarks.data import benchmark_config
 from tool.benchmarks.measure import time_call
 
 
-def _batch(cfg: Any, dataset: Any, device: torch.device) -> Dict[str, torch.Tensor]:
+def training_batch(cfg: Any, dataset: Any, device: torch.device) -> Dict[str, torch.Tensor]:
     """A training batch of real items (the first `train_batch_size` of the data set)."""
     items = [dataset[(i % len(dataset), item_stream(0, 0))] for i in range(cfg.train_batch_size)]
     keys = ("video", "pose_coords", "pose_scores", "label")
@@ -43,7 +43,7 @@ def _stage_row(stage: str, data_dir: str, device: torch.device, repeats: int,
                smoke: bool) -> Dict[str, Any]:
     cfg = benchmark_config(data_dir, smoke=smoke, mode=stage)
     dataset = build_dataset(cfg, cfg.dataset, "train")
-    batch = _batch(cfg, dataset, device)
+    batch = training_batch(cfg, dataset, device)
     joints = dataset.joint_set
     torch.manual_seed(0)
     model = build_model(cfg, dataset.class_num, joints.limbs, joints.joint_num)
