@@ -141,3 +141,26 @@ def test_two_process_train_and_test_equal_one_process(tmp_path):
 
     assert printed(two) == printed(one) and printed(one)[1].startswith("Top-1 accuracy: ")
     assert "3 batches on this rank" in two.stdout
+
+
+def test_two_processes_with_workers_in_reused_batch_slots_equal_one_process(tmp_path):
+    # rgb_only: each rank's workers write the clips into that rank's shared-memory batch slots
+    # (data/batch_pool.py); the 2-process result file is the 1-process, 0-worker one.
+    root = tmp_path
+    write_kinetics(str(root), num_classes=3, videos_per_class=3, frame_num=12,
+                   frame_size=(32, 48), subset="Tiny")
+    out = root / "out"
+    common = ["--mode", "rgb_only", "--data_dir", str(root), "--output_dir", str(out),
+              "--subset", "Tiny", "--frame_per_seg", "2", "--frame_interval", "2",
+              "--video_shape", "32", "--input_img_shape", "32,32", "--input_hm_shape", "8,8",
+              "--pretrained", "none", "--test_infer_num", "2", "--test_batch_size", "4",
+              "--progress_bar", "false", "--seed", "0", "--train_batch_size", "2"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    run(["main/train.py", "--end_epoch", "1", *common, "--num_thread", "0"], env)
+    torchrun = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    two = run([*torchrun, "main/test.py", "--test_epoch", "0", *common, "--num_thread", "2"],
+              env)
+    assert "reused shared-memory batch slots" in two.stdout
+    result_two = (out / "result" / "kinetics_result.json").read_bytes()
+    run(["main/test.py", "--test_epoch", "0", *common, "--num_thread", "0"], env)
+    assert (out / "result" / "kinetics_result.json").read_bytes() == result_two
