@@ -43,21 +43,23 @@ def shared_empty(shape: Sequence[int], dtype: torch.dtype = torch.float32) -> to
 
 
 class SlotBatch(list):
-    """One batch's dataset keys, or its items, with the pool slot of its clips.
+    """One batch's dataset keys, or its items, with where their clips go or went.
 
     Attributes:
-        slot: the slot the sampler named (None: every slot was taken; a fresh tensor).
+        slot: the pool slot the sampler named (None: no pool, or every slot was taken).
         pool_key: the `SharedBatchPool.key` of the pool the slot is in.
-        rows: in a worker, the `(B, T, 3, H, W)` rows of the slot the clips were written into
-            (None for keys, and where the clips were not written into the slot).
+        rows: in a worker, the `(B, T, 3, H, W)` batch tensor the items' clips were written
+            into, row k the k-th item's (None for keys, and where they were not written).
+        in_slot: whether `rows` are the pool slot's rows (else a tensor of their own).
     """
 
-    def __init__(self, values: Iterable[Any], slot: Optional[int], pool_key: str,
-                 rows: Optional[torch.Tensor] = None) -> None:
+    def __init__(self, values: Iterable[Any], slot: Optional[int], pool_key: Optional[str],
+                 rows: Optional[torch.Tensor] = None, in_slot: bool = False) -> None:
         super().__init__(values)
         self.slot = slot
         self.pool_key = pool_key
         self.rows = rows
+        self.in_slot = in_slot
 
 
 @dataclass(frozen=True)
@@ -181,21 +183,20 @@ def new_batch_tensor(shape: Sequence[int], dtype: torch.dtype = torch.float32) -
 
 
 def items_into_batch(keys: Sequence[Any], make_item: Callable[[Any, torch.Tensor], Any], *,
-                     batch_shape: Sequence[int], pool: Optional[SharedBatchPool]) -> List[Any]:
+                     batch_shape: Sequence[int], pool: Optional[SharedBatchPool]) -> SlotBatch:
     """A batch's items, each made by `make_item(key, out)` with its clip written into `out`,
     row k of one `batch_shape` `(B, T, 3, H, W)` tensor: the pool slot that `keys` names (a
     `SlotBatch`), else a new one (`new_batch_tensor`).
 
-    Returns the items, as a `SlotBatch` when `keys` is one (so that `collate_clips` can send
-    the slot's number instead of the clips, and the main process can give the slot back).
+    Returns the items as a `SlotBatch` that says where the clips are (`rows`, `in_slot`), so
+    that `collate_clips` passes that tensor on, or only the slot's number, instead of stacking
+    the clips, and names the slot (if any) for the main process to give back.
     """
-    if not isinstance(keys, SlotBatch):
-        rows = new_batch_tensor(batch_shape)
-        return [make_item(key, rows[k]) for k, key in enumerate(keys)]
-    pooled = keys.slot is not None and pool is not None and pool.key == keys.pool_key
-    rows = pool.rows(keys.slot, len(keys)) if pooled else new_batch_tensor(batch_shape)
+    slot, pool_key = getattr(keys, "slot", None), getattr(keys, "pool_key", None)
+    in_slot = slot is not None and pool is not None and pool.key == pool_key
+    rows = pool.rows(slot, len(keys)) if in_slot else new_batch_tensor(batch_shape)
     items = [make_item(key, rows[k]) for k, key in enumerate(keys)]
-    return SlotBatch(items, keys.slot, keys.pool_key, rows if pooled else None)
+    return SlotBatch(items, slot, pool_key, rows, in_slot)
 
 
 class PooledBatchSampler(Sampler[List[Any]]):

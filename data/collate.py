@@ -1,7 +1,7 @@
 """Batching dataset items of which some may be unusable (see `data.video_pose_dataset`)."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 import torch
 from torch.utils.data import default_collate
@@ -11,28 +11,9 @@ from common.problems import Problem
 from data.batch_pool import PooledVideo
 
 
-def whole_batch_of(videos: Sequence[torch.Tensor]) -> Optional[torch.Tensor]:
-    """The `(B, ...)` tensor whose consecutive slots the clips are, when they are exactly its B
-    slots in order (clips written in place by `VideoPoseDataset.__getitems__`); else None.
-
-    Stacking them would copy every clip into a new batch; their own batch is the same values.
-    """
-    first = videos[0]
-    storage = first.untyped_storage()
-    size = first.numel()
-    if first.storage_offset() != 0 or storage.nbytes() != len(videos) * size * first.element_size():
-        return None
-    for k, video in enumerate(videos):
-        if (video.untyped_storage().data_ptr() != storage.data_ptr() or not video.is_contiguous()
-                or video.dtype != first.dtype or video.shape != first.shape
-                or video.storage_offset() != k * size):
-            return None
-    return torch.empty(0, dtype=first.dtype).set_(storage, 0, (len(videos),) + tuple(first.shape))
-
-
 def fills_rows(videos: Sequence[torch.Tensor], rows: torch.Tensor) -> bool:
     """Whether the clips are exactly `rows` `(B, ...)`, row k the k-th clip (written in place
-    into a pool slot by `VideoPoseDataset.__getitems__`)."""
+    by `VideoPoseDataset.__getitems__`): then `rows` is their batch as it is."""
     if len(videos) != rows.shape[0]:
         return False
     return all(video.data_ptr() == row.data_ptr() and video.shape == row.shape
@@ -48,20 +29,19 @@ def collate_clips(items: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
             item), an unusable one only 'video_id', 'clip_index' and 'problems'.
     Returns:
         `default_collate` of the usable items' tensor keys ('video' (B, T, 3, H, W): uint8
-            when every clip of the batch came as bytes, float32 otherwise; the batch the clips
-            were written into when they fill it exactly (`whole_batch_of`), no copy;
+            when every clip of the batch came as bytes, float32 otherwise; the batch tensor the
+            clips were written into when they fill it exactly (`fills_rows`), no copy;
         'pose_coords', 'pose_scores', 'label' (B,), 'video_id' (B,)), plus
         'problems': every item's `Problem`s, in item order (usable items' too: a zeroed pose
         is a problem of a kept clip), and
         'skipped': `[(video_id, clip_index), ...]` of the unusable items.
         When no item is usable the batch holds only 'problems' and 'skipped' (test for
         'label' before using it).
-        Items of a `SlotBatch` (a loader with a `SharedBatchPool`) add 'pool_slot', and their
-        'video' is a `PooledVideo` token when the clips fill the slot's rows (else a copy):
-        `SharedBatchPool.take` makes the batch the consumer sees.
+        Items of a `SlotBatch` with a slot (a loader with a `SharedBatchPool`) add
+        'pool_slot', and their 'video' is a `PooledVideo` token when the clips fill the slot's
+        rows (else a tensor): `SharedBatchPool.take` makes the batch the consumer sees.
     """
     slot, rows = getattr(items, "slot", None), getattr(items, "rows", None)
-    pool_key = getattr(items, "pool_key", None)
     usable = [item for item in items if "label" in item]
     problems: List[Problem] = [p for item in items for p in item["problems"]]
     skipped: List[Tuple[int, int]] = [(int(item["video_id"]), int(item["clip_index"]))
@@ -75,13 +55,11 @@ def collate_clips(items: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
                       else item for item in usable]
         keys = [key for key, value in usable[0].items() if isinstance(value, torch.Tensor)]
         whole: Any = None
-        if "video" in keys:
-            videos = [item["video"] for item in usable]
-            if rows is not None and fills_rows(videos, rows):
-                # In the pool slot the main process named: it gets only the slot's number.
-                whole = PooledVideo(pool_key=pool_key, slot=int(slot), count=len(videos))
-            elif rows is None:
-                whole = whole_batch_of(videos)
+        if ("video" in keys and rows is not None
+                and fills_rows([item["video"] for item in usable], rows)):
+            # Clips in the pool slot the main process named: it gets only the slot's number.
+            whole = (PooledVideo(pool_key=items.pool_key, slot=int(slot), count=len(usable))
+                     if items.in_slot else rows)
         if whole is not None:
             keys.remove("video")
         batch = default_collate([{key: item[key] for key in keys} for item in usable])

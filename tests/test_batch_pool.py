@@ -14,7 +14,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset
 
 from data.batch_pool import PooledBatchSampler, PooledVideo, SharedBatchPool, SlotBatch, pool_slots
 from data.clip_loader import build_clip_loader
-from data.collate import collate_clips, fills_rows
+from data.collate import collate_clips
 from data.Kinetics.Kinetics import Kinetics
 from data.loading_baseline import use_baseline_loading
 from data.samplers import ShardedBatchSampler, TrainSampler
@@ -110,13 +110,8 @@ def test_slot_batch_keys_survive_pickling_and_the_sampler_names_a_slot_per_batch
     assert {k.pool_key for k in drawn} == {pool.key}
 
 
-def test_fills_rows_only_for_the_rows_in_order():
-    rows = torch.zeros(3, 2, 2)
-    assert fills_rows([rows[0], rows[1], rows[2]], rows)
-    assert not fills_rows([rows[0], rows[2]], rows)
-    assert not fills_rows([rows[1], rows[0], rows[2]], rows)
-    assert not fills_rows([rows[0], rows[1], rows[2].clone()], rows)
-    assert pool_slots(2, 2) == 6
+def test_a_loader_has_a_slot_for_each_batch_on_its_way_and_two_more():
+    assert pool_slots(2, 2) == 6 and pool_slots(0, 2) == 2 and pool_slots(8, 4) == 34
 
 
 # --------------------------------------------------------------------------- the real loader
@@ -294,7 +289,7 @@ class _Spawned(Dataset):
         for k, key in enumerate(keys):
             rows[k].fill_(key + 1)
             items.append({"video": rows[k], "label": torch.tensor(key), "problems": []})
-        return SlotBatch(items, keys.slot, keys.pool_key, rows)
+        return SlotBatch(items, keys.slot, keys.pool_key, rows, in_slot=True)
 
 
 def test_spawned_workers_write_into_the_same_slots():

@@ -30,7 +30,7 @@ from common.utils.transforms import (center_crop_box, crop_affine, crop_scale_pa
 from data.Kinetics.Kinetics import Kinetics
 from data.NTU.NTU import NTU
 from data.samplers import TrainSampler
-from data.collate import collate_clips, whole_batch_of
+from data.collate import collate_clips, fills_rows
 from data.loading_baseline import (baseline_clip, baseline_input_clip, baseline_read_frames,
                                    time_items, time_loader, use_baseline_loading)
 from tests.fixtures_data import make_cfg, write_frames, write_kinetics, write_ntu
@@ -439,15 +439,13 @@ def test_input_clip_into_out_writes_every_element(seed):
                    out=np.zeros((len(frames), 3) + out_shape, dtype=np.float64))
 
 
-def test_whole_batch_of_only_for_exact_consecutive_slots():
+def test_fills_rows_only_for_exact_consecutive_slots():
     batch = torch.arange(4 * 6, dtype=torch.float32).view(4, 2, 3)
-    whole = whole_batch_of([batch[k] for k in range(4)])
-    assert whole is not None and torch.equal(whole, batch)
-    assert whole.untyped_storage().data_ptr() == batch.untyped_storage().data_ptr()
-    assert whole_batch_of([batch[k] for k in (0, 1, 3)]) is None      # a slot left out
-    assert whole_batch_of([batch[k] for k in (1, 0, 2, 3)]) is None   # out of order
-    assert whole_batch_of([batch[k] for k in range(3)]) is None       # the batch is larger
-    assert whole_batch_of([batch[k].clone() for k in range(4)]) is None  # separate tensors
+    assert fills_rows([batch[k] for k in range(4)], batch)
+    assert not fills_rows([batch[k] for k in (0, 1, 3)], batch)      # a slot left out
+    assert not fills_rows([batch[k] for k in (1, 0, 2, 3)], batch)   # out of order
+    assert not fills_rows([batch[k] for k in range(3)], batch)       # the batch is larger
+    assert not fills_rows([batch[k].clone() for k in range(4)], batch)  # separate tensors
 
 
 @pytest.mark.parametrize("split", ["test", "train"])
