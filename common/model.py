@@ -11,6 +11,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
+from common.clip_frames import pose_frame_count
 from common.nets.fusion import Aggregator, Classifier, Pose2Feat, init_head_weights
 from common.nets.pose_maps import render_pose_maps
 from common.nets.tsm_resnet import FEATURE_DIMS, TSMResNet
@@ -54,7 +55,8 @@ class IntegralAction(nn.Module):
         self.class_num = class_num
         self.joint_num = joint_num
         self.frame_per_seg = frame_per_seg
-        self.pose_frame_num = (frame_per_seg - 1) * pose_frame_factor + 1
+        self.pose_frame_num = pose_frame_count(frame_per_seg=frame_per_seg,
+                                               pose_frame_factor=pose_frame_factor)
         self.input_hm_shape = tuple(input_hm_shape)
         self.hm_sigma, self.paf_sigma, self.pose_score_thr = hm_sigma, paf_sigma, pose_score_thr
         self.register_buffer("limbs", torch.as_tensor(limbs, dtype=torch.long).view(-1, 2),

@@ -7,7 +7,7 @@ from typing import Any, NoReturn, Optional
 
 import torch
 
-from common.device import select_device
+from common.runtime.device import select_device
 from common.errors import UsageError
 from common.pose_estimation import DEFAULT_MIN_SIZE, KeypointEstimator, load_keypoint_rcnn
 

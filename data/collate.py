@@ -6,8 +6,8 @@ from typing import Any, Dict, List, Sequence, Tuple
 import torch
 from torch.utils.data import default_collate
 
-from common.clip_pixels import video_as_float
-from common.problems import Problem
+from common.runtime.clip_pixels import video_as_float
+from common.report.problems import Problem
 from data.batch_pool import PooledVideo
 
 

@@ -3,7 +3,7 @@ functions that time loading.
 
 `baseline_clip` is the straightforward reading of SPEC.md, frame by frame in float32: read the
 JPEG with OpenCV, BGR -> RGB, float32, bilinear resize, flip, bilinear warp, / 255; it is what
-the item path did before it was made faster (`common.utils.transforms.input_clip`, which gives
+the item path did before it was made faster (`data.transforms.input_clip`, which gives
 the same clip bit for bit). `use_baseline_loading` puts the same loop into a dataset, so that a
 DataLoader over it measures the baseline through the real item path (poses, collate, workers).
 `measure_loader` / `time_loader`, `time_items` and `compare` measure (see tool/benchmark.py).
@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from torch.utils.data import BatchSampler, Dataset
 
-from common.device import move_batch
-from common.utils.frames import FrameError, read_frame_bytes
-from common.utils.transforms import warp_frames
+from common.runtime.device import move_batch
+from data.frames import FrameError, read_frame_bytes
+from data.transforms import warp_frames
 from data.clip_loader import build_clip_loader
 from data.registry import build_dataset
 
@@ -39,7 +39,7 @@ def baseline_clip(frame_paths: Sequence[str], resized_hw: Tuple[int, int], matri
     Args:
         frame_paths: the clip's JPEGs, in order.
         resized_hw: `(H, W)` the frames are resized to.
-        matrix: `(2, 3)` from `common.utils.transforms.crop_affine`.
+        matrix: `(2, 3)` from `data.transforms.crop_affine`.
         do_flip: mirror the resized frames horizontally before the warp.
         out_shape: `(out_h, out_w)`.
     Returns:

@@ -8,7 +8,7 @@ from typing import Any, Dict, Sequence, Tuple
 
 import numpy as np
 
-from common.atomic_file import atomic_write
+from common.io.atomic_file import atomic_write
 from data.coco_to_openpose import coco_to_openpose
 from data.joint_sets import OPENPOSE_18
 from data.video_clips import PoseTable
@@ -64,7 +64,7 @@ def skeleton_content(table: PoseTable, *, frame_num: int, frame_hw: Tuple[int, i
 
 
 def write_json_atomic(path: str, content: Any) -> None:
-    """Write JSON to `path` all at once (`common.atomic_file.atomic_write`)."""
+    """Write JSON to `path` all at once (`common.io.atomic_file.atomic_write`)."""
     with atomic_write(path) as f:
         json.dump(content, f)
 

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from common.errors import DataError
-from common.utils.frames import frame_path, load_frame
-from common.utils.transforms import (center_crop_box, crop_affine, resize_shape, select_top_k,
+from data.frames import frame_path, load_frame
+from data.transforms import (center_crop_box, crop_affine, resize_shape, select_top_k,
                                      transform_pose, warp_frames)
 from data.joint_sets import OPENPOSE_18, JointSet
 from data.video_pose_dataset import (clip_frame_indices, clip_span, pose_frame_indices,

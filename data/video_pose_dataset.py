@@ -11,20 +11,20 @@ Usable item (a plain dict; batch it with `data.collate.collate_clips`):
     'video':       float32 (T, 3, in_h, in_w), RGB in [0, 1] (pixels / 255, no mean/std
                    normalisation: the released checkpoints expect this). Absent in pose_only.
                    With `video_as_bytes` set, a clip made only of whole pixels comes as its
-                   uint8 values instead (`common.clip_pixels.video_as_float` gives the same
+                   uint8 values instead (`common.runtime.clip_pixels.video_as_float` gives the same
                    float32 clip; the collate and `move_batch` apply it).
     'pose_coords': float32 (Tp, K, J, 2), joint (x, y) on the heatmap grid, always finite.
     'pose_scores': float32 (Tp, K, J); padded people have score 0 (and coords 1.0).
     'label':       int64 scalar.
     'video_id':    int64 scalar, the COCO image id of the video.
-    'problems':    list of `common.problems.Problem` (usually empty): a zeroed pose
+    'problems':    list of `common.report.problems.Problem` (usually empty): a zeroed pose
                    (POSE_ZEROED) or zeroed joints (JOINTS_ZEROED) of this clip.
 with T = frame_per_seg, Tp = (T - 1) * pose_frame_factor + 1, K = top_k_pose, J = joints.
 
 Unusable item (bad data: a missing or corrupt frame; an unreadable pose file in pose_only):
     {'video_id': int64 scalar, 'clip_index': int, 'problems': [Problem(action=SKIPPED), ...]}
 without 'label'. The dataset neither logs nor raises for bad data met in an item: the training
-and test loops hand `batch['problems']` to a `common.problems.ProblemTally`, which warns,
+and test loops hand `batch['problems']` to a `common.report.problems.ProblemTally`, which warns,
 counts and, with `--strict`, stops.
 
 Start-up (in `__init__`): a data set that cannot be used at all (annotation file missing or not
@@ -56,11 +56,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from common.clip_frames import pose_frame_count
 from common.errors import DataError, UsageError
-from common.problems import JOINTS_ZEROED, POSE_ZEROED, SKIPPED, Problem, ProblemTally
+from common.report.problems import JOINTS_ZEROED, POSE_ZEROED, SKIPPED, Problem, ProblemTally
 from common.stages import get_stage
-from common.utils.frames import FrameError, frame_path, load_clip_frames, load_frame
-from common.utils.transforms import (
+from data.frames import FrameError, frame_path, load_clip_frames, load_frame
+from data.transforms import (
     PAD_COORD,
     center_crop_box,
     crop_affine,
@@ -131,7 +132,8 @@ def pose_frame_indices(
     """0-based frame numbers of the pose frames: every `interval // factor` frames, over the
     same span as the image frames, `(T - 1) * factor + 1` of them (factor 1: the same frames)."""
     step = frame_interval // pose_frame_factor
-    return [start + i * step for i in range((frame_per_seg - 1) * pose_frame_factor + 1)]
+    count = pose_frame_count(frame_per_seg=frame_per_seg, pose_frame_factor=pose_frame_factor)
+    return [start + i * step for i in range(count)]
 
 
 # --------------------------------------------------------------------------- annotations

@@ -32,7 +32,7 @@ from typing import (Any, Dict, Iterable, List, Mapping, NoReturn, Optional, Tupl
 
 from easydict import EasyDict
 
-from common.device import parse_gpu_ids
+from common.runtime.device import parse_gpu_ids
 from common.errors import CheckpointError, UsageError
 from common.stages import MODES, STAGES, get_stage
 

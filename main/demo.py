@@ -20,23 +20,23 @@ probabilities averaged) and writes to `--out_dir`:
     <name>_prediction.json  probabilities, top-5, clip frames, gates, timings
     <name>_poses.json       the estimated poses (kinetics-skeleton format: reuse with --poses)
 """
-import os.path as osp, sys; sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # noqa: E401,E702
 
 import argparse
+import os.path as osp
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
-from common.checkpoint import (check_stage, classifier_class_count, load_network, load_snapshot,
+from common.train.checkpoint import (check_stage, classifier_class_count, load_network, load_snapshot,
                                snapshot_stage)
 from common.errors import CheckpointError, DataError, UsageError, exit_on_error
 from common.model import build_model
 from common.pose_options import (OneLineParser, add_pose_options, check_pose_options,
                                  make_estimator, parse_device)
 from common.stages import MODES, get_stage
-from common.visualize import (draw_box, draw_people, draw_text_lines, plot_prediction_summary,
+from common.report.visualize import (draw_box, draw_people, draw_text_lines, plot_prediction_summary,
                               write_video)
 from data.Kinetics.Kinetics import read_kinetics_skeleton
 from data.joint_sets import OPENPOSE_18

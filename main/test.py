@@ -3,8 +3,8 @@
     python main/test.py --mode rgb+pose --test_epoch 29 [--gpu 0] [--dataset Mimetics]
     torchrun --nproc_per_node 4 main/test.py --mode rgb+pose --test_epoch 29 [...]
 """
-import os.path as osp, sys; sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # noqa: E401,E702
 
+import os.path as osp
 import json
 import logging
 import os
@@ -13,21 +13,21 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from common.checkpoint import (CheckpointError, check_stage, classifier_class_count,
+from common.train.checkpoint import (CheckpointError, check_stage, classifier_class_count,
                                list_snapshots, load_network, load_snapshot, snapshot_path)
-from common.device import describe_device, prepare_model
-from common.distributed import (DistInfo, all_gather_objects, describe, init_distributed,
+from common.runtime.device import describe_device, prepare_model
+from common.runtime.distributed import (DistInfo, all_gather_objects, describe, init_distributed,
                                 shutdown_distributed)
-from common.engine import evaluate, predict
+from common.train.engine import evaluate, predict
 from common.errors import DataError, UsageError, exit_on_error
-from common.logger import setup_logging
-from common.metrics import average_clip_probs, evaluation_report, format_report, results_dict
+from common.io.logger import setup_logging
+from common.report.metrics import average_clip_probs, evaluation_report, format_report, results_dict
 from common.model import build_model
-from common.plots import write_report_files
-from common.inference import eval_chunk_clips, optimize_for_inference
-from common.precision import resolve_precision
-from common.problems import ProblemTally
-from common.provenance import describe_revision, git_revision
+from common.report.plots import write_report_files
+from common.train.inference import eval_chunk_clips, optimize_for_inference
+from common.runtime.precision import resolve_precision
+from common.report.problems import ProblemTally
+from common.io.provenance import describe_revision, git_revision
 from common.stages import get_stage
 from data.clip_loader import build_clip_loader
 from data.registry import build_dataset
@@ -61,7 +61,7 @@ def left_out_summary(dataset: Any, tally: ProblemTally, runtime_left_out: int) -
 
 
 def merge_predictions(parts: Sequence[Dict[str, np.ndarray]]) -> Dict[str, np.ndarray]:
-    """The ranks' predictions (`common.engine.predict`) as one, in rank order: with
+    """The ranks' predictions (`common.train.engine.predict`) as one, in rank order: with
     `ShardedBatchSampler`'s contiguous shards that is the single-process order."""
     merged: Dict[str, np.ndarray] = {}
     for key in parts[0]:

@@ -3,8 +3,8 @@
     python main/train.py --mode rgb_only [--gpu 0-3] [--continue] [--dataset Kinetics] [--<field> value ...]
     torchrun --nproc_per_node 4 main/train.py --mode rgb_only [...]     # DistributedDataParallel
 """
-import os.path as osp, sys; sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # noqa: E401,E702
 
+import os.path as osp
 import logging
 import math
 import os
@@ -17,24 +17,24 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler
 
-from common.checkpoint import (STREAM_MODULES, CheckpointError, find_resume_snapshot,
+from common.train.checkpoint import (STREAM_MODULES, CheckpointError, find_resume_snapshot,
                                has_fusion_heads, list_partial_snapshots, list_snapshots,
                                load_network, load_snapshot, load_stage_heads, new_run_info,
                                partial_snapshot_path, remove_partial_snapshots,
                                remove_stale_temporaries, save_snapshot, snapshot_path,
                                snapshot_stage)
-from common.device import describe_device, prepare_model
-from common.distributed import (DistInfo, all_gather_objects, broadcast_object, describe,
+from common.runtime.device import describe_device, prepare_model
+from common.runtime.distributed import (DistInfo, all_gather_objects, broadcast_object, describe,
                                 init_distributed, shutdown_distributed)
-from common.engine import EpochProgress, make_optimizer, train_one_epoch
+from common.train.engine import EpochProgress, make_optimizer, train_one_epoch
 from common.errors import UsageError, exit_on_error
-from common.logger import setup_logging
+from common.io.logger import setup_logging
 from common.model import IntegralAction, build_model
-from common.precision import Precision, apply_precision, make_grad_scaler, resolve_precision
-from common.problems import ProblemTally
-from common.provenance import describe_revision, git_revision
-from common.rng_state import capture_rng_state, restore_rng_state
-from common.schedule import LRSchedule
+from common.runtime.precision import Precision, apply_precision, make_grad_scaler, resolve_precision
+from common.report.problems import ProblemTally
+from common.io.provenance import describe_revision, git_revision
+from common.train.rng_state import capture_rng_state, restore_rng_state
+from common.train.schedule import LRSchedule
 from common.stages import Stage, get_stage
 from data.clip_loader import build_clip_loader
 from data.registry import build_dataset

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from common.atomic_file import atomic_write
+from common.io.atomic_file import atomic_write
 
 
 def test_writes_and_replaces(tmp_path):

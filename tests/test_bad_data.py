@@ -18,8 +18,8 @@ from torch.utils.data import DataLoader
 from common.errors import DataError
 from common.nets.pose_maps import render_pose_maps
 from common.nets.pose_maps_dense import render_pose_maps_dense
-from common.problems import JOINTS_ZEROED, POSE_ZEROED, SKIPPED, Problem
-from common.utils.frames import frame_path
+from common.report.problems import JOINTS_ZEROED, POSE_ZEROED, SKIPPED, Problem
+from data.frames import frame_path
 from data.collate import collate_clips
 from data.joint_sets import NTU_25, OPENPOSE_18
 from data.Kinetics.Kinetics import Kinetics, read_kinetics_skeleton

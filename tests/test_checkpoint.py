@@ -5,7 +5,7 @@ import pickle
 import pytest
 import torch
 
-from common.checkpoint import (CheckpointError, check_stage, find_resume_snapshot, infer_stage,
+from common.train.checkpoint import (CheckpointError, check_stage, find_resume_snapshot, infer_stage,
                                load_network, load_snapshot, load_stage_heads,
                                merge_single_stream_snapshots, save_snapshot, snapshot_path)
 from common.model import IntegralAction

@@ -139,7 +139,7 @@ def test_unusable_data_set_is_one_line_naming_the_file(tmp_path, entry):
     args = ["--mode", "pose_only", "--data_dir", str(tmp_path), "--output_dir",
             str(tmp_path / "out"), "--subset", "Tiny", "--pretrained", "none", "--num_thread", "0"]
     if entry == "test":
-        from common.checkpoint import save_snapshot, snapshot_path
+        from common.train.checkpoint import save_snapshot, snapshot_path
         from common.model import IntegralAction
         from data.joint_sets import OPENPOSE_18
 

@@ -6,7 +6,7 @@ from typing import Optional, Tuple
 import pytest
 import torch
 
-from common.device import parse_gpu_ids, select_device
+from common.runtime.device import parse_gpu_ids, select_device
 from common.errors import CheckpointError, UsageError
 from data.registry import DATASETS as REGISTERED_DATASETS
 from main.config import (DATASETS, FIELDS, GROUP_NAMES, build_config, config_from_argv,

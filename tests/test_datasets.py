@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 
 import data.video_pose_dataset as vpd
 from common.errors import DataError
-from common.problems import POSE_ZEROED
+from common.report.problems import POSE_ZEROED
 from data.collate import collate_clips
 from data.Kinetics.Kinetics import Kinetics, skeleton_key
 from data.Mimetics.Mimetics import Mimetics

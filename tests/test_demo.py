@@ -19,7 +19,7 @@ import pytest
 import torch
 from PIL import Image
 
-from common.checkpoint import save_snapshot
+from common.train.checkpoint import save_snapshot
 from common.model import build_model
 from data.Kinetics.Kinetics import Kinetics, read_kinetics_skeleton
 from data.collate import collate_clips

@@ -12,7 +12,7 @@ import sys
 import pytest
 import torch
 
-from common.distributed import DistInfo, init_distributed, torchrun_env
+from common.runtime.distributed import DistInfo, init_distributed, torchrun_env
 from common.errors import UsageError
 from data.samplers import ShardedBatchSampler, TrainSampler, item_stream
 from tests.fixtures_data import write_kinetics

@@ -3,10 +3,10 @@ import pytest
 import torch
 from torch import nn
 
-from common.inference import (ClipChunks, eval_chunk_clips, fold_batchnorm,
+from common.train.inference import (ClipChunks, eval_chunk_clips, fold_batchnorm,
                               optimize_for_inference)
 from common.model import build_model
-from common.precision import Precision
+from common.runtime.precision import Precision
 from data.joint_sets import OPENPOSE_18
 from main.config import build_config
 

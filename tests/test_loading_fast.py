@@ -1,6 +1,6 @@
 """The fast item path gives the same clips, bit for bit, as the plain per-frame loop.
 
-`common.utils.transforms.input_clip` (and the dataset items built with it) against
+`data.transforms.input_clip` (and the dataset items built with it) against
 `data.loading_baseline` (resize -> flip -> warp -> / 255 in float32, frame by frame: what the
 items were before), over random frame sizes (odd ones too), frames already at the resize target
 (the released frames: 256 on the short side), train crops of all 10 scale pairs with and without
@@ -19,11 +19,11 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from common.utils.frames import (decode_frame, decode_reduction, jpeg_size, load_clip_frames,
+from data.frames import (decode_frame, decode_reduction, jpeg_size, load_clip_frames,
                                  load_frame, load_frame_rgb8, read_frame_bytes)
-from common.clip_pixels import unit_values, video_as_float
-from common.device import move_batch
-from common.utils.transforms import (center_crop_box, crop_affine, crop_scale_pairs, input_clip,
+from common.runtime.clip_pixels import unit_values, video_as_float
+from common.runtime.device import move_batch
+from data.transforms import (center_crop_box, crop_affine, crop_scale_pairs, input_clip,
                                      input_clip_bytes,
                                      integer_shift, resize_shape, sample_train_crop,
                                      warp_source_box)

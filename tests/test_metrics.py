@@ -2,10 +2,10 @@
 import numpy as np
 import torch
 
-from common.context_aug import person_box_mask, swap_context
-from common.device import parse_gpu_ids, select_device
-from common.schedule import learning_rate
-from common.metrics import average_clip_probs, results_dict, topk_accuracy
+from common.train.context_aug import person_box_mask, swap_context
+from common.runtime.device import parse_gpu_ids, select_device
+from common.train.schedule import learning_rate
+from common.report.metrics import average_clip_probs, results_dict, topk_accuracy
 
 
 def test_average_clip_probs_groups_by_video():

@@ -9,10 +9,10 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from common.metrics import (average_clip_probs, confusion_matrix, evaluation_report,
+from common.report.metrics import (average_clip_probs, confusion_matrix, evaluation_report,
                             format_report, histogram, mean_class_accuracy, per_class_accuracy,
                             per_class_mean)
-from common.plots import plot_confusion_matrix, plot_gate, write_report_files
+from common.report.plots import plot_confusion_matrix, plot_gate, write_report_files
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 NAMES = ["walk", "run", "jump", "sit", "wave", "clap"]

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torchvision.models import resnet18
 
-from common.engine import make_optimizer
+from common.train.engine import make_optimizer
 from common.errors import CheckpointError
 from common.model import IntegralAction
 from common.nets.fusion import Aggregator, Classifier

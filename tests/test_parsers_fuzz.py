@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from common.errors import DataError
-from common.problems import Problem
+from common.report.problems import Problem
 from data.Kinetics.Kinetics import Kinetics, read_kinetics_labels, read_kinetics_skeleton
 from data.Mimetics.Mimetics import read_mimetics_poses
 from data.NTU.NTU import read_ntu_skeleton

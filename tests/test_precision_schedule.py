@@ -4,10 +4,10 @@ import math
 import pytest
 import torch
 
-from common.engine import optimizer_step, step_losses
+from common.train.engine import optimizer_step, step_losses
 from common.model import build_model
-from common.precision import Precision, apply_precision, make_grad_scaler, resolve_precision
-from common.schedule import LRSchedule, learning_rate
+from common.runtime.precision import Precision, apply_precision, make_grad_scaler, resolve_precision
+from common.train.schedule import LRSchedule, learning_rate
 from data.joint_sets import OPENPOSE_18
 from main.config import build_config
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from common.engine import NonFiniteError, evaluate, predict, train_one_epoch
+from common.train.engine import NonFiniteError, evaluate, predict, train_one_epoch
 from common.errors import DataError
-from common.problems import JOINTS_ZEROED, POSE_ZEROED, SKIPPED, Problem, ProblemTally
+from common.report.problems import JOINTS_ZEROED, POSE_ZEROED, SKIPPED, Problem, ProblemTally
 from common.model import IntegralAction
 from data.joint_sets import OPENPOSE_18
 from main.config import build_config

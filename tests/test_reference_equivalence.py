@@ -9,7 +9,7 @@ project's model, loaded from the same snapshot, must agree to 1e-4.
 import torch
 import torch.nn.functional as F
 
-from common.checkpoint import load_network, save_snapshot, load_snapshot
+from common.train.checkpoint import load_network, save_snapshot, load_snapshot
 from common.model import IntegralAction
 from data.joint_sets import OPENPOSE_18
 

@@ -7,8 +7,8 @@ import time
 import pytest
 import torch
 
-from common import checkpoint
-from common.checkpoint import (TMP_PREFIX, atomic_save, find_resume_snapshot, load_snapshot,
+from common.train import checkpoint
+from common.train.checkpoint import (TMP_PREFIX, atomic_save, find_resume_snapshot, load_snapshot,
                                new_run_info, remove_stale_temporaries, save_snapshot,
                                snapshot_path)
 from common.errors import CheckpointError, UsageError, exit_on_error

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from common.checkpoint import load_snapshot, save_snapshot, snapshot_path
-from common.engine import evaluate, predict
+from common.train.checkpoint import load_snapshot, save_snapshot, snapshot_path
+from common.train.engine import evaluate, predict
 from common.model import build_model
 from data.collate import collate_clips
 from data.registry import build_dataset

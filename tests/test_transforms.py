@@ -1,4 +1,4 @@
-"""Values of the clip transforms (common/utils/transforms.py) and of frame reading."""
+"""Values of the clip transforms (data/transforms.py) and of frame reading."""
 import random
 
 import cv2
@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from common.utils.frames import frame_path, load_frame
-from common.utils.transforms import (
+from data.frames import frame_path, load_frame
+from data.transforms import (
     center_crop_box,
     crop_affine,
     crop_scale_pairs,

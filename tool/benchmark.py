@@ -21,8 +21,9 @@ Prints a table and writes every figure, with the machine and the command, to
 `<output_dir>/result/benchmark.json` (`benchmark_<cases>.json` for a run of other cases);
 `scaling` also draws `--plot` (default `<output_dir>/vis/benchmark_scaling.png`).
 """
-import os.path as osp, sys; sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # noqa: E401,E702
 
+import os.path as osp
+import sys
 import argparse
 import json
 import os
@@ -33,7 +34,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import torch
 
 from common.errors import UsageError, exit_on_error
-from common.provenance import describe_revision, git_revision
+from common.io.provenance import describe_revision, git_revision
 
 # What runs by default; `scaling` (about 3 minutes on 2 cores) only when --cases names it, and
 # `precision` by default only on a GPU (a CPU without bf16 instructions has no use for it).

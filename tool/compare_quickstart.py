@@ -15,8 +15,8 @@ Prints a table and writes every figure, with the machine, both revisions and the
 `<output_dir>/result/quickstart_compare.json`; each side's output and log go to
 `<output_dir>/quickstart_compare/`.
 """
-import os.path as osp, sys; sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # noqa: E401,E702
 
+import os.path as osp
 import argparse
 from typing import Any, Dict, Optional, Sequence
 

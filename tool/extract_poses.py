@@ -28,8 +28,9 @@ leaves a half-written file under a final name. Unreadable videos are skipped and
 (exit status 1); the others are still done. Videos that are not in a class folder (`--src` a
 single file, or videos directly in `--src`) get a pose file but no label and no annotation entry.
 """
-import os.path as osp, sys; sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # noqa: E401,E702
 
+import os.path as osp
+import sys
 import argparse
 import json
 import os
@@ -39,7 +40,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import av
 import numpy as np
 
-from common.atomic_file import atomic_write
+from common.io.atomic_file import atomic_write
 from common.errors import UsageError, exit_on_error
 from common.pose_options import (OneLineParser, add_pose_options, check_pose_options,
                                  make_estimator, parse_device)

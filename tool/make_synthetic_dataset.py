@@ -35,7 +35,6 @@ from __future__ import annotations
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # as a script
 
 import argparse
 import json
@@ -47,7 +46,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from common.atomic_file import atomic_write
+from common.io.atomic_file import atomic_write
 from common.errors import UsageError, exit_on_error
 from tool.synthetic.actions import BodyShape, MotionParams, action_pose, idle_params
 from tool.synthetic.render import (SCENES, FigureStyle, draw_held_prop, draw_person,

@@ -7,12 +7,12 @@ Defaults are the original's file names in the working folder. `img_backbone.*` c
 rgb_only snapshot, `pose_backbone.*` and `pose2feat.*` from the pose_only one; epoch 0. Each
 stage's classifier is kept as `aggregator.agreement.*` for `--stream_agreement`.
 """
-import os.path as osp, sys; sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # noqa: E401,E702
 
+import os.path as osp
 import argparse
 from typing import Optional, Sequence
 
-from common.checkpoint import atomic_save, load_snapshot, merge_single_stream_snapshots
+from common.train.checkpoint import atomic_save, load_snapshot, merge_single_stream_snapshots
 from common.errors import CheckpointError, exit_on_error
 
 

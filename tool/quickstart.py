@@ -14,8 +14,8 @@ Stages: rgb_only, pose_only, merge, then two rgb+pose runs from the same merged 
 paper's recipe (lambda = 1.5, no context augmentation; the default for real data) and the robust
 recipe of this project (`--stream_agreement` and `--context_aug_prob`, see the README).
 """
-import os.path as osp, sys; sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # noqa: E401,E702
 
+import os.path as osp
 import argparse
 import json
 import os

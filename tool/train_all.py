@@ -30,8 +30,9 @@ single-stream stages). Every step is the project's own command: `main/train.py`,
 At the end it prints top-1/top-5 per stage and test set, and writes them with each stage's
 train and test summaries to `<output_dir>/train_all_summary.json`. See docs/train_all.md.
 """
-import os.path as osp, sys; sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # noqa: E401,E702
 
+import os.path as osp
+import sys
 import argparse
 import contextlib
 import difflib
@@ -48,8 +49,8 @@ from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping, NoRe
 
 from easydict import EasyDict
 
-from common.atomic_file import atomic_write
-from common.checkpoint import (find_resume_snapshot, list_snapshots, load_snapshot,
+from common.io.atomic_file import atomic_write
+from common.train.checkpoint import (find_resume_snapshot, list_snapshots, load_snapshot,
                                snapshot_path)
 from common.errors import CheckpointError, IntegralActionError, UsageError, exit_on_error
 from common.stages import MERGE_SOURCES, MODES, RGB_POSE, STAGES, Stage

@@ -12,8 +12,9 @@ The original project built `ffmpeg` shell commands from file names, so a name wi
 quote or a `;` broke the extraction or ran a command. Here the videos are decoded in-process with
 PyAV: no shell is ever started, and any name that is legal for a file works.
 """
-import os.path as osp, sys; sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # noqa: E401,E702
 
+import os.path as osp
+import sys
 import argparse
 import os
 import shutil
@@ -24,7 +25,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from common.utils.frames import FRAME_NAME
+from data.frames import FRAME_NAME
 from data.video_decode import (VIDEO_EXTENSIONS, apply_rotation, is_video_file,
                                iter_video_frames, parse_fps, resize_short_side, video_stem)
 

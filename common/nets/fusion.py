@@ -10,6 +10,8 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor, nn
 
+from common.clip_frames import pose_frame_count
+
 
 def conv_bn_relu(in_ch: int, out_ch: int, kernel: int) -> nn.Sequential:
     return nn.Sequential(
@@ -100,7 +102,8 @@ class Aggregator(nn.Module):
         self.gate_input = gate_input
         self.frame_per_seg = frame_per_seg
         self.pose_frame_factor = pose_frame_factor
-        self.pose_frame_num = (frame_per_seg - 1) * pose_frame_factor + 1
+        self.pose_frame_num = pose_frame_count(frame_per_seg=frame_per_seg,
+                                               pose_frame_factor=pose_frame_factor)
         self.use_gate = pose_gate
         self.pose_temporal_conv = nn.Sequential(
             nn.Conv3d(pose_dim, pose_dim, kernel_size=(5, 1, 1), stride=(pose_frame_factor, 1, 1),

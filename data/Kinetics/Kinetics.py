@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from common.errors import DataError
-from common.problems import Problem
+from common.report.problems import Problem
 from data.joint_sets import OPENPOSE_18
 from data.parsing import (FieldError, int_value, name_field, number_array, read_json_file,
                           require_list_field, short_repr, type_name)

@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from common.errors import DataError, UsageError
-from common.problems import Problem
+from common.report.problems import Problem
 from data.joint_sets import OPENPOSE_18
 from data.Kinetics.Kinetics import KINETICS_CLASS_NUMS
 from data.parsing import (int_field, name_field, number_array, read_json_file,

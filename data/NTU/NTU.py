@@ -26,7 +26,7 @@ from typing import Any, Collection, Dict, Iterable, List, Optional, Sequence, Tu
 import numpy as np
 
 from common.errors import DataError
-from common.problems import Problem
+from common.report.problems import Problem
 from data.joint_sets import NTU_25
 from data.parsing import (FieldError, int_field, int_value, name_field, parse_float,
                           read_file_bytes, short_repr)

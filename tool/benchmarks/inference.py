@@ -21,12 +21,12 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from common.device import move_batch
-from common.engine import predict
-from common.inference import eval_chunk_clips, optimize_for_inference
+from common.runtime.device import move_batch
+from common.train.engine import predict
+from common.train.inference import eval_chunk_clips, optimize_for_inference
 from common.model import build_model
 from common.nets.pose_maps_dense import render_pose_maps_dense
-from common.precision import Precision, resolve_precision
+from common.runtime.precision import Precision, resolve_precision
 from data.clip_loader import build_clip_loader
 from data.collate import collate_clips
 from data.loading_baseline import use_baseline_loading

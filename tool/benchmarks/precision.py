@@ -24,9 +24,9 @@ from typing import Any, Callable, Dict, List
 
 import torch
 
-from common.engine import make_optimizer, optimizer_step, step_losses
+from common.train.engine import make_optimizer, optimizer_step, step_losses
 from common.model import build_model
-from common.precision import Precision, apply_precision, make_grad_scaler
+from common.runtime.precision import Precision, apply_precision, make_grad_scaler
 from common.stages import STAGES
 from data.registry import build_dataset
 from tool.benchmarks.data import benchmark_config

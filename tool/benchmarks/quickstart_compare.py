@@ -45,9 +45,9 @@ import time
 from importlib import metadata
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from common.atomic_file import atomic_write
+from common.io.atomic_file import atomic_write
 from common.errors import IntegralActionError, UsageError
-from common.provenance import git_revision
+from common.io.provenance import git_revision
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SIDES = ("baseline", "ours")

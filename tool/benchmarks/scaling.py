@@ -31,10 +31,10 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-from common.atomic_file import atomic_write
-from common.inference import ClipChunks, eval_chunk_clips, optimize_for_inference
+from common.io.atomic_file import atomic_write
+from common.train.inference import ClipChunks, eval_chunk_clips, optimize_for_inference
 from common.model import build_model
-from common.precision import Precision, resolve_precision
+from common.runtime.precision import Precision, resolve_precision
 from data.joint_sets import OPENPOSE_18
 from tool.benchmarks.data import benchmark_config
 from tool.benchmarks.measure import ratio, sync, time_call, time_pair

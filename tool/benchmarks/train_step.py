@@ -13,9 +13,9 @@ from typing import Any, Dict, List
 
 import torch
 
-from common.engine import make_optimizer, optimizer_step, step_losses
+from common.train.engine import make_optimizer, optimizer_step, step_losses
 from common.model import build_model
-from common.precision import Precision
+from common.runtime.precision import Precision
 from common.stages import STAGES
 from data.registry import build_dataset
 from data.samplers import item_stream

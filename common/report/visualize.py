@@ -14,7 +14,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from common.atomic_file import atomic_write
+from common.io.atomic_file import atomic_write
 
 logger = logging.getLogger("integral_action.visualize")
 

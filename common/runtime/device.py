@@ -8,7 +8,7 @@ from typing import List, Optional, Tuple
 import torch
 from torch import nn
 
-from common.clip_pixels import video_as_float
+from common.runtime.clip_pixels import video_as_float
 from common.errors import UsageError
 
 logger = logging.getLogger("integral_action.device")
@@ -95,7 +95,7 @@ def prepare_model(model: nn.Module, device: torch.device, ids: List[int]) -> nn.
 def move_batch(batch: dict, device: torch.device) -> dict:
     """Tensors of a batch dict to the device (non-blocking from pinned memory).
 
-    A uint8 'video' (clip pixels the loader sent as bytes, see `common.clip_pixels`) crosses as
+    A uint8 'video' (clip pixels the loader sent as bytes, see `common.runtime.clip_pixels`) crosses as
     bytes and becomes the float32 clip on the device."""
     moved = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v
              for k, v in batch.items()}

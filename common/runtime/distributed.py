@@ -20,7 +20,7 @@ from typing import Any, List, Optional, Tuple
 import torch
 import torch.distributed as dist
 
-from common.device import GPU_FORMS, parse_gpu_ids, select_device
+from common.runtime.device import GPU_FORMS, parse_gpu_ids, select_device
 from common.errors import UsageError
 
 logger = logging.getLogger("integral_action.distributed")
@@ -65,7 +65,7 @@ def init_distributed(gpu_ids: Optional[str], backend: Optional[str] = None
     """Set up this process: (its place in the run, its device, the GPU ids it spreads over).
 
     Args:
-        gpu_ids: the `--gpu` value (see `common.device.parse_gpu_ids`).
+        gpu_ids: the `--gpu` value (see `common.runtime.device.parse_gpu_ids`).
         backend: 'nccl', 'gloo' or None (nccl on GPUs, gloo on the CPU).
 
     Raises:

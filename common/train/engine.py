@@ -14,14 +14,14 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from common.context_aug import swap_context
-from common.device import move_batch
+from common.train.context_aug import swap_context
+from common.runtime.device import move_batch
 from common.errors import IntegralActionError
-from common.metrics import average_clip_probs, topk_accuracy
+from common.report.metrics import average_clip_probs, topk_accuracy
 from common.nets.loss import compute_losses
-from common.precision import Precision
-from common.problems import ProblemTally
-from common.schedule import LRSchedule
+from common.runtime.precision import Precision
+from common.report.problems import ProblemTally
+from common.train.schedule import LRSchedule
 
 logger = logging.getLogger("integral_action.engine")
 

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from common.errors import DataError
-from common.utils.transforms import resize_shape
+from data.transforms import resize_shape
 
 FRAME_NAME = "%06d.jpg"
 # JPEG start-of-image and end-of-image markers.

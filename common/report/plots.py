@@ -14,8 +14,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from common.atomic_file import atomic_write
-from common.metrics import per_class_mean
+from common.io.atomic_file import atomic_write
+from common.report.metrics import per_class_mean
 
 DPI = 120
 # Above these many classes, tick labels would overlap (confusion) or bars would not fit (gate).
@@ -171,7 +171,7 @@ def write_report_files(report: Dict[str, Any], *, clip_gates: Optional[np.ndarra
     """Write the confusion matrix (JSON and PNG) and, with gates, the gate figure.
 
     Args:
-        report: `common.metrics.evaluation_report`'s dict ('confusion_matrix', 'class_names').
+        report: `common.report.metrics.evaluation_report`'s dict ('confusion_matrix', 'class_names').
         clip_gates: (N,) gate of each clip, or None for a model without a gate.
         clip_labels: (N,) class of each clip; needed with `clip_gates`.
         result_dir: folder of `<prefix>_confusion.json`.

@@ -3,7 +3,7 @@
 The content goes to a hidden temporary file beside the target, is flushed to disk, and is then
 renamed over the target: a crash or an error leaves the previous file (or none), never a
 truncated one, and the temporary is removed on an error. Snapshots have their own variant
-(`common.checkpoint.atomic_save`), whose temporaries carry the host and pid so that a later run
+(`common.train.checkpoint.atomic_save`), whose temporaries carry the host and pid so that a later run
 can tell a dead process's leftovers from a live one's.
 """
 from __future__ import annotations

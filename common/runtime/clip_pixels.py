@@ -1,6 +1,6 @@
 """Clip pixels sent as bytes and turned into the network's float input where they are used.
 
-A test clip that is a whole-pixel crop of uint8 frames (`common.utils.transforms.
+A test clip that is a whole-pixel crop of uint8 frames (`data.transforms.
 input_clip_bytes`) holds only the values k / 255. Its loader worker sends the uint8 bytes, a
 quarter of the float32 clip, and the consumer (the main process, or the GPU after a uint8 copy)
 makes the float32 clip. The result is bit-identical to the float32 clip the worker would have

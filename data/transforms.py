@@ -268,7 +268,7 @@ def input_clip_bytes(
     A whole-pixel crop (`integer_shift`) of uint8 frames that need no resize (the test centre
     crop of frames stored at the test size, as Kinetics' released frames are) copies pixels:
     `input_clip(...)` is then exactly `input_clip_bytes(...) / float32(255)`
-    (`common.clip_pixels.video_as_float`). A quarter of the bytes to pass from a loader worker
+    (`common.runtime.clip_pixels.video_as_float`). A quarter of the bytes to pass from a loader worker
     to the main process or the GPU.
 
     Returns:

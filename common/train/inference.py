@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from common.precision import Precision, apply_precision
+from common.runtime.precision import Precision, apply_precision
 
 # torchvision's ResNet blocks and stems name each convolution's BatchNorm after it.
 _PAIR = re.compile(r"^conv(\d*)$")
