@@ -27,7 +27,7 @@ import re
 import sys
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import (Any, Dict, Iterable, List, Mapping, NoReturn, Optional, Tuple,
+from typing import (Any, Dict, Iterable, List, Mapping, Optional, Tuple,
                     Union, get_args, get_origin)
 
 from easydict import EasyDict
@@ -35,6 +35,7 @@ from easydict import EasyDict
 from common.runtime.device import parse_gpu_ids
 from common.errors import CheckpointError, UsageError
 from common.stages import MODES, STAGES, get_stage
+from main.cli import OneLineParser
 
 ROOT_DIR = osp.abspath(osp.join(osp.dirname(osp.abspath(__file__)), ".."))
 
@@ -548,13 +549,6 @@ class _HelpFormatter(argparse.HelpFormatter):
         return f"{', '.join(action.option_strings)} {value}"
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """argparse whose errors are one line, `error: <message> (see <prog> --help)`, status 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
-
-
 def _argparse_type(field: Field):
     """The `type=` of a field's option: the parsed value, or argparse's error with our reason."""
 
@@ -591,7 +585,7 @@ def make_parser(entry: str) -> argparse.ArgumentParser:
     if entry not in ENTRIES:
         raise ValueError(f"entry must be one of {ENTRIES}, got {entry!r}")
     required = ("mode", "test_epoch") if entry == "test" else ("mode",)
-    parser = _OneLineParser(
+    parser = OneLineParser(
         prog=f"{entry}.py",
         usage=(f"%(prog)s --mode MODE{' --test_epoch N' if entry == 'test' else ''} "
                "[--<field> VALUE ...]"),

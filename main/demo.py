@@ -33,7 +33,8 @@ from common.train.checkpoint import (check_stage, classifier_class_count, load_n
                                snapshot_stage)
 from common.errors import CheckpointError, DataError, UsageError, exit_on_error
 from common.model import build_model
-from common.pose_options import (OneLineParser, add_pose_options, check_pose_options,
+from main.cli import OneLineParser
+from main.pose_options import (add_pose_options, check_pose_options,
                                  make_estimator, parse_device)
 from common.stages import MODES, get_stage
 from common.report.visualize import (draw_box, draw_people, draw_text_lines, plot_prediction_summary,

@@ -42,7 +42,8 @@ import numpy as np
 
 from common.io.atomic_file import atomic_write
 from common.errors import UsageError, exit_on_error
-from common.pose_options import (OneLineParser, add_pose_options, check_pose_options,
+from main.cli import OneLineParser
+from main.pose_options import (add_pose_options, check_pose_options,
                                  make_estimator, parse_device)
 from data.skeleton_files import PoseTable, pose_table, skeleton_content, write_json_atomic
 from data.video_decode import iter_video_frames, parse_fps, video_stem

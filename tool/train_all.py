@@ -44,7 +44,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from types import ModuleType
-from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping, NoReturn, Optional,
+from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional,
                     Sequence, Set, Tuple, Union)
 
 from easydict import EasyDict
@@ -56,6 +56,7 @@ from common.errors import CheckpointError, IntegralActionError, UsageError, exit
 from common.stages import MERGE_SOURCES, MODES, RGB_POSE, STAGES, Stage
 from main.config import DATASETS, FIELD_BY_NAME, FIELDS, Field, build_config
 from main.config import make_parser as make_entry_parser
+from main.cli import OneLineParser
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TRAIN_SCRIPT = osp.join(ROOT, "main", "train.py")
@@ -748,10 +749,6 @@ def format_table(stages: Mapping[str, Mapping[str, Any]]) -> str:
 
 def make_parser() -> argparse.ArgumentParser:
     """The driver's own options; every other `--<field>` / `--<stage>.<field>` is forwarded."""
-
-    class OneLineParser(argparse.ArgumentParser):
-        def error(self, message: str) -> NoReturn:  # as train.py: one line, status 2
-            self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
     parser = OneLineParser(
         prog="train_all.py",

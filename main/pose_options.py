@@ -3,7 +3,7 @@ they build (torchvision's Keypoint R-CNN, see `common.pose_estimation`)."""
 from __future__ import annotations
 
 import argparse
-from typing import Any, NoReturn, Optional
+from typing import Any, Optional
 
 import torch
 
@@ -13,14 +13,6 @@ from common.pose_estimation import DEFAULT_MIN_SIZE, KeypointEstimator, load_key
 
 
 # --------------------------------------------------------------------------- command line
-class OneLineParser(argparse.ArgumentParser):
-    """argparse whose errors are one line, `error: <message> (see <prog> --help)`, status 2
-    (as `main/config.py`'s parser for train.py and test.py)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
-
-
 
 def add_pose_options(parser: argparse.ArgumentParser) -> None:
     """The Keypoint R-CNN options shared with `main/demo.py`."""
