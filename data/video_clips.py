@@ -1,7 +1,7 @@
 """Test-time clips of one video held in memory, made exactly as the test set makes them.
 
 `main/test.py` reads a video's frames from JPEG files and its poses from a pose file, one clip
-per item (`data.video_pose_dataset.VideoPoseDataset._clip`). The demo has the frames already
+per item (`data.video_pose_dataset.VideoPoseDataset`). The demo has the frames already
 decoded and the poses in a table; `sample_test_clips` takes them through the dataset module's
 own functions, in the same order (start frames, frame and pose indices, resize, centre crop,
 joint clean-up, top-k people, pose transform), so that the same frames and poses give the same
@@ -18,12 +18,12 @@ import numpy as np
 import torch
 
 from common.errors import DataError
-from data.frames import frame_path, load_frame
+from data.sources.jpeg_folder import frame_path, load_frame
 from data.transforms import (center_crop_box, crop_affine, resize_shape, select_top_k,
                                      transform_pose, warp_frames)
 from data.joint_sets import OPENPOSE_18, JointSet
-from data.video_pose_dataset import (clip_frame_indices, clip_span, pose_frame_indices,
-                                     sanitize_joints, stack_people, test_start_frames)
+from data.poses import sanitize_joints, stack_people
+from data.sampling import clip_frame_indices, clip_span, pose_frame_indices, test_start_frames
 
 # frame_index (1-based) -> (coords (P, J, 2) normalised to [0, 1], scores (P, J)): what
 # `data.Kinetics.Kinetics.read_kinetics_skeleton` returns for a kinetics-skeleton file.

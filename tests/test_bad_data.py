@@ -19,13 +19,13 @@ from common.errors import DataError
 from common.nets.pose_maps import render_pose_maps
 from common.nets.pose_maps_dense import render_pose_maps_dense
 from common.report.problems import JOINTS_ZEROED, POSE_ZEROED, SKIPPED, Problem
-from data.frames import frame_path
+from data.sources.jpeg_folder import frame_path
 from data.collate import collate_clips
 from data.joint_sets import NTU_25, OPENPOSE_18
 from data.Kinetics.Kinetics import Kinetics, read_kinetics_skeleton
 from data.Mimetics.Mimetics import Mimetics, read_mimetics_poses
 from data.NTU.NTU import NTU, choose_setup_naming, read_ntu_skeleton
-from data.video_pose_dataset import FAR_JOINT_FACTOR, sanitize_joints
+from data.poses import FAR_JOINT_FACTOR, sanitize_joints
 from main.config import build_config
 from tests.fixtures_data import (
     make_cfg,
@@ -190,10 +190,10 @@ def test_ntu_frame_folder_naming_is_decided_once_and_logged(tmp_path, data_log, 
     if padded:
         assert summary.endswith("; frame folders: the zero-padded nturgb+d_rgb_s001 naming of "
                                 "the official archives (1 of 1 setups found; 0 named "
-                                "nturgb+d_rgb_s1 as in SPEC.md)")
+                                "nturgb+d_rgb_s1 as in docs/data_format.md)")
     else:
-        assert summary.endswith("; frame folders: nturgb+d_rgb_s1 as SPEC.md names them "
-                                "(1 of 1 setups found)")
+        assert summary.endswith("; frame folders: nturgb+d_rgb_s1 as docs/data_format.md names "
+                                "them (1 of 1 setups found)")
 
 
 def test_choose_setup_naming():

@@ -16,7 +16,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-import data.video_pose_dataset as vpd
+import data.pipeline as pipeline
+import data.sources.jpeg_folder as jpeg_folder
 from common.errors import DataError
 from common.report.problems import POSE_ZEROED
 from data.collate import collate_clips
@@ -24,10 +25,10 @@ from data.Kinetics.Kinetics import Kinetics, skeleton_key
 from data.Mimetics.Mimetics import Mimetics
 from data.NTU.NTU import NTU, read_ntu_skeleton, setup_folder
 from data.registry import DATASETS, build_dataset
-from data.video_pose_dataset import (
+from data.annotations import resolve_class_num
+from data.sampling import (
     clip_frame_indices,
     pose_frame_indices,
-    resolve_class_num,
     test_start_frames,
     train_start_frame,
 )
@@ -208,7 +209,7 @@ def test_kinetics_train_flip_swaps_every_person_of_every_frame(tmp_path, monkeyp
         frames[k + 1] = people
     write_kinetics_skeleton(info["train"][0]["skeleton_path"], frames)
     # Force a flipped centre crop.
-    monkeypatch.setattr(vpd, "sample_train_crop", lambda hw, shape, rng: ((10, 4, 16, 16), True))
+    monkeypatch.setattr(pipeline, "sample_train_crop", lambda hw, shape, rng: ((10, 4, 16, 16), True))
     ds = Kinetics(make_cfg(tmp_path), "train")
     item = ds[0]
     coords = item["pose_coords"].numpy()
@@ -238,8 +239,8 @@ def test_pose_only_reads_one_frame_and_omits_video(tmp_path, monkeypatch):
     write_kinetics(str(tmp_path), num_classes=1, videos_per_class=1)
     reference = Kinetics(make_cfg(tmp_path, frame_per_seg=4), "test")[3]
     calls = []
-    real = vpd.load_frame
-    monkeypatch.setattr(vpd, "load_frame", lambda path: calls.append(path) or real(path))
+    real = jpeg_folder.load_frame
+    monkeypatch.setattr(jpeg_folder, "load_frame", lambda path: calls.append(path) or real(path))
     ds = Kinetics(make_cfg(tmp_path, mode="pose_only", frame_per_seg=4), "test")
     item = ds[3]
     assert "video" not in item

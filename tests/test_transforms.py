@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from data.frames import frame_path, load_frame
+from data.sources.jpeg_folder import frame_path, load_frame
 from data.transforms import (
     center_crop_box,
     crop_affine,

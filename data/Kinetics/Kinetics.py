@@ -25,8 +25,11 @@ from common.report.problems import Problem
 from data.joint_sets import OPENPOSE_18
 from data.parsing import (FieldError, int_value, name_field, number_array, read_json_file,
                           require_list_field, short_repr, type_name)
-from data.video_pose_dataset import (Record, VideoPoseDataset, load_coco_videos, require_folder,
-                                     stack_people)
+from data.annotations import load_coco_videos
+from data.poses import stack_people
+from data.sources.jpeg_folder import require_folder
+from data.video_list import Record
+from data.video_pose_dataset import LoadingOptions, VideoPoseDataset
 
 PeopleTable = Dict[int, Tuple[np.ndarray, np.ndarray]]
 
@@ -128,8 +131,8 @@ class Kinetics(VideoPoseDataset):
     joint_set = OPENPOSE_18
     pose_key = "skeleton_path"
 
-    def __init__(self, cfg: Any, split: str) -> None:
-        super().__init__(cfg, split)
+    def __init__(self, cfg: Any, split: str, *, loading: Optional[LoadingOptions] = None) -> None:
+        super().__init__(cfg, split, loading=loading)
         part = "train" if split == "train" else "val"
         self.root = osp.join(cfg.data_dir, "Kinetics", "data")
         ann_path = osp.join(self.root, f"Kinetics{cfg.subset}_{part}.json")

@@ -1,5 +1,5 @@
 """Case 2: loading clips from JPEG frames, the real loader against a plain per-frame
-read/resize/warp in float32 (`data.loading_baseline`), test and train split.
+read/resize/warp in float32 (`tool.benchmarks.baselines.loading`), test and train split.
 
 Both sides give bit-identical clips (tests/test_loading_fast.py); only the time differs. Ours
 runs as test.py and train.py run it: for a GPU (`--device cuda`), the test split's workers send
@@ -21,10 +21,11 @@ import torch
 from torch.utils.data import Dataset
 
 from data.batch_pool import items_into_batch
-from data.loading_baseline import measure_loader, time_items, use_baseline_loading
 from data.registry import build_dataset
+from data.video_pose_dataset import LoadingOptions
+from tool.benchmarks.baselines.loading import BASELINE_LOADING
 from tool.benchmarks.data import benchmark_config
-from tool.benchmarks.measure import ratio
+from tool.benchmarks.measure import measure_loader, ratio, time_items
 
 
 class ReadyClips(Dataset):
@@ -77,7 +78,8 @@ def transfer_ceiling(cfg: Any, *, workers: int, batches: int, repeats: int
                                ("float32, reused slots", torch.float32, True)):
         data = ReadyClips(length=8 * (batches + 2), clip_shape=(frames, 3, height, width),
                           pose_shape=pose_shape, dtype=dtype, write_batches=write)
-        out[name] = statistics.median(measure_loader(data, workers, batches).clips_per_s
+        out[name] = statistics.median(measure_loader(data, workers=workers,
+                                                     batches=batches).clips_per_s
                                       for _ in range(max(1, repeats // 3)))
     return out
 
@@ -91,20 +93,22 @@ def run(*, device: torch.device, repeats: int, smoke: bool, data_dir: str,
     batches, items = (2, 4) if smoke else (40, 16)
     rows: List[Dict[str, Any]] = []
     for split in ("test", "train"):
+        # Through the loader, ours sends whole-pixel clips as uint8 where test.py does (the
+        # test split, workers, a GPU), made float here as `move_batch` does; the item path
+        # alone is timed making the float clip.
+        as_bytes = split == "test" and workers > 0 and device.type == "cuda"
         ours = build_dataset(cfg, cfg.dataset, split)
-        base = use_baseline_loading(build_dataset(cfg, cfg.dataset, split))
+        loaded = {"ours": build_dataset(cfg, cfg.dataset, split,
+                                        loading=LoadingOptions(video_as_bytes=as_bytes)),
+                  "baseline": build_dataset(cfg, cfg.dataset, split, loading=BASELINE_LOADING)}
+        timed = {"ours": ours, "baseline": loaded["baseline"]}
         rates: Dict[str, List[float]] = {"ours": [], "baseline": []}
         item_s: Dict[str, List[float]] = {"ours": [], "baseline": []}
         for _ in range(repeats):  # alternately, so that both sides share the machine's load
-            for name, dataset in (("ours", ours), ("baseline", base)):
-                # Through the loader, ours sends whole-pixel clips as uint8 where test.py does
-                # (the test split, workers, a GPU), made float here as `move_batch` does; the
-                # item path alone is timed making the float clip.
-                dataset.video_as_bytes = (name == "ours" and split == "test" and workers > 0
-                                          and device.type == "cuda")
-                rates[name].append(measure_loader(dataset, workers, batches).clips_per_s)
-                dataset.video_as_bytes = False
-                item_s[name].append(time_items(dataset, items, 1))
+            for name in ("ours", "baseline"):
+                rates[name].append(measure_loader(loaded[name], workers=workers,
+                                                  batches=batches).clips_per_s)
+                item_s[name].append(time_items(timed[name], items, 1))
         rate = {k: statistics.median(v) for k, v in rates.items()}
         item = {k: statistics.median(v) for k, v in item_s.items()}
         rows.append({
