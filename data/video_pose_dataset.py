@@ -3,7 +3,8 @@
 `VideoPoseDataset` composes the data layer: the usable videos (`data.video_list.VideoList`,
 from the annotation file), the frames a clip takes (`data.sampling`), where the frames are read
 from (a `data.sources.FrameSource`), the poses (the subclass's `load_poses`, made safe by
-`data.poses.clip_poses`) and the clip's pixel and joint steps (a `data.pipeline.ClipPreset`).
+`data.poses.clip_poses`) and the clip's pixel and joint steps (a `data.pipeline.ClipPreset`);
+`data.batch_pool.BatchWriter` writes a batch's clips into one batch tensor.
 How items are made, never what they hold, is set once at construction by `LoadingOptions`.
 
 Usable item (a plain dict; batch it with `data.collate.collate_clips`):
@@ -41,7 +42,7 @@ from torch.utils.data import Dataset
 
 from common.report.problems import SKIPPED, Problem
 from common.stages import get_stage
-from data.batch_pool import SharedBatchPool, SlotBatch, items_into_batch
+from data.batch_pool import BatchWriter
 from data.joint_sets import JointSet
 from data.pipeline import ClipMaker, preset_for
 from data.poses import clip_poses
@@ -74,7 +75,7 @@ class LoadingOptions:
     video_as_bytes: bool = False
 
 
-class VideoPoseDataset(VideoList, Dataset):
+class VideoPoseDataset(VideoList, BatchWriter, Dataset):
     """Base of the three loaders. Subclasses set `joint_set` and `pose_key`, implement
     `video_fields`, `video_source` (see `VideoList`) and `load_poses`, and end `__init__` with
     `load_videos(load_coco_videos(path))` (the annotation file read first, so that its absence
@@ -84,8 +85,6 @@ class VideoPoseDataset(VideoList, Dataset):
         joint_set: the joint set of the poses (OpenPose-18 or NTU-25).
         stage: the `common.stages.Stage` of `cfg.mode` (what the items must hold).
         loading: the `LoadingOptions`; `preset`: the split's `ClipPreset`.
-        batch_pool: the `SharedBatchPool` of the loader built last over this dataset, set by
-            `data.clip_loader.build_clip_loader`.
     """
 
     joint_set: JointSet
@@ -103,7 +102,6 @@ class VideoPoseDataset(VideoList, Dataset):
         self.preset = preset_for(cfg, split, flip_pairs=self.joint_set.flip_pairs,
                                  make_clip=self.loading.make_clip,
                                  video_as_bytes=self.loading.video_as_bytes)
-        self.batch_pool: Optional[SharedBatchPool] = None
 
     def load_poses(self, record: Record, frame_indices: Sequence[int],
                    resized_hw: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:
@@ -141,8 +139,9 @@ class VideoPoseDataset(VideoList, Dataset):
 
     @property
     def writes_batches(self) -> bool:
-        """Whether `__getitems__` writes a batch's clips into one batch tensor: float32 clips
-        (not with `video_as_bytes`, not in pose_only), unless `write_batches` is off."""
+        """Whether `__getitems__` writes a batch's clips into one batch tensor (`BatchWriter`):
+        float32 clips (not with `video_as_bytes`, not in pose_only), unless `write_batches` is
+        off."""
         return self.loading.write_batches and self.with_video and not self.loading.video_as_bytes
 
     def batch_clip_shape(self, batch_size: int) -> Tuple[int, int, int, int, int]:
@@ -154,28 +153,8 @@ class VideoPoseDataset(VideoList, Dataset):
         """Item `key`: an index, or `(index, stream)` from `data.samplers.TrainSampler`."""
         return self._item(key)
 
-    def __getitems__(self, keys: Sequence[Key]) -> List[Item]:
-        """The items of one DataLoader batch (the DataLoader calls this rather than
-        `__getitem__` per key), equal to `[self[key] for key in keys]`.
-
-        Their clips are written straight into the slots of one `(B, T, 3, h, w)` batch tensor
-        (`writes_batches`), which `collate_clips` then passes on as the batch: no clip is copied
-        into a stacked batch, and no per-clip array is allocated. The tensor is the pool slot
-        that `keys` names (a `SlotBatch` from a `data.batch_pool.PooledBatchSampler`), else a
-        new one, in shared memory inside a worker (`data.batch_pool.items_into_batch`).
-        """
-        if self.writes_batches:
-            return items_into_batch(keys, lambda key, out: self._item(key, video_out=out),
-                                    batch_shape=self.batch_clip_shape(len(keys)),
-                                    pool=self.batch_pool)
-        items = [self._item(key) for key in keys]
-        if isinstance(keys, SlotBatch):
-            # A slot named for a batch not written into it: the main process gives it back.
-            return SlotBatch(items, keys.slot, keys.pool_key)
-        return items
-
     def _item(self, key: Key, video_out: Optional[torch.Tensor] = None) -> Item:
-        """Item `key`; its clip written into `video_out` when given (see `__getitems__`)."""
+        """Item `key`; its clip written into `video_out` when given (`BatchWriter`)."""
         index, stream = key if isinstance(key, tuple) else (key, None)
         video_index, clip_index = self.locate(index)
         record = self.records[video_index]

@@ -15,12 +15,12 @@ uint8 in fresh shared memory and float32 in reused slots, the ceiling of any ite
 from __future__ import annotations
 
 import statistics
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch.utils.data import Dataset
 
-from data.batch_pool import items_into_batch
+from data.batch_pool import BatchWriter
 from data.registry import build_dataset
 from data.video_pose_dataset import LoadingOptions
 from tool.benchmarks.baselines.loading import BASELINE_LOADING
@@ -28,12 +28,12 @@ from tool.benchmarks.data import benchmark_config
 from tool.benchmarks.measure import measure_loader, ratio, time_items
 
 
-class ReadyClips(Dataset):
+class ReadyClips(BatchWriter, Dataset):
     """Items shaped as the video datasets' (a `(T, 3, H, W)` clip of `dtype`, poses, label),
     each a fresh copy of one clip: what passing items between processes costs, without making
     them. With `write_batches`, a batch's clips are copied into one batch tensor as the video
-    datasets write them (`data.batch_pool.items_into_batch`), so that the loader reuses its
-    shared memory (`data.clip_loader.build_clip_loader`)."""
+    datasets write them (`data.batch_pool.BatchWriter`), so that the loader reuses its shared
+    memory (`data.clip_loader.build_clip_loader`)."""
 
     def __init__(self, *, length: int, clip_shape: Tuple[int, ...], pose_shape: Tuple[int, ...],
                  dtype: torch.dtype, write_batches: bool = False) -> None:
@@ -42,7 +42,6 @@ class ReadyClips(Dataset):
         self.coords = torch.zeros(*pose_shape, 2)
         self.scores = torch.zeros(pose_shape)
         self.writes_batches = write_batches
-        self.batch_pool = None
 
     def __len__(self) -> int:
         return self.length
@@ -50,20 +49,14 @@ class ReadyClips(Dataset):
     def batch_clip_shape(self, batch_size: int) -> Tuple[int, ...]:
         return (batch_size, *self.clip.shape)
 
-    def _item(self, index: int, video: torch.Tensor) -> Dict[str, Any]:
+    def _item(self, key: int, video_out: Optional[torch.Tensor] = None) -> Dict[str, Any]:
+        video = self.clip.clone() if video_out is None else video_out.copy_(self.clip)
         return {"video": video, "pose_coords": self.coords.clone(),
                 "pose_scores": self.scores.clone(), "label": torch.tensor(0),
-                "video_id": torch.tensor(index), "problems": []}
+                "video_id": torch.tensor(key), "problems": []}
 
     def __getitem__(self, index: int) -> Dict[str, Any]:
-        return self._item(index, self.clip.clone())
-
-    def __getitems__(self, keys: Sequence[int]) -> List[Dict[str, Any]]:
-        if not self.writes_batches:
-            return [self[key] for key in keys]
-        return items_into_batch(keys, lambda key, out: self._item(key, out.copy_(self.clip)),
-                                batch_shape=self.batch_clip_shape(len(keys)),
-                                pool=self.batch_pool)
+        return self._item(index)
 
 
 def transfer_ceiling(cfg: Any, *, workers: int, batches: int, repeats: int
