@@ -8,7 +8,7 @@ joints it zeroed. Coordinates are in pixels of the frame resized to `(H, W)`.
 """
 from __future__ import annotations
 
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -63,6 +63,22 @@ def pixel_poses(
     per_frame: List[FramePeople] = []
     for k in frame_indices:
         entry = frames[k] if 0 <= k < len(frames) else None
+        per_frame.append(None if entry is None else (entry[0] * scale, entry[1]))
+    return stack_people(per_frame, joint_num)
+
+
+def normalized_poses(
+    table: Mapping[int, Tuple[np.ndarray, np.ndarray]], frame_indices: Sequence[int], *,
+    resized_hw: Tuple[int, int], joint_num: int,
+) -> Poses:
+    """The poses of `frame_indices` from a table keyed by 1-based frame number whose
+    coordinates are normalised to [0, 1] (the kinetics-skeleton files): 0-based frame k is
+    entry k + 1 (frames without an entry have nobody), scaled `x * W`, `y * H` to
+    `resized_hw = (H, W)` and stacked (`(F, P, J, 2)`, `(F, P, J)`)."""
+    scale = np.array([resized_hw[1], resized_hw[0]], dtype=np.float32)
+    per_frame: List[FramePeople] = []
+    for k in frame_indices:
+        entry = table.get(k + 1)
         per_frame.append(None if entry is None else (entry[0] * scale, entry[1]))
     return stack_people(per_frame, joint_num)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import os.path as osp
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -26,7 +26,7 @@ from data.joint_sets import OPENPOSE_18
 from data.parsing import (FieldError, int_value, name_field, number_array, read_json_file,
                           require_list_field, short_repr, type_name)
 from data.annotations import load_coco_videos
-from data.poses import stack_people
+from data.poses import normalized_poses
 from data.sources.jpeg_folder import require_folder
 from data.video_list import Record
 from data.video_pose_dataset import LoadingOptions, VideoPoseDataset
@@ -196,9 +196,5 @@ class Kinetics(VideoPoseDataset):
         (the original looked up k itself: a known defect). Returns `(F, P, J, 2)` coords in
         resized pixels (`x * W`, `y * H`) and `(F, P, J)` scores."""
         table = read_kinetics_skeleton(record["skeleton_path"], self.joint_set.joint_num)
-        scale = np.array([resized_hw[1], resized_hw[0]], dtype=np.float32)
-        per_frame: List[Optional[Tuple[np.ndarray, np.ndarray]]] = []
-        for k in frame_indices:
-            entry = table.get(k + 1)
-            per_frame.append(None if entry is None else (entry[0] * scale, entry[1]))
-        return stack_people(per_frame, self.joint_set.joint_num)
+        return normalized_poses(table, frame_indices, resized_hw=resized_hw,
+                                joint_num=self.joint_set.joint_num)
