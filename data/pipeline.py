@@ -137,9 +137,9 @@ class ClipPreset:
         """
         coords, scores = select_top_k_frames(coords, scores, self.top_k_pose)
         coords, scores = transform_pose(
-            coords, scores, crop.matrix, crop.do_flip, crop.resized_hw[1], self.flip_pairs,
-            self.input_img_shape, self.input_hm_shape,
-        )
+            coords, scores, matrix=crop.matrix, do_flip=crop.do_flip,
+            resized_width=crop.resized_hw[1], flip_pairs=self.flip_pairs,
+            input_img_shape=self.input_img_shape, input_hm_shape=self.input_hm_shape)
         return torch.from_numpy(coords), torch.from_numpy(scores)
 
 

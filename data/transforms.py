@@ -371,6 +371,7 @@ def _warp_regions(regions: Sequence[np.ndarray], *, box: Tuple[int, int, int, in
 def transform_pose(
     coords: np.ndarray,
     scores: np.ndarray,
+    *,
     matrix: np.ndarray,
     do_flip: bool,
     resized_width: int,
