@@ -58,7 +58,8 @@ Key = Union[int, Tuple[int, int]]
 
 @dataclass(frozen=True)
 class LoadingOptions:
-    """How a dataset makes its items; the items' values never depend on it.
+    """How a dataset makes its items; the clips' values never depend on it (with
+    `video_as_bytes`, once made float).
 
     Attributes:
         frames: where the frames are read from (`JpegFolder`: the extracted JPEG files).
