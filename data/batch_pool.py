@@ -10,7 +10,7 @@ So the main process owns a pool of batch slots in shared memory, made before the
 (they inherit it, or receive it when spawned):
 
 1. the batch sampler (main process) names a free slot with each batch's keys (`SlotBatch`);
-2. the worker writes the batch's clips into that slot (`VideoPoseDataset.__getitems__`) and
+2. the worker writes the batch's clips into that slot (`BatchWriter.__getitems__`) and
    sends back a `PooledVideo` token instead of the tensor (`data.collate.collate_clips`);
 3. the main process turns the token into a tensor over the slot (`SharedBatchPool.claim`), and
    the slot is free again once no tensor of the main process uses its memory: every view and
@@ -27,7 +27,7 @@ import threading
 import uuid
 import weakref
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from torch.utils.data import Sampler, get_worker_info
@@ -197,6 +197,47 @@ def items_into_batch(keys: Sequence[Any], make_item: Callable[[Any, torch.Tensor
     rows = pool.rows(slot, len(keys)) if in_slot else new_batch_tensor(batch_shape)
     items = [make_item(key, rows[k]) for k, key in enumerate(keys)]
     return SlotBatch(items, slot, pool_key, rows, in_slot)
+
+
+class BatchWriter:
+    """Mixin of a dataset whose items each hold one clip: `__getitems__` makes a batch's items
+    with their clips written into one `(B, T, 3, H, W)` batch tensor.
+
+    The class says whether it writes (`writes_batches`), the batch shape (`batch_clip_shape`)
+    and how an item is made (`_item(key, video_out)`: with `video_out`, a row of the batch
+    tensor, the item's clip is written there and is its 'video'). `batch_pool` is the pool of
+    the loader built last over the dataset (`data.clip_loader.build_clip_loader` sets it).
+    """
+
+    batch_pool: Optional[SharedBatchPool] = None
+    writes_batches: bool = False
+
+    def batch_clip_shape(self, batch_size: int) -> Tuple[int, ...]:
+        """`(B, T, 3, H, W)` of a batch of `batch_size` clips."""
+        raise NotImplementedError
+
+    def _item(self, key: Any, video_out: Optional[torch.Tensor] = None) -> Dict[str, Any]:
+        raise NotImplementedError
+
+    def __getitems__(self, keys: Sequence[Any]) -> List[Dict[str, Any]]:
+        """The items of one DataLoader batch (the DataLoader calls this rather than
+        `__getitem__` per key), equal to `[self[key] for key in keys]`.
+
+        With `writes_batches`, their clips are written straight into the rows of one batch
+        tensor, which `collate_clips` then passes on as the batch: no clip is copied into a
+        stacked batch, and no per-clip array is allocated. The tensor is the pool slot that
+        `keys` names (a `SlotBatch` from a `PooledBatchSampler`), else a new one, in shared
+        memory inside a worker (`items_into_batch`).
+        """
+        if self.writes_batches:
+            return items_into_batch(keys, lambda key, out: self._item(key, video_out=out),
+                                    batch_shape=self.batch_clip_shape(len(keys)),
+                                    pool=self.batch_pool)
+        items = [self._item(key) for key in keys]
+        if isinstance(keys, SlotBatch):
+            # A slot named for a batch not written into it: the main process gives it back.
+            return SlotBatch(items, keys.slot, keys.pool_key)
+        return items
 
 
 class PooledBatchSampler(Sampler[List[Any]]):

@@ -1,13 +1,13 @@
 """Data set name -> loader class (a plain dict: no exec, no string-built imports)."""
 from __future__ import annotations
 
-from typing import Any, Dict, Type
+from typing import Any, Dict, Optional, Type
 
 from common.errors import UsageError
 from data.Kinetics.Kinetics import Kinetics
 from data.Mimetics.Mimetics import Mimetics
 from data.NTU.NTU import NTU
-from data.video_pose_dataset import VideoPoseDataset
+from data.video_pose_dataset import LoadingOptions, VideoPoseDataset
 
 DATASETS: Dict[str, Type[VideoPoseDataset]] = {
     "Kinetics": Kinetics,
@@ -16,8 +16,10 @@ DATASETS: Dict[str, Type[VideoPoseDataset]] = {
 }
 
 
-def build_dataset(cfg: Any, name: str, split: str) -> VideoPoseDataset:
-    """The `name` data set's `split` ('train' or 'test'), configured by `cfg`.
+def build_dataset(cfg: Any, name: str, split: str, *,
+                  loading: Optional[LoadingOptions] = None) -> VideoPoseDataset:
+    """The `name` data set's `split` ('train' or 'test'), configured by `cfg`, its items made
+    as `loading` says (None: the defaults, `LoadingOptions()`).
 
     Raises:
         UsageError: an unknown data set name (or Mimetics for training).
@@ -27,4 +29,4 @@ def build_dataset(cfg: Any, name: str, split: str) -> VideoPoseDataset:
         cls = DATASETS[name]
     except KeyError:
         raise UsageError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}") from None
-    return cls(cfg, split)
+    return cls(cfg, split, loading=loading)

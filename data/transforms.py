@@ -12,9 +12,10 @@ Everything here is pure numpy/cv2 and works on one clip at a time. The pipeline 
 
 `input_clip` is steps 1-4 for the image side of a dataset item, from the decoded uint8 frames to
 the network input, bit-identical to resize -> flip -> `warp_frames` -> /255 in float32 (the
-plain loop of `data.loading_baseline`) and about four times as fast (decoding aside): it
-converts to float only the pixels the warp reads, flips only those, copies instead of warping
-when the crop is a whole-pixel shift, and warps four channels at a time (OpenCV's fast path).
+benchmark's plain loop, tool/benchmarks/baselines/loading.py) and about four times as fast
+(decoding aside): it converts to float only the pixels the warp reads, flips only those, copies
+instead of warping when the crop is a whole-pixel shift, and warps four channels at a time
+(OpenCV's fast path).
 
 Conventions: image shapes are `(height, width)`; boxes are `(xmin, ymin, width, height)`;
 coordinates are `(x, y)` with pixel (i, j) at x = j, y = i; a horizontal flip maps x to
@@ -268,8 +269,8 @@ def input_clip_bytes(
     A whole-pixel crop (`integer_shift`) of uint8 frames that need no resize (the test centre
     crop of frames stored at the test size, as Kinetics' released frames are) copies pixels:
     `input_clip(...)` is then exactly `input_clip_bytes(...) / float32(255)`
-    (`common.runtime.clip_pixels.video_as_float`). A quarter of the bytes to pass from a loader worker
-    to the main process or the GPU.
+    (`common.runtime.clip_pixels.video_as_float`). A quarter of the bytes to pass from a loader
+    worker to the main process or the GPU.
 
     Returns:
         `(T, 3, out_h, out_w)` uint8, C-contiguous, or None (a warp, a resize or float frames:
@@ -290,7 +291,7 @@ def input_clip(
 ) -> np.ndarray:
     """The network input of a clip from its decoded frames.
 
-    Bit-identical to the reference (`data.loading_baseline.baseline_input_clip`): each frame
+    Bit-identical to the reference (the benchmark's plain loop): each frame
     converted to float32, resized to `resized_hw` (`cv2.resize`, bilinear), flipped when
     `do_flip`, `warp_frames`, divided by 255. tests/test_loading_fast.py checks this over random
     frame sizes, crops, flips and shapes. It is faster because, each step exact:
@@ -309,8 +310,8 @@ def input_clip(
         do_flip: mirror the resized frames horizontally before the warp.
         out_shape: `(out_h, out_w)`.
         out: where to write the clip, e.g. its slot of a batch
-            (`data.video_pose_dataset.VideoPoseDataset.__getitems__`): a C-contiguous float32
-            `(T, 3, out_h, out_w)` array, every element of which is written. None: a new one.
+            (`data.pipeline.ClipPreset.video`): a C-contiguous float32 `(T, 3, out_h, out_w)`
+            array, every element of which is written. None: a new one.
     Returns:
         `(T, 3, out_h, out_w)` float32 RGB in [0, 1], C-contiguous (`out` when given); 0 where
         the crop leaves the frame.
@@ -323,7 +324,6 @@ def input_clip(
     shift = integer_shift(matrix)
     if shift is not None:
         return _shifted_clip(frames, resized_hw, shift, do_flip, out_shape, out=out)
-    height, width = resized_hw
     out_h, out_w = out_shape
     if out is None:
         out = np.empty((count, 3, out_h, out_w), dtype=np.float32)
@@ -335,6 +335,18 @@ def input_clip(
     regions = [_source_region(frame, resized_hw, box, do_flip) for frame in frames]
     if len({region.dtype for region in regions}) > 1:  # mixChannels needs one depth
         regions = [region.astype(np.float32) for region in regions]
+    _warp_regions(regions, box=box, resized_hw=resized_hw, matrix=matrix, out=out)
+    return out
+
+
+def _warp_regions(regions: Sequence[np.ndarray], *, box: Tuple[int, int, int, int],
+                  resized_hw: Tuple[int, int], matrix: np.ndarray, out: np.ndarray) -> None:
+    """Warp the source regions (`(y1 - y0, x1 - x0, 3)` each, box `(x0, y0, x1, y1)` of the
+    resized frame) of a clip's T frames by `matrix` into `out (T, 3, out_h, out_w)`, / 255.
+    """
+    x0, y0, x1, y1 = box
+    height, width = resized_hw
+    count, _, out_h, out_w = out.shape
     # The 3T channels of the clip, four at a time, through one 4-channel warp each: every
     # channel is warped with the same sample positions and weights, so which channels share a
     # warp does not matter, and 3T/4 warps do the work of T.
@@ -354,12 +366,12 @@ def input_clip(
                                 borderValue=0)
         np.divide(warped[..., :used].transpose(2, 0, 1), np.float32(255.0),
                   out=planes[first:first + used])
-    return out
 
 
 def transform_pose(
     coords: np.ndarray,
     scores: np.ndarray,
+    *,
     matrix: np.ndarray,
     do_flip: bool,
     resized_width: int,

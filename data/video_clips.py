@@ -1,11 +1,11 @@
 """Test-time clips of one video held in memory, made exactly as the test set makes them.
 
 `main/test.py` reads a video's frames from JPEG files and its poses from a pose file, one clip
-per item (`data.video_pose_dataset.VideoPoseDataset._clip`). The demo has the frames already
-decoded and the poses in a table; `sample_test_clips` takes them through the dataset module's
-own functions, in the same order (start frames, frame and pose indices, resize, centre crop,
-joint clean-up, top-k people, pose transform), so that the same frames and poses give the same
-tensors as a test-set item. `tests/test_demo.py` checks that against the Kinetics loader.
+per item (`data.video_pose_dataset.VideoPoseDataset`). The demo has the frames already
+decoded and the poses in a table; `sample_test_clips` takes them through the data layer's own
+functions, in the same order (`data.sampling`: start frames, frame and pose indices;
+`data.poses`: joint clean-up; `data.pipeline`'s eval preset: resize, centre crop, top-k people,
+pose transform), so that the same frames and poses give the same tensors as a test-set item. `tests/test_demo.py` checks that against the Kinetics loader.
 """
 from __future__ import annotations
 
@@ -13,17 +13,16 @@ import os.path as osp
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
-import cv2
 import numpy as np
 import torch
 
 from common.errors import DataError
-from data.frames import frame_path, load_frame
-from data.transforms import (center_crop_box, crop_affine, resize_shape, select_top_k,
-                                     transform_pose, warp_frames)
+from data.sources.jpeg_folder import frame_path, load_frame
+from data.pipeline import ClipCrop, eval_preset
+from data.transforms import center_crop_box, crop_affine, resize_shape
 from data.joint_sets import OPENPOSE_18, JointSet
-from data.video_pose_dataset import (clip_frame_indices, clip_span, pose_frame_indices,
-                                     sanitize_joints, stack_people, test_start_frames)
+from data.poses import normalized_poses, sanitize_joints
+from data.sampling import clip_frame_indices, clip_span, pose_frame_indices, test_start_frames
 
 # frame_index (1-based) -> (coords (P, J, 2) normalised to [0, 1], scores (P, J)): what
 # `data.Kinetics.Kinetics.read_kinetics_skeleton` returns for a kinetics-skeleton file.
@@ -105,22 +104,6 @@ def centre_crop_geometry(frame_hw: Tuple[int, int], cfg: Any) -> ClipGeometry:
                         box=tuple(int(v) for v in box), matrix=matrix)
 
 
-def poses_of_frames(table: PoseTable, frame_indices: Sequence[int], resized_hw: Tuple[int, int],
-                    joint_num: int) -> Tuple[np.ndarray, np.ndarray]:
-    """The people of 0-based frames in resized-frame pixels, as `Kinetics.load_poses` reads
-    them: frame k is `frame_index` k + 1, `x * W`, `y * H`.
-
-    Returns:
-        `(coords (F, P, J, 2), scores (F, P, J))`, padded as `stack_people` pads.
-    """
-    scale = np.array([resized_hw[1], resized_hw[0]], dtype=np.float32)
-    per_frame = []
-    for k in frame_indices:
-        entry = table.get(k + 1)
-        per_frame.append(None if entry is None else (entry[0] * scale, entry[1]))
-    return stack_people(per_frame, joint_num)
-
-
 def make_test_clip(frames: Sequence[np.ndarray], table: PoseTable, plan: ClipPlan,
                    geometry: ClipGeometry, cfg: Any, *, joint_set: JointSet = OPENPOSE_18,
                    with_video: bool = True) -> Dict[str, torch.Tensor]:
@@ -135,24 +118,16 @@ def make_test_clip(frames: Sequence[np.ndarray], table: PoseTable, plan: ClipPla
         'video' (T, 3, in_h, in_w) in [0, 1] (with `with_video`), 'pose_coords'
         (Tp, K, J, 2) on the heatmap grid, 'pose_scores' (Tp, K, J).
     """
-    resized_hw = geometry.resized_hw
+    preset = eval_preset(cfg, flip_pairs=joint_set.flip_pairs)
+    crop = ClipCrop(geometry.resized_hw, geometry.box, False, geometry.matrix)
+    # As `Kinetics.load_poses` reads them, then made safe as a dataset item makes them.
+    coords, scores = normalized_poses(table, plan.pose_frames, resized_hw=crop.resized_hw,
+                                      joint_num=joint_set.joint_num)
+    coords, scores, _, _ = sanitize_joints(coords, scores, crop.resized_hw)
     item: Dict[str, torch.Tensor] = {}
-    coords, scores = poses_of_frames(table, plan.pose_frames, resized_hw, joint_set.joint_num)
-    coords, scores, _, _ = sanitize_joints(coords, scores, resized_hw)
     if with_video:
-        resized = np.stack([
-            cv2.resize(np.asarray(frames[k], dtype=np.float32), (resized_hw[1], resized_hw[0]),
-                       interpolation=cv2.INTER_LINEAR)
-            for k in plan.image_frames])
-        clip = warp_frames(resized, geometry.matrix, False, cfg.input_img_shape)
-        clip = clip.transpose(0, 3, 1, 2) / np.float32(255.0)
-        item["video"] = torch.from_numpy(np.ascontiguousarray(clip, dtype=np.float32))
-    top = [select_top_k(coords[f], scores[f], int(cfg.top_k_pose)) for f in range(len(coords))]
-    coords, scores = transform_pose(
-        np.stack([c for c, _ in top]), np.stack([s for _, s in top]), geometry.matrix, False,
-        resized_hw[1], joint_set.flip_pairs, cfg.input_img_shape, cfg.input_hm_shape)
-    item["pose_coords"] = torch.from_numpy(coords)
-    item["pose_scores"] = torch.from_numpy(scores)
+        item["video"] = preset.video([frames[k] for k in plan.image_frames], crop)
+    item["pose_coords"], item["pose_scores"] = preset.poses(coords, scores, crop)
     return item
 
 

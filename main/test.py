@@ -31,6 +31,7 @@ from common.io.provenance import describe_revision, git_revision
 from common.stages import get_stage
 from data.clip_loader import build_clip_loader
 from data.registry import build_dataset
+from data.video_pose_dataset import LoadingOptions
 from data.samplers import ShardedBatchSampler
 from main.config import (build_config, config_from_snapshot, describe_config, parse_command_line,
                          snapshot_fields)
@@ -111,11 +112,12 @@ def test_snapshot(cfg: Any, overrides: Dict[str, Any], info: DistInfo, device: t
     logger.info("device: %s; %s; %s", describe_device(device, gpu_ids), describe(info),
                 precision.describe())
 
-    dataset = build_dataset(cfg, cfg.dataset, "test")
     # For a GPU, workers send whole-pixel clips as uint8 (a quarter of the bytes to pass and to
     # copy to the device) and `move_batch` makes the same float32 clips there. On the CPU the
     # conversion would land on the main process, which computes the network: no gain there.
-    dataset.video_as_bytes = cfg.num_thread > 0 and device.type == "cuda"
+    as_bytes = cfg.num_thread > 0 and device.type == "cuda"
+    dataset = build_dataset(cfg, cfg.dataset, "test",
+                            loading=LoadingOptions(video_as_bytes=as_bytes))
     batches = ShardedBatchSampler(len(dataset), cfg.test_batch_size * max(1, len(gpu_ids)),
                                   rank=info.rank, world_size=info.world_size)
     loader = build_clip_loader(dataset, batches, num_workers=cfg.num_thread,

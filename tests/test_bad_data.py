@@ -1,4 +1,4 @@
-"""Bad data (issue 8): each defect and each kind of bad input, by the message or the count.
+"""Bad data: each defect and each kind of bad input, by the message or the count.
 
 Same geometry as tests/test_datasets.py: frames 32 x 48 (h x w), `video_shape (24,)` ->
 resized 24 x 36, centre crop 16 x 16 at (xmin 10, ymin 4), heatmap grid 8 x 8 (grid = crop / 2),
@@ -19,13 +19,13 @@ from common.errors import DataError
 from common.nets.pose_maps import render_pose_maps
 from common.nets.pose_maps_dense import render_pose_maps_dense
 from common.report.problems import JOINTS_ZEROED, POSE_ZEROED, SKIPPED, Problem
-from data.frames import frame_path
+from data.sources.jpeg_folder import frame_path
 from data.collate import collate_clips
 from data.joint_sets import NTU_25, OPENPOSE_18
 from data.Kinetics.Kinetics import Kinetics, read_kinetics_skeleton
 from data.Mimetics.Mimetics import Mimetics, read_mimetics_poses
 from data.NTU.NTU import NTU, choose_setup_naming, read_ntu_skeleton
-from data.video_pose_dataset import FAR_JOINT_FACTOR, sanitize_joints
+from data.poses import FAR_JOINT_FACTOR, sanitize_joints
 from main.config import build_config
 from tests.fixtures_data import (
     make_cfg,
@@ -178,7 +178,7 @@ def test_strict_allows_the_protocols_own_exclusions(tmp_path):
 # --------------------------------------------------------------------------- NTU folders
 @pytest.mark.parametrize("padded", [False, True])
 def test_ntu_frame_folder_naming_is_decided_once_and_logged(tmp_path, data_log, padded):
-    # Defect 2: the loader wrote `s001` where SPEC.md (and the original) have `s1`.
+    # Defect 2: the loader wrote `s001` where docs/data_format.md (and the original) have `s1`.
     info = write_ntu(str(tmp_path), setup_idx=1, padded_folders=padded)
     ds = NTU(ntu_cfg(tmp_path), "test")
     folder = "nturgb+d_rgb_s001" if padded else "nturgb+d_rgb_s1"
@@ -190,16 +190,17 @@ def test_ntu_frame_folder_naming_is_decided_once_and_logged(tmp_path, data_log, 
     if padded:
         assert summary.endswith("; frame folders: the zero-padded nturgb+d_rgb_s001 naming of "
                                 "the official archives (1 of 1 setups found; 0 named "
-                                "nturgb+d_rgb_s1 as in SPEC.md)")
+                                "nturgb+d_rgb_s1 as in docs/data_format.md)")
     else:
-        assert summary.endswith("; frame folders: nturgb+d_rgb_s1 as SPEC.md names them "
-                                "(1 of 1 setups found)")
+        assert summary.endswith("; frame folders: nturgb+d_rgb_s1 as docs/data_format.md names "
+                                "them (1 of 1 setups found)")
 
 
 def test_choose_setup_naming():
     assert choose_setup_naming({"nturgb+d_rgb_s1", "nturgb+d_rgb_s2"}, [1, 2])[0] is False
     assert choose_setup_naming({"nturgb+d_rgb_s001", "nturgb+d_rgb_s002"}, [1, 2])[0] is True
-    # Both present, or a tie: SPEC.md wins; strings that are not numbers stay as they are.
+    # Both present, or a tie: the documented name wins; strings that are not numbers stay as
+    # they are.
     assert choose_setup_naming({"nturgb+d_rgb_s1", "nturgb+d_rgb_s001"}, [1])[0] is False
     assert choose_setup_naming({"nturgb+d_rgb_s1", "nturgb+d_rgb_s002"}, [1, 2])[0] is False
     assert choose_setup_naming(set(), [1])[0] is False
@@ -303,8 +304,8 @@ def test_nonfinite_and_far_joints_ntu(tmp_path):
         assert scores[frame, 0, joint] == 0
         np.testing.assert_allclose(coords[frame, 0, joint], to_grid(0, 0))
     assert np.all(np.delete(scores[0, 0], 3) > 0)
-    # NaN/inf is the Kinect export's untracked joint (SPEC: coordinate 0, score 0), not a
-    # problem; a finite coordinate far out of the frame is one.
+    # NaN/inf is the Kinect export's untracked joint (docs/data_format.md: coordinate 0,
+    # score 0), not a problem; a finite coordinate far out of the frame is one.
     problems = joint_problems(item)
     assert set(problems) == {"far_joint"} and problems["far_joint"].path == path
     assert problems["far_joint"].detail == ("1 joint(s) more than 10 frame sizes out of the "

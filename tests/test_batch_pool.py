@@ -16,7 +16,7 @@ from data.batch_pool import PooledBatchSampler, PooledVideo, SharedBatchPool, Sl
 from data.clip_loader import build_clip_loader
 from data.collate import collate_clips
 from data.Kinetics.Kinetics import Kinetics
-from data.loading_baseline import use_baseline_loading
+from tool.benchmarks.baselines.loading import BASELINE_LOADING
 from data.samplers import ShardedBatchSampler, TrainSampler
 from tests.fixtures_data import make_cfg, write_kinetics
 
@@ -252,7 +252,7 @@ def test_the_pool_is_used_only_where_it_applies(tmp_path, caplog):
     for ds, kwargs in [
         (Kinetics(cfg, "test"), dict(num_workers=0)),                    # no workers
         (Kinetics(cfg, "test"), dict(num_workers=2, pin_memory=True)),   # pinned for a GPU
-        (use_baseline_loading(Kinetics(cfg, "test")), dict(num_workers=2)),  # one array a clip
+        (Kinetics(cfg, "test", loading=BASELINE_LOADING), dict(num_workers=2)),  # one array a clip
         (Kinetics(make_cfg(tmp_path, mode="pose_only"), "test"), dict(num_workers=2)),  # no video
     ]:
         loader = build_clip_loader(ds, batches, **kwargs)

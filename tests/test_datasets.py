@@ -16,7 +16,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-import data.video_pose_dataset as vpd
+import data.pipeline as pipeline
+import data.sources.jpeg_folder as jpeg_folder
 from common.errors import DataError
 from common.report.problems import POSE_ZEROED
 from data.collate import collate_clips
@@ -24,10 +25,10 @@ from data.Kinetics.Kinetics import Kinetics, skeleton_key
 from data.Mimetics.Mimetics import Mimetics
 from data.NTU.NTU import NTU, read_ntu_skeleton, setup_folder
 from data.registry import DATASETS, build_dataset
-from data.video_pose_dataset import (
+from data.annotations import resolve_class_num
+from data.sampling import (
     clip_frame_indices,
     pose_frame_indices,
-    resolve_class_num,
     test_start_frames,
     train_start_frame,
 )
@@ -208,7 +209,8 @@ def test_kinetics_train_flip_swaps_every_person_of_every_frame(tmp_path, monkeyp
         frames[k + 1] = people
     write_kinetics_skeleton(info["train"][0]["skeleton_path"], frames)
     # Force a flipped centre crop.
-    monkeypatch.setattr(vpd, "sample_train_crop", lambda hw, shape, rng: ((10, 4, 16, 16), True))
+    monkeypatch.setattr(pipeline, "sample_train_crop",
+                        lambda hw, shape, rng: ((10, 4, 16, 16), True))
     ds = Kinetics(make_cfg(tmp_path), "train")
     item = ds[0]
     coords = item["pose_coords"].numpy()
@@ -238,8 +240,8 @@ def test_pose_only_reads_one_frame_and_omits_video(tmp_path, monkeypatch):
     write_kinetics(str(tmp_path), num_classes=1, videos_per_class=1)
     reference = Kinetics(make_cfg(tmp_path, frame_per_seg=4), "test")[3]
     calls = []
-    real = vpd.load_frame
-    monkeypatch.setattr(vpd, "load_frame", lambda path: calls.append(path) or real(path))
+    real = jpeg_folder.load_frame
+    monkeypatch.setattr(jpeg_folder, "load_frame", lambda path: calls.append(path) or real(path))
     ds = Kinetics(make_cfg(tmp_path, mode="pose_only", frame_per_seg=4), "test")
     item = ds[3]
     assert "video" not in item
@@ -249,7 +251,7 @@ def test_pose_only_reads_one_frame_and_omits_video(tmp_path, monkeypatch):
 
 
 def test_class_num_from_cfg_subset_or_max_label_never_categories(tmp_path):
-    # Changed on purpose (issue 8): COCO categories are object categories, not action classes.
+    # Changed on purpose: COCO categories are object categories, not action classes.
     info = write_kinetics(str(tmp_path))
     path = osp.join(info["data_root"], "Kinetics50_val.json")
     with open(path) as f:
@@ -351,7 +353,7 @@ def test_ntu_nan_joints_and_short_skeleton_file(tmp_path):
     assert ds.class_num == 60 and len(ds) == 20  # NTU RGB+D 60's own count
     item = ds[0]  # frames 0, 2
     # The NaN joint (the Kinect export's untracked joint) gets coordinate 0 and score 0 as
-    # SPEC says; it is the format's own value, so it is not reported as a problem.
+    # docs/data_format.md says; it is the format's own value, so it is not reported.
     assert item["problems"] == []
     assert item["pose_coords"].shape == (2, 3, 25, 2)
     scores = item["pose_scores"].numpy()
@@ -366,7 +368,7 @@ def test_ntu_nan_joints_and_short_skeleton_file(tmp_path):
 
 
 def test_ntu_truncated_skeleton_file(tmp_path):
-    # Changed on purpose (issue 8): a file cut short of the frames its header announces is a
+    # Changed on purpose: a file cut short of the frames its header announces is a
     # bad pose file (its clips keep their frames with no people, and say so), not a short one.
     info = write_ntu(str(tmp_path), num_classes=1)
     body = np.tile([24.0, 16.0], (25, 1))
@@ -389,7 +391,7 @@ def test_ntu_truncated_skeleton_file(tmp_path):
 
 
 def test_ntu_frame_folder_and_train_split(tmp_path):
-    # Changed on purpose (issue 8): SPEC.md's naming, the int 1 gives `s1`; the official
+    # Changed on purpose: the documented naming, the int 1 gives `s1`; the official
     # archives' zero-padded name is the alternative the loader falls back to.
     assert setup_folder(1) == "nturgb+d_rgb_s1"
     assert setup_folder(1, padded=True) == "nturgb+d_rgb_s001"

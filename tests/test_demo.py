@@ -25,7 +25,7 @@ from data.Kinetics.Kinetics import Kinetics, read_kinetics_skeleton
 from data.collate import collate_clips
 from data.joint_sets import OPENPOSE_18
 from data.video_clips import read_frame_folder, sample_test_clips
-from data.video_pose_dataset import clip_span, test_start_frames
+from data.sampling import clip_span, test_start_frames
 from main.config import build_config
 from main.demo import main
 from tests.fixtures_data import make_cfg, write_json, write_kinetics

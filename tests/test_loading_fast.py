@@ -1,7 +1,7 @@
 """The fast item path gives the same clips, bit for bit, as the plain per-frame loop.
 
 `data.transforms.input_clip` (and the dataset items built with it) against
-`data.loading_baseline` (resize -> flip -> warp -> / 255 in float32, frame by frame: what the
+`tool.benchmarks.baselines.loading` (resize -> flip -> warp -> / 255 in float32, frame by frame: what the
 items were before), over random frame sizes (odd ones too), frames already at the resize target
 (the released frames: 256 on the short side), train crops of all 10 scale pairs with and without
 flip, test centre crops, crops larger than the frame, NTU's fixed (240, 320). Equality is exact
@@ -19,8 +19,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from data.frames import (decode_frame, decode_reduction, jpeg_size, load_clip_frames,
-                                 load_frame, load_frame_rgb8, read_frame_bytes)
+from data.sources.jpeg_folder import (decode_frame, decode_reduction, jpeg_size,
+                                      load_clip_frames, load_frame, load_frame_rgb8,
+                                      read_frame_bytes)
 from common.runtime.clip_pixels import unit_values, video_as_float
 from common.runtime.device import move_batch
 from data.transforms import (center_crop_box, crop_affine, crop_scale_pairs, input_clip,
@@ -30,9 +31,11 @@ from data.transforms import (center_crop_box, crop_affine, crop_scale_pairs, inp
 from data.Kinetics.Kinetics import Kinetics
 from data.NTU.NTU import NTU
 from data.samplers import TrainSampler
+from data.video_pose_dataset import LoadingOptions
 from data.collate import collate_clips, fills_rows
-from data.loading_baseline import (baseline_clip, baseline_input_clip, baseline_read_frames,
-                                   time_items, time_loader, use_baseline_loading)
+from tool.benchmarks.baselines.loading import (BASELINE_LOADING, baseline_clip,
+                                              baseline_input_clip, baseline_read_frames)
+from tool.benchmarks.measure import time_items, time_loader
 from tests.fixtures_data import make_cfg, write_frames, write_kinetics, write_ntu
 
 SHORT_SIDES = (24, 57, 128, 256)  # video_shape (S,) values drawn from
@@ -283,7 +286,7 @@ def test_kinetics_items_equal_baseline_items(tmp_path, frame_size, video_shape):
     for split in ("test", "train"):
         cfg = make_cfg(tmp_path, video_shape=video_shape)
         fast = Kinetics(cfg, split)
-        base = use_baseline_loading(Kinetics(cfg, split))
+        base = Kinetics(cfg, split, loading=BASELINE_LOADING)
         for index in range(len(fast)):
             key = (index, 12345) if split == "train" else index  # a fixed train stream
             _assert_items_equal(fast[key], base[key])
@@ -293,7 +296,7 @@ def test_kinetics_items_with_crops_larger_than_the_frame(tmp_path):
     write_kinetics(str(tmp_path), frame_size=(12, 15))
     cfg = make_cfg(tmp_path, video_shape=(12,), input_img_shape=(20, 18))
     for split in ("test", "train"):
-        fast, base = Kinetics(cfg, split), use_baseline_loading(Kinetics(cfg, split))
+        fast, base = Kinetics(cfg, split), Kinetics(cfg, split, loading=BASELINE_LOADING)
         for index in range(len(fast)):
             key = (index, 99) if split == "train" else index
             _assert_items_equal(fast[key], base[key])
@@ -303,7 +306,7 @@ def test_ntu_fixed_video_shape_items_equal_baseline_items(tmp_path):
     write_ntu(str(tmp_path))
     cfg = make_cfg(tmp_path, dataset="NTU", video_shape=(24, 32))
     for split in ("test", "train"):
-        fast, base = NTU(cfg, split), use_baseline_loading(NTU(cfg, split))
+        fast, base = NTU(cfg, split), NTU(cfg, split, loading=BASELINE_LOADING)
         for index in range(len(fast)):
             key = (index, 7) if split == "train" else index
             _assert_items_equal(fast[key], base[key])
@@ -331,7 +334,7 @@ def test_baseline_clip_is_the_item_video(tmp_path):
 def test_dataloader_with_workers_gives_the_same_batches(tmp_path):
     write_kinetics(str(tmp_path), frame_size=(31, 45))
     cfg = make_cfg(tmp_path)
-    fast, base = Kinetics(cfg, "test"), use_baseline_loading(Kinetics(cfg, "test"))
+    fast, base = Kinetics(cfg, "test"), Kinetics(cfg, "test", loading=BASELINE_LOADING)
     batches = [list(DataLoader(ds, batch_size=8, num_workers=2, collate_fn=collate_clips))
                for ds in (fast, base)]
     assert len(batches[0]) == len(batches[1])
@@ -398,9 +401,8 @@ def test_dataloader_sending_bytes_gives_the_same_batches(tmp_path):
         path = osp.join(resized_video["frame_dir"], name)
         cv2.imwrite(path, cv2.resize(cv2.imread(path), (45, 30)))
     cfg = make_cfg(tmp_path)
-    sending = Kinetics(cfg, "test")
-    sending.video_as_bytes = True
-    plain = use_baseline_loading(Kinetics(cfg, "test"))
+    sending = Kinetics(cfg, "test", loading=LoadingOptions(video_as_bytes=True))
+    plain = Kinetics(cfg, "test", loading=BASELINE_LOADING)
     runs = [list(DataLoader(ds, batch_size=10, num_workers=2, collate_fn=collate_clips))
             for ds in (sending, plain)]
     dtypes = [batch["video"].dtype for batch in runs[0]]
@@ -461,7 +463,7 @@ def test_getitems_equals_getitem_and_the_batch_is_not_copied(tmp_path, split):
         items[0]["video"].untyped_storage().data_ptr()  # the clips' own batch, no stack
     assert torch.equal(batch["video"], torch.stack([ds[key]["video"] for key in keys]))
     # The plain loop of the baseline makes each clip its own array.
-    base = use_baseline_loading(Kinetics(make_cfg(tmp_path), split))
+    base = Kinetics(make_cfg(tmp_path), split, loading=BASELINE_LOADING)
     for key, item in zip(keys, base.__getitems__(keys)):
         _assert_items_equal(item, ds[key])
 
@@ -483,7 +485,7 @@ def test_getitems_with_an_unusable_item_stacks_the_usable_ones(tmp_path):
 def test_train_dataloader_with_workers_gives_the_same_batches(tmp_path):
     write_kinetics(str(tmp_path), frame_size=(31, 45), videos_per_class=3)
     cfg = make_cfg(tmp_path)
-    fast, base = Kinetics(cfg, "train"), use_baseline_loading(Kinetics(cfg, "train"))
+    fast, base = Kinetics(cfg, "train"), Kinetics(cfg, "train", loading=BASELINE_LOADING)
     runs = [list(DataLoader(ds, batch_size=4, num_workers=2, collate_fn=collate_clips,
                             sampler=TrainSampler(ds, seed=3)))
             for ds in (fast, base)]

@@ -19,7 +19,7 @@ from common.report.problems import Problem
 from data.Kinetics.Kinetics import Kinetics, read_kinetics_labels, read_kinetics_skeleton
 from data.Mimetics.Mimetics import read_mimetics_poses
 from data.NTU.NTU import read_ntu_skeleton
-from data.video_pose_dataset import CocoVideos, load_coco_videos
+from data.annotations import CocoVideos, load_coco_videos
 from main.config import build_config
 from tests.fixtures_data import write_kinetics
 

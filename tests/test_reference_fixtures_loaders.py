@@ -4,7 +4,7 @@ tests/reference_fixtures/{kinetics,ntu}_fixture.py (copies of ../shared/fixtures
 way real releases are written: COCO layout with the object category 'person', NTU frame folders
 `nturgb+d_rgb_s{setup_idx}` from an integer setup_idx, NaN joints in an NTU skeleton, Kinetics
 train folders `<youtube id>_<start>_<end>`. Every video must be read, with the right class count,
-and the poses of a clip must be what the fixture wrote, moved as SPEC.md says.
+and the poses of a clip must be what the fixture wrote, moved as docs/data_format.md says.
 
 Geometry: clips of T = 2 frames every 8 frames (test clip 0 = frames 0 and 8), centre crop
 224 x 224, heatmap grid 56 x 56 (grid = crop pixels / 4).
@@ -51,8 +51,8 @@ def load_json(path):
 
 
 def expected_grid(people, resized_hw, top_k):
-    """SPEC.md's pose path for a test clip: top-k people by mean joint score (ties in file
-    order), centre crop 224 of the resized frame, then the 56 x 56 grid; padding (1, 1)/0.
+    """The documented pose path for a test clip (docs/data_format.md): top-k people by mean
+    joint score (ties in file order), centre crop 224 of the resized frame, then the 56 x 56 grid; padding (1, 1)/0.
 
     Args:
         people: `[(coords (J, 2) in resized-frame pixels, NaN for a lost joint, scores (J,))]`.
@@ -156,7 +156,7 @@ def read_colour_joints(path):
 def test_ntu_reads_every_video_zeroes_nan_joints(root):
     ds = NTU(cfg_for(root, "NTU"), "test")
     assert ds.class_num == 60 and ds.skipped == {} and ds.annotated == VIDEOS
-    assert not ds.padded_setups  # the fixture names folders s1, s2 as SPEC.md does
+    assert not ds.padded_setups  # the fixture names folders s1, s2 as docs/data_format.md does
     assert [osp.basename(osp.dirname(r["frame_dir"])) for r in ds.records] == \
         ["nturgb+d_rgb_s1", "nturgb+d_rgb_s2"]
     nan_joints_seen = 0
@@ -169,7 +169,7 @@ def test_ntu_reads_every_video_zeroes_nan_joints(root):
             start = 0 if clip == 0 else frame_num - 9
             lost = 0
             for t, frame in enumerate((start, start + 8)):
-                # Original 270 x 480 -> every frame resized to 240 x 320 (SPEC.md's NTU size).
+                # Original 270 x 480 -> every frame resized to 240 x 320 (the documented NTU size).
                 people = [(xy * [320 / 480, 240 / 270], np.ones(25)) for xy in frames[frame]]
                 lost += sum(int((~np.isfinite(xy).all(axis=1)).sum()) for xy, _ in people)
                 grid, scores = expected_grid(people, (240, 320), 5)

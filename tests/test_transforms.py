@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from data.frames import frame_path, load_frame
+from data.sources.jpeg_folder import frame_path, load_frame
 from data.transforms import (
     center_crop_box,
     crop_affine,
@@ -176,8 +176,9 @@ def test_transform_pose_flips_every_person_of_every_frame():
     F, P, J, W = 3, 2, OPENPOSE_18.joint_num, 36
     coords, scores = _distinct_pose(F, P, J)
     identity = np.array([[1, 0, 0], [0, 1, 0]], np.float32)
-    out_c, out_s = transform_pose(coords, scores, identity, True, W, OPENPOSE_18.flip_pairs,
-                                  (16, 16), (16, 16))
+    out_c, out_s = transform_pose(coords, scores, matrix=identity, do_flip=True, resized_width=W,
+                                  flip_pairs=OPENPOSE_18.flip_pairs, input_img_shape=(16, 16),
+                                  input_hm_shape=(16, 16))
     swap = list(range(J))
     for a, b in OPENPOSE_18.flip_pairs:
         swap[a], swap[b] = b, a
@@ -199,8 +200,9 @@ def test_transform_pose_flips_every_person_of_every_frame():
 def test_transform_pose_ntu_flip_pairs():
     coords, scores = _distinct_pose(2, 2, NTU_25.joint_num)
     identity = np.array([[1, 0, 0], [0, 1, 0]], np.float32)
-    out_c, out_s = transform_pose(coords, scores, identity, True, 10, NTU_25.flip_pairs, (8, 8),
-                                  (8, 8))
+    out_c, out_s = transform_pose(coords, scores, matrix=identity, do_flip=True, resized_width=10,
+                                  flip_pairs=NTU_25.flip_pairs, input_img_shape=(8, 8),
+                                  input_hm_shape=(8, 8))
     for a, b in NTU_25.flip_pairs:
         np.testing.assert_allclose(out_c[1, 1, a], [9 - coords[1, 1, b, 0], coords[1, 1, b, 1]])
         np.testing.assert_array_equal(out_s[:, :, b], scores[:, :, a])
@@ -217,12 +219,16 @@ def test_known_pixel_to_heatmap_grid():
     coords[0, 0, 5] = (12, 10)   # L_Shoulder
     scores = np.ones((1, 1, 18), np.float32)
     m = crop_affine(box, False, 36, (16, 16))
-    out, _ = transform_pose(coords, scores, m, False, 36, OPENPOSE_18.flip_pairs, (16, 16), (8, 8))
+    out, _ = transform_pose(coords, scores, matrix=m, do_flip=False, resized_width=36,
+                            flip_pairs=OPENPOSE_18.flip_pairs, input_img_shape=(16, 16),
+                            input_hm_shape=(8, 8))
     np.testing.assert_allclose(out[0, 0, 0], [2, 1])      # (14 - 10, 6 - 4) / 2
     np.testing.assert_allclose(out[0, 0, 2], [8.5, 8])    # (27 - 10, 20 - 4) / 2
     # Flipped: x -> 35 - x, crop xmin 35 - 18 - 8 = 9; joints 2 and 5 trade places.
     m = crop_affine(box, True, 36, (16, 16))
-    out, _ = transform_pose(coords, scores, m, True, 36, OPENPOSE_18.flip_pairs, (16, 16), (8, 8))
+    out, _ = transform_pose(coords, scores, matrix=m, do_flip=True, resized_width=36,
+                            flip_pairs=OPENPOSE_18.flip_pairs, input_img_shape=(16, 16),
+                            input_hm_shape=(8, 8))
     np.testing.assert_allclose(out[0, 0, 0], [(35 - 14 - 9) / 2, 1])   # 6
     np.testing.assert_allclose(out[0, 0, 5], [(35 - 27 - 9) / 2, 8])   # -0.5: outside, kept
     np.testing.assert_allclose(out[0, 0, 2], [(35 - 12 - 9) / 2, 3])   # 7
@@ -232,8 +238,9 @@ def test_known_pixel_scaled_crop():
     # 147-pixel crop at (5, 7) onto 224, grid 56: x' = (x - 5) * 224/147 * 56/224.
     m = crop_affine((5, 7, 147, 147), False, 341, (224, 224))
     coords = np.array([[[[152.0, 7.0]]]], np.float32)
-    out, _ = transform_pose(coords, np.ones((1, 1, 1), np.float32), m, False, 341, (), (224, 224),
-                            (56, 56))
+    out, _ = transform_pose(coords, np.ones((1, 1, 1), np.float32), matrix=m, do_flip=False,
+                            resized_width=341, flip_pairs=(), input_img_shape=(224, 224),
+                            input_hm_shape=(56, 56))
     np.testing.assert_allclose(out[0, 0, 0], [56, 0], atol=1e-4)
 
 
@@ -251,8 +258,9 @@ def test_image_and_pose_stay_aligned():
         iy, ix = np.unravel_index(np.argmax(img[0, ..., 0]), (16, 16))
         assert (ix, iy) == expected
         assert img[0, iy, ix, 0] == pytest.approx(255, abs=1e-3)
-        out, _ = transform_pose(coords, np.ones((1, 1, 1), np.float32), m, flip, w, (), (16, 16),
-                                (16, 16))
+        out, _ = transform_pose(coords, np.ones((1, 1, 1), np.float32), matrix=m, do_flip=flip,
+                                resized_width=w, flip_pairs=(), input_img_shape=(16, 16),
+                                input_hm_shape=(16, 16))
         np.testing.assert_allclose(out[0, 0, 0], expected, atol=1e-4)
 
 

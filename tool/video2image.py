@@ -25,7 +25,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from data.frames import FRAME_NAME
+from data.sources.jpeg_folder import FRAME_NAME
 from data.video_decode import (VIDEO_EXTENSIONS, apply_rotation, is_video_file,
                                iter_video_frames, parse_fps, resize_short_side, video_stem)
 

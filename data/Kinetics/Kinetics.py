@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import os.path as osp
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -25,8 +25,11 @@ from common.report.problems import Problem
 from data.joint_sets import OPENPOSE_18
 from data.parsing import (FieldError, int_value, name_field, number_array, read_json_file,
                           require_list_field, short_repr, type_name)
-from data.video_pose_dataset import (Record, VideoPoseDataset, load_coco_videos, require_folder,
-                                     stack_people)
+from data.annotations import load_coco_videos
+from data.poses import normalized_poses
+from data.sources.jpeg_folder import require_folder
+from data.video_list import Record
+from data.video_pose_dataset import LoadingOptions, VideoPoseDataset
 
 PeopleTable = Dict[int, Tuple[np.ndarray, np.ndarray]]
 
@@ -128,8 +131,8 @@ class Kinetics(VideoPoseDataset):
     joint_set = OPENPOSE_18
     pose_key = "skeleton_path"
 
-    def __init__(self, cfg: Any, split: str) -> None:
-        super().__init__(cfg, split)
+    def __init__(self, cfg: Any, split: str, *, loading: Optional[LoadingOptions] = None) -> None:
+        super().__init__(cfg, split, loading=loading)
         part = "train" if split == "train" else "val"
         self.root = osp.join(cfg.data_dir, "Kinetics", "data")
         ann_path = osp.join(self.root, f"Kinetics{cfg.subset}_{part}.json")
@@ -193,9 +196,5 @@ class Kinetics(VideoPoseDataset):
         (the original looked up k itself: a known defect). Returns `(F, P, J, 2)` coords in
         resized pixels (`x * W`, `y * H`) and `(F, P, J)` scores."""
         table = read_kinetics_skeleton(record["skeleton_path"], self.joint_set.joint_num)
-        scale = np.array([resized_hw[1], resized_hw[0]], dtype=np.float32)
-        per_frame: List[Optional[Tuple[np.ndarray, np.ndarray]]] = []
-        for k in frame_indices:
-            entry = table.get(k + 1)
-            per_frame.append(None if entry is None else (entry[0] * scale, entry[1]))
-        return stack_people(per_frame, self.joint_set.joint_num)
+        return normalized_poses(table, frame_indices, resized_hw=resized_hw,
+                                joint_num=self.joint_set.joint_num)

@@ -24,9 +24,11 @@ from data.joint_sets import OPENPOSE_18
 from data.Kinetics.Kinetics import KINETICS_CLASS_NUMS
 from data.parsing import (int_field, name_field, number_array, read_json_file,
                           require_list_field, type_name)
-from data.video_pose_dataset import Record, VideoPoseDataset, load_coco_videos, require_folder
-
-FramePeople = Optional[Tuple[np.ndarray, np.ndarray]]
+from data.annotations import load_coco_videos
+from data.poses import FramePeople, pixel_poses
+from data.sources.jpeg_folder import require_folder
+from data.video_list import Record
+from data.video_pose_dataset import LoadingOptions, VideoPoseDataset
 
 
 @functools.lru_cache(maxsize=64)
@@ -89,11 +91,11 @@ class Mimetics(VideoPoseDataset):
     joint_set = OPENPOSE_18
     pose_key = "pose_path"
 
-    def __init__(self, cfg: Any, split: str) -> None:
+    def __init__(self, cfg: Any, split: str, *, loading: Optional[LoadingOptions] = None) -> None:
         if split != "test":
             raise UsageError(f"Mimetics is a test-only data set (got split {split!r}); train "
                              "on Kinetics and test on Mimetics")
-        super().__init__(cfg, split)
+        super().__init__(cfg, split, loading=loading)
         self.root = osp.join(cfg.data_dir, "Mimetics", "data")
         coco = load_coco_videos(osp.join(self.root, f"Mimetics{cfg.subset}.json"))
         require_folder(osp.join(self.root, "frames"), "frame folder")
@@ -129,4 +131,5 @@ class Mimetics(VideoPoseDataset):
         coords scaled from the annotation's original size to the resized frame
         (`x / width * W`, `y / height * H`)."""
         frames = read_mimetics_poses(record["pose_path"], self.joint_set.joint_num)
-        return self.pixel_poses_of_frames(frames, frame_indices, record, resized_hw)
+        return pixel_poses(frames, frame_indices, original_hw=(record["height"], record["width"]),
+                           resized_hw=resized_hw, joint_num=self.joint_set.joint_num)

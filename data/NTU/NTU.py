@@ -4,7 +4,8 @@ Layout under `<data_dir>/NTU/data/`:
     NTU_{train,test}.json                         COCO layout; images: id, setup_idx, file_name,
                                                   skeleton_file_name, height, width, frame_num;
                                                   annotations: image_id, action_label
-    frames/nturgb+d_rgb_s{setup_idx}/{file_name}/%06d.jpg   SPEC.md's naming: the int 1 gives
+    frames/nturgb+d_rgb_s{setup_idx}/{file_name}/%06d.jpg   the documented naming (docs/
+                                                  data_format.md, "NTU RGB+D"): the int 1 gives
                                                   `nturgb+d_rgb_s1`; where only the official
                                                   archives' zero-padded `nturgb+d_rgb_s001`
                                                   folders exist, those (decided once per set)
@@ -30,10 +31,12 @@ from common.report.problems import Problem
 from data.joint_sets import NTU_25
 from data.parsing import (FieldError, int_field, int_value, name_field, parse_float,
                           read_file_bytes, short_repr)
-from data.video_pose_dataset import (CocoVideos, Record, VideoPoseDataset, load_coco_videos,
-                                     require_folder)
+from data.annotations import CocoVideos, load_coco_videos
+from data.poses import FramePeople, pixel_poses
+from data.sources.jpeg_folder import require_folder
+from data.video_list import Record
+from data.video_pose_dataset import LoadingOptions, VideoPoseDataset
 
-FramePeople = Optional[Tuple[np.ndarray, np.ndarray]]
 COLOR_X_FIELD, COLOR_Y_FIELD = 5, 6
 NTU_CLASS_NUM = 60
 SetupIdx = Union[int, str]
@@ -42,9 +45,10 @@ SetupIdx = Union[int, str]
 def setup_folder(setup_idx: SetupIdx, padded: bool = False) -> str:
     """Frame folder of a setup.
 
-    `nturgb+d_rgb_s{setup_idx}` as SPEC.md writes it (the int 1 gives `nturgb+d_rgb_s1`, a
-    string is used as it is); `padded`: the official archives' naming, the number written
-    with 3 digits (`nturgb+d_rgb_s001`; a string that is not all digits stays as it is).
+    `nturgb+d_rgb_s{setup_idx}` as docs/data_format.md writes it (the int 1 gives
+    `nturgb+d_rgb_s1`, a string is used as it is); `padded`: the official archives' naming,
+    the number written with 3 digits (`nturgb+d_rgb_s001`; a string that is not all digits
+    stays as it is).
     """
     text = str(setup_idx)
     if padded and text.isdigit():
@@ -55,8 +59,8 @@ def setup_folder(setup_idx: SetupIdx, padded: bool = False) -> str:
 def choose_setup_naming(present: Collection[str], setups: Iterable[SetupIdx]) -> Tuple[bool, str]:
     """Decide once for a data set whether its setup folders are zero-padded.
 
-    SPEC.md's naming (`s1`) unless more of the needed setups have a zero-padded folder (`s001`,
-    the official archives') than a SPEC-named one.
+    The documented naming (`s1`, docs/data_format.md) unless more of the needed setups have a
+    zero-padded folder (`s001`, the official archives') than one named the documented way.
 
     Args:
         present: the names in the `frames/` folder (one listing).
@@ -65,15 +69,15 @@ def choose_setup_naming(present: Collection[str], setups: Iterable[SetupIdx]) ->
         `(padded, note)`: the decision and one line saying what was found.
     """
     needed = sorted({str(s) for s in setups})
-    spec = [s for s in needed if setup_folder(s) in present]
+    documented = [s for s in needed if setup_folder(s) in present]
     padded = [s for s in needed if setup_folder(s, padded=True) in present]
     example = needed[0] if needed else "1"
-    if len(padded) > len(spec):
+    if len(padded) > len(documented):
         return True, (f"frame folders: the zero-padded {setup_folder(example, True)} naming of "
                       f"the official archives ({len(padded)} of {len(needed)} setups found; "
-                      f"{len(spec)} named {setup_folder(example)} as in SPEC.md)")
-    return False, (f"frame folders: {setup_folder(example)} as SPEC.md names them "
-                   f"({len(spec)} of {len(needed)} setups found)")
+                      f"{len(documented)} named {setup_folder(example)} as in docs/data_format.md)")
+    return False, (f"frame folders: {setup_folder(example)} as docs/data_format.md names them "
+                   f"({len(documented)} of {len(needed)} setups found)")
 
 
 class _Lines:
@@ -115,9 +119,10 @@ def _int_or_none(token: str) -> Optional[int]:
 def read_ntu_skeleton(path: str, joint_num: int = NTU_25.joint_num) -> List[FramePeople]:
     """Parse a `.skeleton` file into one entry per frame it holds: None (no body) or
     `(coords (P, J, 2) colour pixels, scores (P, J))`. Joints written as NaN (any Kinect
-    spelling; an untracked joint) get coordinate 0 and score 0, as SPEC says: the format's own
-    encoding, not a data problem, so it is not reported; the others score 1. A complete file with fewer frames than the RGB video is
-    fine: the caller gives the missing frames no people. Arrays are read-only (cached).
+    spelling; an untracked joint) get coordinate 0 and score 0, as docs/data_format.md ("NTU
+    RGB+D") says: the format's own encoding, not a data problem, so it is not reported; the
+    others score 1. A complete file with fewer frames than the RGB video is fine: the caller
+    gives the missing frames no people. Arrays are read-only (cached).
 
     Raises:
         DataError: `<path>: ...` for a missing or empty file, a file truncated before the
@@ -137,34 +142,8 @@ def read_ntu_skeleton(path: str, joint_num: int = NTU_25.joint_num) -> List[Fram
     for f in range(frame_count):
         context = f"frame {f} of the {frame_count} the header announces"
         _, body_count = lines.count("body count", context)
-        bodies = []
-        for b in range(body_count):
-            where = f"{context}, body {b}"
-            lines.next("a body info line", where)  # tracking id etc.: not used
-            n, count = lines.count("joint count", where)
-            if count != joint_num:
-                raise DataError(f"{path}: line {n}: {count} joints, expected {joint_num}")
-            coords = np.zeros((count, 2), dtype=np.float32)
-            scores = np.zeros(count, dtype=np.float32)
-            for j in range(count):
-                n, tokens = lines.next(f"joint line {j}", where)
-                if len(tokens) <= COLOR_Y_FIELD:
-                    raise DataError(f"{path}: line {n}: a joint line with {len(tokens)} "
-                                    f"fields, expected 12 (colorX, colorY are fields 6 and 7)")
-                try:
-                    x = parse_float(tokens[COLOR_X_FIELD])
-                    y = parse_float(tokens[COLOR_Y_FIELD])
-                except ValueError:
-                    raise DataError(f"{path}: line {n}: colorX/colorY "
-                                    f"{short_repr(tokens[COLOR_X_FIELD])}, "
-                                    f"{short_repr(tokens[COLOR_Y_FIELD])} are not numbers"
-                                    ) from None
-                # A NaN joint is how the Kinect export writes an untracked joint: SPEC's
-                # coordinate 0 and score 0, an ordinary value rather than a data problem.
-                if math.isfinite(x) and math.isfinite(y):
-                    coords[j] = (x, y)
-                    scores[j] = 1.0
-            bodies.append((coords, scores))
+        bodies = [_read_body(lines, joint_num, f"{context}, body {b}")
+                  for b in range(body_count)]
         if bodies:
             coords = np.stack([c for c, _ in bodies])
             scores = np.stack([s for _, s in bodies])
@@ -179,6 +158,35 @@ def read_ntu_skeleton(path: str, joint_num: int = NTU_25.joint_num) -> List[Fram
     return frames
 
 
+def _read_body(lines: _Lines, joint_num: int, where: str) -> Tuple[np.ndarray, np.ndarray]:
+    """One body of a `.skeleton` frame: `(coords (J, 2) colour pixels, scores (J,))`."""
+    path = lines.path
+    lines.next("a body info line", where)  # tracking id etc.: not used
+    n, count = lines.count("joint count", where)
+    if count != joint_num:
+        raise DataError(f"{path}: line {n}: {count} joints, expected {joint_num}")
+    coords = np.zeros((count, 2), dtype=np.float32)
+    scores = np.zeros(count, dtype=np.float32)
+    for j in range(count):
+        n, tokens = lines.next(f"joint line {j}", where)
+        if len(tokens) <= COLOR_Y_FIELD:
+            raise DataError(f"{path}: line {n}: a joint line with {len(tokens)} "
+                            f"fields, expected 12 (colorX, colorY are fields 6 and 7)")
+        try:
+            x = parse_float(tokens[COLOR_X_FIELD])
+            y = parse_float(tokens[COLOR_Y_FIELD])
+        except ValueError:
+            raise DataError(f"{path}: line {n}: colorX/colorY "
+                            f"{short_repr(tokens[COLOR_X_FIELD])}, "
+                            f"{short_repr(tokens[COLOR_Y_FIELD])} are not numbers") from None
+        # A NaN joint is how the Kinect export writes an untracked joint: the documented
+        # coordinate 0 and score 0, an ordinary value rather than a data problem.
+        if math.isfinite(x) and math.isfinite(y):
+            coords[j] = (x, y)
+            scores[j] = 1.0
+    return coords, scores
+
+
 class NTU(VideoPoseDataset):
     """NTU RGB+D 'train' or 'test'; see the module docstring.
 
@@ -190,8 +198,8 @@ class NTU(VideoPoseDataset):
     joint_set = NTU_25
     pose_key = "skeleton_path"
 
-    def __init__(self, cfg: Any, split: str) -> None:
-        super().__init__(cfg, split)
+    def __init__(self, cfg: Any, split: str, *, loading: Optional[LoadingOptions] = None) -> None:
+        super().__init__(cfg, split, loading=loading)
         self.root = osp.join(cfg.data_dir, "NTU", "data")
         self.frame_root = osp.join(self.root, "frames")
         self.padded_setups = False
@@ -251,4 +259,5 @@ class NTU(VideoPoseDataset):
         skeleton file have no people: the original raised IndexError), coords scaled from the
         annotation's original size to the resized frame (`x / width * W`, `y / height * H`)."""
         frames = read_ntu_skeleton(record["skeleton_path"], self.joint_set.joint_num)
-        return self.pixel_poses_of_frames(frames, frame_indices, record, resized_hw)
+        return pixel_poses(frames, frame_indices, original_hw=(record["height"], record["width"]),
+                           resized_hw=resized_hw, joint_num=self.joint_set.joint_num)

@@ -6,7 +6,7 @@ uint8), BatchNorm folded into the convolutions, the precision's memory layout (c
 on the CPU the batch run 16 frames' worth of clips at a time (`ClipChunks`),
 `torch.inference_mode`, outputs kept on the device until the end. The baseline runs the same
 network the original's way: loading in the main process between batches with the per-frame
-read/resize/warp in float32 (`data.loading_baseline`; the same clips), BatchNorm as separate
+read/resize/warp in float32 (`tool.benchmarks.baselines`; the same clips), BatchNorm as separate
 layers, contiguous fp32, the dense pose-map renderer (the original's arithmetic),
 `torch.no_grad`, and each batch's probabilities copied to the host as it is done.
 """
@@ -29,9 +29,10 @@ from common.nets.pose_maps_dense import render_pose_maps_dense
 from common.runtime.precision import Precision, resolve_precision
 from data.clip_loader import build_clip_loader
 from data.collate import collate_clips
-from data.loading_baseline import use_baseline_loading
 from data.registry import build_dataset
 from data.samplers import ShardedBatchSampler
+from data.video_pose_dataset import LoadingOptions
+from tool.benchmarks.baselines.loading import BASELINE_LOADING
 from tool.benchmarks.data import benchmark_config
 from tool.benchmarks.measure import ratio, sync
 from tool.benchmarks.roofline import conv_flops, peak_conv_rate
@@ -103,8 +104,9 @@ def network_steps(model: nn.Module, batch: Dict[str, Any], *, device: torch.devi
 def run(*, device: torch.device, repeats: int, smoke: bool, data_dir: str,
         workers: int) -> Dict[str, Any]:
     cfg = benchmark_config(data_dir, smoke=smoke, mode="rgb+pose", num_thread=workers)
-    dataset = build_dataset(cfg, cfg.dataset, "test")
-    dataset.video_as_bytes = cfg.num_thread > 0 and device.type == "cuda"  # as test.py
+    as_bytes = cfg.num_thread > 0 and device.type == "cuda"  # as test.py
+    dataset = build_dataset(cfg, cfg.dataset, "test",
+                            loading=LoadingOptions(video_as_bytes=as_bytes))
     joints = dataset.joint_set
     torch.manual_seed(0)
     model = build_model(cfg, dataset.class_num, joints.limbs, joints.joint_num)
@@ -122,7 +124,7 @@ def run(*, device: torch.device, repeats: int, smoke: bool, data_dir: str,
                                    num_workers=cfg.num_thread, pin_memory=device.type == "cuda")
         return predict(ours_model, loader, device, progress=False, precision=precision)["prob"]
 
-    baseline_dataset = use_baseline_loading(build_dataset(cfg, cfg.dataset, "test"))
+    baseline_dataset = build_dataset(cfg, cfg.dataset, "test", loading=BASELINE_LOADING)
 
     def baseline() -> np.ndarray:
         return _baseline_predict(baseline_model, baseline_dataset, batch_size, device)

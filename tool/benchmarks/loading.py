@@ -1,5 +1,5 @@
 """Case 2: loading clips from JPEG frames, the real loader against a plain per-frame
-read/resize/warp in float32 (`data.loading_baseline`), test and train split.
+read/resize/warp in float32 (`tool.benchmarks.baselines.loading`), test and train split.
 
 Both sides give bit-identical clips (tests/test_loading_fast.py); only the time differs. Ours
 runs as test.py and train.py run it: for a GPU (`--device cuda`), the test split's workers send
@@ -15,24 +15,25 @@ uint8 in fresh shared memory and float32 in reused slots, the ceiling of any ite
 from __future__ import annotations
 
 import statistics
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch.utils.data import Dataset
 
-from data.batch_pool import items_into_batch
-from data.loading_baseline import measure_loader, time_items, use_baseline_loading
+from data.batch_pool import BatchWriter
 from data.registry import build_dataset
+from data.video_pose_dataset import LoadingOptions
+from tool.benchmarks.baselines.loading import BASELINE_LOADING
 from tool.benchmarks.data import benchmark_config
-from tool.benchmarks.measure import ratio
+from tool.benchmarks.measure import measure_loader, ratio, time_items
 
 
-class ReadyClips(Dataset):
+class ReadyClips(BatchWriter, Dataset):
     """Items shaped as the video datasets' (a `(T, 3, H, W)` clip of `dtype`, poses, label),
     each a fresh copy of one clip: what passing items between processes costs, without making
     them. With `write_batches`, a batch's clips are copied into one batch tensor as the video
-    datasets write them (`data.batch_pool.items_into_batch`), so that the loader reuses its
-    shared memory (`data.clip_loader.build_clip_loader`)."""
+    datasets write them (`data.batch_pool.BatchWriter`), so that the loader reuses its shared
+    memory (`data.clip_loader.build_clip_loader`)."""
 
     def __init__(self, *, length: int, clip_shape: Tuple[int, ...], pose_shape: Tuple[int, ...],
                  dtype: torch.dtype, write_batches: bool = False) -> None:
@@ -41,7 +42,6 @@ class ReadyClips(Dataset):
         self.coords = torch.zeros(*pose_shape, 2)
         self.scores = torch.zeros(pose_shape)
         self.writes_batches = write_batches
-        self.batch_pool = None
 
     def __len__(self) -> int:
         return self.length
@@ -49,20 +49,14 @@ class ReadyClips(Dataset):
     def batch_clip_shape(self, batch_size: int) -> Tuple[int, ...]:
         return (batch_size, *self.clip.shape)
 
-    def _item(self, index: int, video: torch.Tensor) -> Dict[str, Any]:
+    def _item(self, key: int, video_out: Optional[torch.Tensor] = None) -> Dict[str, Any]:
+        video = self.clip.clone() if video_out is None else video_out.copy_(self.clip)
         return {"video": video, "pose_coords": self.coords.clone(),
                 "pose_scores": self.scores.clone(), "label": torch.tensor(0),
-                "video_id": torch.tensor(index), "problems": []}
+                "video_id": torch.tensor(key), "problems": []}
 
     def __getitem__(self, index: int) -> Dict[str, Any]:
-        return self._item(index, self.clip.clone())
-
-    def __getitems__(self, keys: Sequence[int]) -> List[Dict[str, Any]]:
-        if not self.writes_batches:
-            return [self[key] for key in keys]
-        return items_into_batch(keys, lambda key, out: self._item(key, out.copy_(self.clip)),
-                                batch_shape=self.batch_clip_shape(len(keys)),
-                                pool=self.batch_pool)
+        return self._item(index)
 
 
 def transfer_ceiling(cfg: Any, *, workers: int, batches: int, repeats: int
@@ -77,7 +71,8 @@ def transfer_ceiling(cfg: Any, *, workers: int, batches: int, repeats: int
                                ("float32, reused slots", torch.float32, True)):
         data = ReadyClips(length=8 * (batches + 2), clip_shape=(frames, 3, height, width),
                           pose_shape=pose_shape, dtype=dtype, write_batches=write)
-        out[name] = statistics.median(measure_loader(data, workers, batches).clips_per_s
+        out[name] = statistics.median(measure_loader(data, workers=workers,
+                                                     batches=batches).clips_per_s
                                       for _ in range(max(1, repeats // 3)))
     return out
 
@@ -91,20 +86,24 @@ def run(*, device: torch.device, repeats: int, smoke: bool, data_dir: str,
     batches, items = (2, 4) if smoke else (40, 16)
     rows: List[Dict[str, Any]] = []
     for split in ("test", "train"):
+        # Through the loader, ours sends whole-pixel clips as uint8 where test.py does (the
+        # test split, workers, a GPU), made float here as `move_batch` does; the item path
+        # alone is timed making the float clip.
+        as_bytes = split == "test" and workers > 0 and device.type == "cuda"
         ours = build_dataset(cfg, cfg.dataset, split)
-        base = use_baseline_loading(build_dataset(cfg, cfg.dataset, split))
+        base = build_dataset(cfg, cfg.dataset, split, loading=BASELINE_LOADING)
+        sending = (build_dataset(cfg, cfg.dataset, split,
+                                 loading=LoadingOptions(video_as_bytes=True))
+                   if as_bytes else ours)
+        loaded = {"ours": sending, "baseline": base}  # through the loader
+        timed = {"ours": ours, "baseline": base}  # the item path alone
         rates: Dict[str, List[float]] = {"ours": [], "baseline": []}
         item_s: Dict[str, List[float]] = {"ours": [], "baseline": []}
         for _ in range(repeats):  # alternately, so that both sides share the machine's load
-            for name, dataset in (("ours", ours), ("baseline", base)):
-                # Through the loader, ours sends whole-pixel clips as uint8 where test.py does
-                # (the test split, workers, a GPU), made float here as `move_batch` does; the
-                # item path alone is timed making the float clip.
-                dataset.video_as_bytes = (name == "ours" and split == "test" and workers > 0
-                                          and device.type == "cuda")
-                rates[name].append(measure_loader(dataset, workers, batches).clips_per_s)
-                dataset.video_as_bytes = False
-                item_s[name].append(time_items(dataset, items, 1))
+            for name in ("ours", "baseline"):
+                rates[name].append(measure_loader(loaded[name], workers=workers,
+                                                  batches=batches).clips_per_s)
+                item_s[name].append(time_items(timed[name], items, 1))
         rate = {k: statistics.median(v) for k, v in rates.items()}
         item = {k: statistics.median(v) for k, v in item_s.items()}
         rows.append({

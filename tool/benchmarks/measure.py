@@ -1,4 +1,5 @@
-"""Timing and peak memory, measured the same way for a case and its baseline.
+"""Timing and peak memory, measured the same way for a case and its baseline; clips per second
+through a DataLoader (`measure_loader`) and per item (`time_items`).
 
 Times are medians over repeats after a warm-up, with the device synchronised around each call.
 Peak memory is how much one call adds at its peak to what the process held before: on a GPU
@@ -8,12 +9,20 @@ a process reset just before the call.
 from __future__ import annotations
 
 import importlib
+import resource
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional
 
+import cv2
 import torch
+from torch.utils.data import BatchSampler, Dataset
+
+from common.runtime.device import move_batch
+from data.clip_loader import build_clip_loader
+
+CPU = torch.device("cpu")
 
 
 @dataclass
@@ -114,5 +123,86 @@ def ratio(baseline: float, ours: float) -> float:
     return baseline / ours if ours > 0 else float("inf")
 
 
-def describe_runs(values: Sequence[float]) -> str:
-    return ", ".join(f"{v * 1000:.1f}" for v in values) + " ms"
+@dataclass
+class LoaderTiming:
+    """What `measure_loader` measured.
+
+    Attributes:
+        clips_per_s: clips per wall-clock second after the warm-up batches (the target
+            measure; on a shared machine it moves with the other load).
+        cpu_s_per_clip: CPU seconds (user + system, this process and its worker processes)
+            per clip over the whole run, start-up included: steadier on a loaded machine.
+    """
+
+    clips_per_s: float
+    cpu_s_per_clip: float
+
+
+def measure_loader(dataset: Dataset, *, workers: int = 2, batches: int = 20,
+                   batch_size: int = 8, warmup: int = 2,
+                   opencv_threads: Optional[int] = None) -> LoaderTiming:
+    """Iterate a DataLoader over `dataset` (`collate_clips`, `workers` worker processes, no
+    model) for `warmup + batches` batches (indices in order, the data set cycled as needed).
+
+    `opencv_threads`: `cv2.setNumThreads` for the run, set in this process before the workers
+    are forked (they inherit it) and restored after. Not in a `worker_init_fn`: a forked worker
+    that resizes the OpenCV thread pool inherited from a parent that had used it can hang in
+    `pthread_cond_destroy`."""
+    needed = (warmup + batches) * batch_size
+    indices = [i % len(dataset) for i in range(needed)]
+    previous = cv2.getNumThreads()
+    if opencv_threads is not None:
+        cv2.setNumThreads(opencv_threads)
+    cpu_before = _cpu_seconds()
+    try:
+        # The loader of train.py and test.py (reused batch slots where the data set writes
+        # its clips into batch tensors; the baseline's plain loop does not).
+        loader = build_clip_loader(dataset, BatchSampler(indices, batch_size, False),
+                                   num_workers=workers)
+        clips = total = 0
+        start = 0.0
+        for n, batch in enumerate(loader):  # the workers are joined when it ends
+            if n == warmup:
+                start = time.perf_counter()
+            # A clip counts once it is the network's float input (bytes sent by
+            # `video_as_bytes` workers are made float here, as `move_batch` does).
+            batch = move_batch(batch, CPU)
+            count = len(batch.get("label", ()))
+            total += count
+            if n >= warmup:
+                clips += count
+        elapsed = time.perf_counter() - start
+    finally:
+        if opencv_threads is not None:
+            cv2.setNumThreads(previous)
+    cpu = _cpu_seconds() - cpu_before
+    return LoaderTiming(clips / elapsed if elapsed > 0 and clips else float("nan"),
+                        cpu / total if total else float("nan"))
+
+
+def time_loader(dataset: Dataset, *, workers: int = 2, batches: int = 20, batch_size: int = 8,
+                warmup: int = 2, opencv_threads: Optional[int] = None) -> float:
+    """Clips per second through a `workers`-worker DataLoader over `dataset` (see
+    `measure_loader`): the clips of `batches` batches after `warmup` batches (the workers'
+    start-up), divided by the wall-clock time they took."""
+    return measure_loader(dataset, workers=workers, batches=batches, batch_size=batch_size,
+                          warmup=warmup, opencv_threads=opencv_threads).clips_per_s
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process and of its ended, waited-for children."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def time_items(dataset: Dataset, items: int = 16, repeats: int = 5) -> float:
+    """Median seconds per item of `dataset[i]` for the first `items` items, in this process
+    (the item path alone: no workers, no collate)."""
+    per_item = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for index in range(items):
+            dataset[index % len(dataset)]
+        per_item.append((time.perf_counter() - start) / items)
+    return statistics.median(per_item)

@@ -1,10 +1,11 @@
-"""Reading extracted video frames.
+"""Frames stored as a folder of JPEG files per video (`JpegFolder`), and reading them.
 
 Frames are JPEGs named `%06d.jpg`, counted from 1 on disk: frame k (0-based, the index every
 sampling function uses) is the file `k + 1`.
 
-`load_frame_rgb8` is what a dataset item reads (uint8 RGB: the float conversion happens later,
-only on the part of the frame a crop needs); `load_frame` is the same frame as float32.
+`JpegFolder` is the `FrameSource` of such folders. `load_frame_rgb8` is what a dataset item
+reads (uint8 RGB: the float conversion happens later, only on the part of the frame a crop
+needs); `load_frame` is the same frame as float32.
 `load_clip_frames` reads the frames of one clip and can, on request (`fast_decode`), let the
 JPEG decoder scale large frames down by 2, 4 or 8: faster, but not the same pixels.
 """
@@ -17,6 +18,7 @@ import cv2
 import numpy as np
 
 from common.errors import DataError
+from data.sources.base import FrameError, FrameSource
 from data.transforms import resize_shape
 
 FRAME_NAME = "%06d.jpg"
@@ -39,23 +41,6 @@ SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0
                          0xCE, 0xCF})
 # Markers without a length field: TEM, RST0..7 (SOI/EOI are handled apart).
 STANDALONE_MARKERS = frozenset({0x01, *range(0xD0, 0xD8)})
-
-
-class FrameError(DataError, OSError):
-    """A frame that cannot be read. An `OSError` too, as `load_frame` always raised one.
-
-    Attributes:
-        path: the JPEG.
-        reason: 'missing_frame' (no such file) or 'corrupt_frame' (empty, truncated or not
-            decodable).
-        detail: what is wrong, one line.
-    """
-
-    def __init__(self, path: str, reason: str, detail: str) -> None:
-        super().__init__(f"{path}: {detail}")
-        self.path = path
-        self.reason = reason
-        self.detail = detail
 
 
 def frame_path(frame_dir: str, frame_index: int) -> str:
@@ -200,3 +185,26 @@ def load_clip_frames(
         raise ValueError("load_clip_frames needs at least one frame")
     return frames, stored_hw
 
+
+
+def require_folder(path: str, what: str) -> None:
+    """Raise `DataError` `<path>: <what> not found; ...` unless `path` is a directory (a data
+    set whose frame root is missing has no usable clip at all)."""
+    if not osp.isdir(path):
+        raise DataError(f"{path}: {what} not found; extract the frames (tool/video2image.py) "
+                        "or point --data_dir at the data set")
+
+
+class JpegFolder(FrameSource):
+    """Frames extracted as `%06d.jpg` files, one folder per video (`video` is the folder)."""
+
+    def read(self, video: str, indices: Sequence[int], *,
+             fast_decode_shape: Optional[Sequence[int]] = None
+             ) -> Tuple[List[np.ndarray], Tuple[int, int]]:
+        """`load_clip_frames` of the frames' files: uint8 RGB frames, `(H, W)` of the first."""
+        return load_clip_frames([frame_path(video, k) for k in indices], fast_decode_shape)
+
+    def frame_size(self, video: str, index: int) -> Tuple[int, int]:
+        """Decodes the frame (a corrupt one raises as in `read`)."""
+        height, width = load_frame(frame_path(video, index)).shape[:2]
+        return int(height), int(width)

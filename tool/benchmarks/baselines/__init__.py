@@ -1,0 +1,1 @@
+"""The plain implementations the benchmark cases measure the product against."""
