@@ -27,7 +27,8 @@ import numpy as np
 
 from data.frames import FRAME_NAME
 from data.video_decode import (VIDEO_EXTENSIONS, apply_rotation, is_video_file,
-                               iter_video_frames, parse_fps, resize_short_side, video_stem)
+                               iter_video_frames, resize_short_side, video_stem)
+from main.video_options import add_video_options, check_video_options
 
 __all__ = ["VIDEO_EXTENSIONS", "apply_rotation", "extract_frames", "extract_tree",
            "find_videos", "is_video_file", "main", "resize_short_side", "video_stem"]
@@ -219,17 +220,13 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--src", required=True, help="a video file or a folder of videos")
     parser.add_argument("--dst", required=True, help="the folder to write frame folders into")
-    parser.add_argument("--short_side", type=int, default=256,
-                        help="resize so the shorter side is this many pixels; 0 keeps the size")
-    parser.add_argument("--fps", type=parse_fps, default=None,
-                        help="keep frames on a grid of this rate; 'none' keeps every frame")
+    add_video_options(parser)
     parser.add_argument("--quality", type=int, default=95, help="JPEG quality (0-100)")
     parser.add_argument("--workers", type=int, default=2, help="videos extracted in parallel")
     parser.add_argument("--overwrite", action="store_true",
                         help="re-extract videos whose frame folder exists already")
     args = parser.parse_args(argv)
-    if args.short_side < 0:
-        parser.error("--short_side must be 0 or positive")
+    check_video_options(parser, args)
     if not 0 <= args.quality <= 100:
         parser.error("--quality must be between 0 and 100")
     if not osp.exists(args.src):
