@@ -18,7 +18,8 @@ from pycocotools.coco import COCO
 
 from data.joint_sets import OPENPOSE_18
 from common.errors import UsageError
-from tool.make_synthetic_dataset import CLASSES, GenParams, generate_dataset, main, plan_split
+from tool.make_synthetic_dataset import generate_dataset, main
+from tool.synthetic.plan import CLASSES, GenParams, plan_split
 from tool.synthetic.actions import BodyShape, MotionParams, action_pose
 
 TINY = dict(num_classes=4, train_per_class=3, test_per_class=3, frames=16, height=48, width=64)
