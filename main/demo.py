@@ -211,7 +211,7 @@ def get_frames(args: argparse.Namespace, cfg: Any) -> DemoVideo:
 
 
 # --------------------------------------------------------------------------- 4. poses
-def get_poses(args: argparse.Namespace, video: DemoVideo, network: DemoNetwork,
+def get_poses(args: argparse.Namespace, video: DemoVideo, network: DemoNetwork, *,
               device: torch.device, pose_path: str) -> Tuple[PoseTable, str, Optional[str]]:
     """The video's pose table: read from `--poses`, else estimated on the frames the clips use
     and written to `pose_path`; none for a stage without poses. Returns `(table, where the
@@ -290,7 +290,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     timer.lap("decode")
     out_dir = args.out_dir or network.cfg.vis_dir
     table, pose_source, pose_file = get_poses(
-        args, video, network, device, osp.join(out_dir, f"{video.name}_poses.json"))
+        args, video, network, device=device,
+        pose_path=osp.join(out_dir, f"{video.name}_poses.json"))
     files: Dict[str, str] = {"poses": pose_file} if pose_file else {}
     timer.lap("poses")
     prediction = predict(network, video.frames, table, device=device,

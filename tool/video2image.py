@@ -58,7 +58,7 @@ def _write_jpeg(path: str, image: np.ndarray, quality: int) -> None:
         raise IOError(f"cannot write frame {path!r}")
 
 
-def _decode_into(video_path: str, folder: str, short_side: int, quality: int,
+def _decode_into(video_path: str, folder: str, *, short_side: int, quality: int,
                  fps: Optional[float]) -> int:
     """Decode `video_path` into JPEGs in `folder` (`data.video_decode.iter_video_frames`:
     frame selection, rotation, resize); returns how many were written."""
@@ -70,7 +70,7 @@ def _decode_into(video_path: str, folder: str, short_side: int, quality: int,
     return written
 
 
-def extract_frames(video_path: str, out_dir: str, short_side: int = 256, quality: int = 95,
+def extract_frames(video_path: str, out_dir: str, *, short_side: int = 256, quality: int = 95,
                    fps: Optional[float] = None, overwrite: bool = False) -> int:
     """Extract the frames of one video into `out_dir` as `000001.jpg, 000002.jpg, ...`.
 
@@ -107,7 +107,8 @@ def extract_frames(video_path: str, out_dir: str, short_side: int = 256, quality
     # the same permissions as folders made any other way.
     os.mkdir(tmp_dir)
     try:
-        count = _decode_into(video_path, tmp_dir, short_side, quality, fps)
+        count = _decode_into(video_path, tmp_dir, short_side=short_side, quality=quality,
+                             fps=fps)
         if count == 0:
             raise ValueError("no frame could be decoded")
         if osp.lexists(out_dir):  # overwrite: move the old folder aside first, then drop it
@@ -154,13 +155,14 @@ def _extract_job(job: Tuple[str, str, int, int, Optional[float], bool]) -> Tuple
     """
     video, out_dir, short_side, quality, fps, overwrite = job
     try:
-        count = extract_frames(video, out_dir, short_side, quality, fps, overwrite)
+        count = extract_frames(video, out_dir, short_side=short_side, quality=quality, fps=fps,
+                               overwrite=overwrite)
     except Exception as err:  # a bad video is reported and skipped, never stops the others
         return "failed", 0, f"{type(err).__name__}: {err}"
     return "done", count, ""
 
 
-def extract_tree(src: str, dst: str, short_side: int = 256, quality: int = 95,
+def extract_tree(src: str, dst: str, *, short_side: int = 256, quality: int = 95,
                  fps: Optional[float] = None, workers: int = 2, overwrite: bool = False,
                  verbose: bool = False) -> Dict[str, object]:
     """Extract every video under `src` (a folder, walked recursively, or one video file).

@@ -33,7 +33,7 @@ SCORE_RANGE = (0.5, 1.0)  # confidence of the detected joints
 Person = Tuple[FigureStyle, BodyShape, str, MotionParams]
 
 
-def detect_joints(px: np.ndarray, scale: float, height: int, width: int,
+def detect_joints(px: np.ndarray, scale: float, *, height: int, width: int,
                   rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
     """What a pose detector would report for exact pixel joints `px (18, 2)`: noise, misses,
     scores.
@@ -51,7 +51,7 @@ def detect_joints(px: np.ndarray, scale: float, height: int, width: int,
     return xy, score
 
 
-def cast_people(plan: VideoPlan, actor: FigureStyle, height: int, width: int,
+def cast_people(plan: VideoPlan, actor: FigureStyle, *, height: int, width: int,
                 rng: np.random.Generator) -> List[Person]:
     """The people of a video, back to front: the optional idle bystander, then the actor."""
     people: List[Person] = [(actor, plan.body, plan.motion, plan.motion_params)]
@@ -82,7 +82,7 @@ def render_frames(plan: VideoPlan, params: GenParams, *, background: np.ndarray,
             draw_person(img, px, style)
             if style is actor:
                 draw_held_prop(img, plan.held_prop, px, style.scale)
-            found.append(detect_joints(px, style.scale, h, w, rng))
+            found.append(detect_joints(px, style.scale, height=h, width=w, rng=rng))
         found.reverse()  # the actor first in the pose files
         detections.append(found)
         cv2.imwrite(os.path.join(folder, f"{t + 1:06d}.jpg"), img,
@@ -97,7 +97,7 @@ def render_video(plan: VideoPlan, params: GenParams, paths: Dict[str, str]) -> N
     actor = FigureStyle.random(rng, centre_x=plan.actor_x, ground_y=plan.actor_ground,
                                scale=plan.actor_scale)
     background = draw_scene(h, w, CLASSES[plan.scene].scene, rng)
-    people = cast_people(plan, actor, h, w, rng)
+    people = cast_people(plan, actor, height=h, width=w, rng=rng)
     detections = render_frames(plan, params, background=background, people=people,
                                actor=actor, folder=frame_dir(paths, plan), rng=rng)
     write_pose_file(plan, params, paths, detections)
