@@ -39,13 +39,12 @@ from data.class_names import find_class_names
 from data.joint_sets import OPENPOSE_18
 from data.pose_extraction import estimate_frame_poses, frames_to_estimate, write_pose_file
 from data.registry import DATASETS
-from data.skeleton_files import write_json_atomic
 from data.video_clips import PoseTable, plan_test_clips, read_frame_folder, sample_test_clips
 from data.video_decode import decode_video
 from main.cli import OneLineParser
 from main.config import build_config, config_from_snapshot
 from main.demo_outputs import (DemoNetwork, DemoPrediction, DemoVideo, prediction_summary,
-                               print_prediction, write_pictures)
+                               print_prediction, save_prediction, write_pictures)
 from main.pose_options import add_pose_options, make_estimator, parse_pose_command
 
 TOP = 5
@@ -70,6 +69,7 @@ class LapTimer:
 
 # --------------------------------------------------------------------------- 1. command line
 def make_parser() -> argparse.ArgumentParser:
+    """The demo's command line (the pose options: `main.pose_options`)."""
     parser = OneLineParser(
         prog="demo.py", description=__doc__.split("\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -304,11 +304,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     summary = prediction_summary(video, network, prediction, ckpt=args.ckpt,
                                  pose_source=pose_source, device=device, seconds=timer.stop(),
                                  files=files)
-    files["prediction"] = osp.join(out_dir, f"{video.name}_prediction.json")
-    write_json_atomic(files["prediction"], summary)
-    print("written: " + ", ".join(files[k] for k in ("video", "summary", "prediction", "poses")
-                                  if k in files))
-    print("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in summary["seconds"].items()))
+    save_prediction(summary, osp.join(out_dir, f"{video.name}_prediction.json"))
     return summary
 
 

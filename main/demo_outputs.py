@@ -13,6 +13,7 @@ import torch
 from common.report.visualize import annotate_frames, plot_prediction_summary, write_video
 from common.stages import Stage
 from data.joint_sets import OPENPOSE_18, JointSet
+from data.skeleton_files import write_json_atomic
 from data.video_clips import ClipGeometry, ClipPlan, PoseTable
 
 
@@ -152,3 +153,14 @@ def prediction_summary(video: DemoVideo, network: DemoNetwork, prediction: DemoP
     if "agreement" in outputs:
         summary["agreements"] = [float(a) for a in outputs["agreement"]]
     return summary
+
+
+def save_prediction(summary: Dict[str, Any], path: str) -> None:
+    """Write `summary` to `path` (listed in its 'files' as 'prediction'), then print the files
+    written and the seconds per step."""
+    files = summary["files"]
+    files["prediction"] = path
+    write_json_atomic(path, summary)
+    print("written: " + ", ".join(files[k] for k in ("video", "summary", "prediction", "poses")
+                                  if k in files))
+    print("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in summary["seconds"].items()))

@@ -72,6 +72,7 @@ def write_preview(summary: Dict[str, Any], path: str, *, frame: Optional[int] = 
 
 
 def make_parser() -> argparse.ArgumentParser:
+    """The generator's command line (`generate_dataset`'s parameters, and --preview)."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=os.path.join(root, "output", "synthetic"),
