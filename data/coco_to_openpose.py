@@ -1,9 +1,9 @@
 """COCO-17 keypoints (torchvision's Keypoint R-CNN, most 2D pose estimators) as OpenPose-18.
 
-The project's Kinetics poses are OpenPose-18 (SPEC.md): COCO's 17 keypoints plus a Thorax
-(neck) joint, in another order. The Thorax is not estimated by COCO models; it is taken as the
-midpoint of the two shoulders and scored by the weaker shoulder, so that a Thorax is never more
-certain than the two joints it is made from (one missing shoulder gives a missing Thorax).
+The project's Kinetics poses are OpenPose-18 (docs/data_format.md): COCO's 17 keypoints plus a
+Thorax (neck) joint, in another order. The Thorax is not estimated by COCO models; it is taken as
+the midpoint of the two shoulders and scored by the weaker shoulder, so that a Thorax is never
+more certain than the two joints it is made from (one missing shoulder gives a missing Thorax).
 """
 from __future__ import annotations
 

@@ -5,7 +5,6 @@ Videos are decoded in-process with PyAV (no shell, any legal file name works).
 """
 from __future__ import annotations
 
-import argparse
 import os.path as osp
 from typing import Iterator, Optional, Tuple
 
@@ -34,18 +33,15 @@ MISSING_FRAMES_FRACTION = 0.01
 TIME_EPS = 1e-6
 
 
-
 def is_video_file(path: str) -> bool:
     """Whether `path` has one of the video extensions, compared case-insensitively (`.MP4`)."""
     return osp.splitext(path)[1].lower() in VIDEO_EXTENSIONS
-
 
 
 def video_stem(path: str) -> str:
     """The file name without its last extension only: `a.b.mp4` -> `a.b` (the original cut at
     the first dot, so `a.b.mp4` and `a.c.mp4` both became `a`)."""
     return osp.splitext(osp.basename(path))[0]
-
 
 
 def resize_short_side(image: np.ndarray, short_side: int) -> np.ndarray:
@@ -68,7 +64,6 @@ def resize_short_side(image: np.ndarray, short_side: int) -> np.ndarray:
     return cv2.resize(image, (new_width, new_height), interpolation=interpolation)
 
 
-
 def apply_rotation(image: np.ndarray, degrees: float) -> np.ndarray:
     """Turn a decoded frame upright: rotate it counterclockwise by `degrees` (a multiple of 90).
 
@@ -83,7 +78,6 @@ def apply_rotation(image: np.ndarray, degrees: float) -> np.ndarray:
     # np.rot90 turns from the first axis (rows, downwards) towards the second (columns), which
     # on an image shown with row 0 on top is counterclockwise; cv2 needs contiguous memory.
     return np.ascontiguousarray(np.rot90(image, quarter_turns))
-
 
 
 class FpsSampler:
@@ -112,21 +106,6 @@ class FpsSampler:
         while self.next_time <= t + TIME_EPS:
             self.next_time += self.period
         return True
-
-
-
-def parse_fps(text: str) -> Optional[float]:
-    """`none` (any case) for every frame, else a positive rate."""
-    if text.strip().lower() in ("none", ""):
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--fps must be a positive number or 'none', got {text!r}")
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"--fps must be positive, got {text!r}")
-    return value
-
 
 
 # --------------------------------------------------------------------------- decoding
@@ -172,7 +151,6 @@ def iter_video_frames(path: str, *, short_side: int = 256,
         raise ValueError("no frame could be decoded")
 
 
-
 def video_frame_rate(path: str, fps: Optional[float] = None) -> float:
     """Frames per second of the frames `iter_video_frames` yields: `fps` when given, else the
     video's average rate (25 when the container does not say)."""
@@ -181,7 +159,6 @@ def video_frame_rate(path: str, fps: Optional[float] = None) -> float:
     with open(path, "rb") as f, av.open(f, mode="r") as container:
         rate = container.streams.video[0].average_rate if container.streams.video else None
     return float(rate) if rate else 25.0
-
 
 
 def decode_video(path: str, *, short_side: int = 256, fps: Optional[float] = None

@@ -11,7 +11,7 @@ from data.coco_to_openpose import COCO_17, coco_to_openpose
 from data.joint_sets import OPENPOSE_18
 from data.skeleton_files import pose_table
 
-# The OpenPose-18 joints in SPEC.md's order, each with its COCO-17 index written out by hand
+# The OpenPose-18 joints in docs/data_format.md's order, each with its COCO-17 index written out by hand
 # (COCO: 0 nose, 1 l_eye, 2 r_eye, 3 l_ear, 4 r_ear, 5 l_shoulder, 6 r_shoulder, 7 l_elbow,
 # 8 r_elbow, 9 l_wrist, 10 r_wrist, 11 l_hip, 12 r_hip, 13 l_knee, 14 r_knee, 15 l_ankle,
 # 16 r_ankle); None is the Thorax.

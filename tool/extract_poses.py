@@ -29,53 +29,25 @@ leaves a half-written file under a final name. Unreadable videos are skipped and
 single file, or videos directly in `--src`) get a pose file but no label and no annotation entry.
 """
 
-import os.path as osp
-import sys
 import argparse
 import json
 import os
+import os.path as osp
+import sys
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import av
-import numpy as np
 
-from common.io.atomic_file import atomic_write
 from common.errors import UsageError, exit_on_error
+from common.io.atomic_file import atomic_write
+from data.pose_extraction import Estimator, estimate_video_poses, write_pose_file
+from data.skeleton_files import write_json_atomic
+from data.video_decode import iter_video_frames, video_stem
 from main.cli import OneLineParser
-from main.pose_options import (add_pose_options, check_pose_options,
-                                 make_estimator, parse_device)
-from data.skeleton_files import PoseTable, pose_table, skeleton_content, write_json_atomic
-from data.video_decode import iter_video_frames, parse_fps, video_stem
+from main.pose_options import add_pose_options, make_estimator, parse_pose_command
 from tool.video2image import find_videos
-
-Estimator = Callable[[Sequence[np.ndarray]], List[Tuple[np.ndarray, np.ndarray]]]
-
-
-def estimate_video_poses(video: str, estimator: Estimator, *, short_side: int = 256,
-                         fps: Optional[float] = None, batch_frames: int = 16
-                         ) -> Tuple[PoseTable, int, Tuple[int, int]]:
-    """Poses of every frame of a video, decoded a few frames at a time (the frames are not
-    kept). Returns `(table, frame_num, (H, W) of the frames)`."""
-    table: PoseTable = {}
-    pending: List[np.ndarray] = []
-    frame_num = 0
-    frame_hw = (0, 0)
-
-    def flush() -> None:
-        first = frame_num - len(pending)
-        table.update(pose_table(estimator(pending), range(first, frame_num), frame_hw))
-        pending.clear()
-
-    for frame in iter_video_frames(video, short_side=short_side, fps=fps):
-        frame_hw = frame.shape[:2]
-        pending.append(frame)
-        frame_num += 1
-        if len(pending) == batch_frames:
-            flush()
-    if pending:
-        flush()
-    return table, frame_num, frame_hw
 
 
 # --------------------------------------------------------------------------- the folder
@@ -105,6 +77,77 @@ def _record_failure(result: Dict[str, Any], video: str, err: Exception, *,
         print(f"failed: {video} ({type(err).__name__}: {text})", flush=True)
 
 
+@dataclass(frozen=True)
+class VideoPoses:
+    """What the index files need to know of a video's pose file."""
+    frame_num: int
+    height: int
+    width: int
+    has_skeleton: bool
+
+
+class LazyEstimator:
+    """Builds the estimator on first use: a run whose videos are all done, or unreadable,
+    needs no weights."""
+
+    def __init__(self, factory: Callable[[], Estimator]) -> None:
+        self.factory = factory
+        self.estimator: Optional[Estimator] = None
+
+    def get(self) -> Estimator:
+        if self.estimator is None:
+            # Outside any try: missing weights stop the run (UsageError is a ValueError).
+            self.estimator = self.factory()
+        return self.estimator
+
+
+def read_existing_poses(video: str, path: str, result: Dict[str, Any]
+                        ) -> Optional[Tuple[VideoPoses, str]]:
+    """The pose file a previous run wrote, and the status line; None (a failure recorded in
+    `result`) when it cannot be used."""
+    try:
+        with open(path) as f:
+            content = json.load(f)
+        found = VideoPoses(int(content["frame_num"]), int(content["height"]),
+                           int(content["width"]), any(e.get("skeleton") for e in content["data"]))
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        result["failures"].append((video, f"{path} exists but cannot be used "
+                                          f"({type(err).__name__}); redo it with --overwrite"))
+        return None
+    result["skipped"] += 1
+    return found, "skipped (pose file exists)"
+
+
+def estimate_and_write(video: str, path: str, *, estimator: LazyEstimator,
+                       label: Optional[str], label_index: int, short_side: int,
+                       fps: Optional[float], result: Dict[str, Any], verbose: bool
+                       ) -> Optional[Tuple[VideoPoses, str]]:
+    """Estimate the poses of every frame of `video` and write its pose file `path`; returns
+    what the index files need and the status line, or None (a failure recorded in `result`)
+    for a video that cannot be decoded."""
+    started = time.time()
+    try:
+        # The first frame first: an unreadable video is found before any detector is built,
+        # so a run with nothing readable left to do needs no weights.
+        next(iter_video_frames(video, short_side=short_side, fps=fps))
+    except (OSError, ValueError, av.FFmpegError) as err:
+        _record_failure(result, video, err, verbose=verbose)
+        return None
+    found_estimator = estimator.get()
+    try:
+        table, frame_num, frame_hw = estimate_video_poses(
+            video, found_estimator, short_side=short_side, fps=fps)
+    except (OSError, ValueError, av.FFmpegError) as err:
+        _record_failure(result, video, err, verbose=verbose)
+        return None
+    write_pose_file(path, table, frame_num=frame_num, frame_hw=frame_hw,
+                    label=label or "unknown", label_index=label_index)
+    result["done"] += 1
+    status = (f"done: {frame_num} frames, people in {len(table)}, "
+              f"{time.time() - started:.1f} s")
+    return VideoPoses(frame_num, frame_hw[0], frame_hw[1], bool(table)), status
+
+
 def extract_tree(src: str, data_root: str, *, split: str = "val", subset: str = "Custom",
                  estimator_factory: Callable[[], Estimator], short_side: int = 256,
                  fps: Optional[float] = None, overwrite: bool = False,
@@ -123,73 +166,42 @@ def extract_tree(src: str, data_root: str, *, split: str = "val", subset: str = 
     if not osp.exists(src):
         raise UsageError(f"--src {src}: no such video or folder")
     part = "train" if split == "train" else "val"
-    skeleton_root = osp.join(data_root, "kinetics-skeleton")
-    pose_dir = osp.join(skeleton_root, f"kinetics_{part}")
-    classes_path = osp.join(data_root, f"Kinetics{subset}_classes.txt")
-    classes = read_classes(classes_path)
+    pose_dir = osp.join(data_root, "kinetics-skeleton", f"kinetics_{part}")
+    classes = read_classes(osp.join(data_root, f"Kinetics{subset}_classes.txt"))
     result: Dict[str, Any] = {"done": 0, "skipped": 0, "failed": 0, "unlabelled": 0,
                               "failures": []}
-    estimator: Optional[Estimator] = None
+    estimator = LazyEstimator(estimator_factory)
     entries: List[Dict[str, Any]] = []  # the labelled videos with a pose file
     owner: Dict[str, str] = {}
     for video in find_videos(src):
         stem = video_stem(video)
-        label = _class_of(video, src)
         if stem in owner:
             result["failures"].append((video, f"its pose file name {stem}.json is already "
                                               f"used by {owner[stem]}"))
             continue
         owner[stem] = video
+        label = _class_of(video, src)
         if label is not None and label not in classes:
             classes.append(label)
         label_index = classes.index(label) if label is not None else -1
         path = osp.join(pose_dir, f"{stem}.json")
-        started = time.time()
         if osp.isfile(path) and not overwrite:
-            try:
-                with open(path) as f:
-                    content = json.load(f)
-                meta = (int(content["frame_num"]), int(content["height"]), int(content["width"]),
-                        any(e.get("skeleton") for e in content["data"]))
-            except (OSError, ValueError, KeyError, TypeError) as err:
-                result["failures"].append((video, f"{path} exists but cannot be used "
-                                                  f"({type(err).__name__}); redo it with "
-                                                  "--overwrite"))
-                continue
-            result["skipped"] += 1
-            status = "skipped (pose file exists)"
+            found = read_existing_poses(video, path, result)
         else:
-            try:
-                # The first frame first: an unreadable video is found before any detector is
-                # built, so a run with nothing readable left to do needs no weights.
-                next(iter_video_frames(video, short_side=short_side, fps=fps))
-            except (OSError, ValueError, av.FFmpegError) as err:
-                _record_failure(result, video, err, verbose=verbose)
-                continue
-            if estimator is None:
-                # Outside any try: missing weights stop the run (UsageError is a ValueError).
-                estimator = estimator_factory()
-            try:
-                table, frame_num, frame_hw = estimate_video_poses(
-                    video, estimator, short_side=short_side, fps=fps)
-            except (OSError, ValueError, av.FFmpegError) as err:
-                _record_failure(result, video, err, verbose=verbose)
-                continue
-            write_json_atomic(path, skeleton_content(
-                table, frame_num=frame_num, frame_hw=frame_hw,
-                label=label or "unknown", label_index=label_index))
-            meta = (frame_num, frame_hw[0], frame_hw[1], bool(table))
-            result["done"] += 1
-            status = (f"done: {frame_num} frames, people in {len(table)}, "
-                      f"{time.time() - started:.1f} s")
+            found = estimate_and_write(video, path, estimator=estimator, label=label,
+                                       label_index=label_index, short_side=short_side, fps=fps,
+                                       result=result, verbose=verbose)
+        if found is None:
+            continue
+        poses, status = found
         if verbose:
             print(f"{status}: {video}", flush=True)
         if label is None:
             result["unlabelled"] += 1
             continue
         entries.append({"stem": stem, "label": label, "label_index": label_index,
-                        "frame_num": meta[0], "height": meta[1], "width": meta[2],
-                        "has_skeleton": meta[3]})
+                        "frame_num": poses.frame_num, "height": poses.height,
+                        "width": poses.width, "has_skeleton": poses.has_skeleton})
     result["failed"] = len(result["failures"])
     result["files"] = write_index_files(entries, classes, data_root=data_root, part=part,
                                         subset=subset) if entries else {}
@@ -234,6 +246,7 @@ def write_index_files(entries: Sequence[Dict[str, Any]], classes: Sequence[str],
 
 
 def make_parser() -> argparse.ArgumentParser:
+    """The tool's command line (the pose options: `main.pose_options`)."""
     parser = OneLineParser(prog="extract_poses.py", description=__doc__.split("\n")[0])
     parser.add_argument("--src", required=True,
                         help="a video file, or a folder with one sub-folder of videos per class")
@@ -246,37 +259,22 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--subset", default="Custom",
                         help="the annotation file is Kinetics<subset>_<split>.json; train and "
                              "test with --subset <subset> (default: Custom)")
-    parser.add_argument("--short_side", type=int, default=256,
-                        help="frames are resized so that the shorter side has this many pixels "
-                             "before pose estimation, as tool/video2image.py does; 0 keeps the "
-                             "size (default: 256)")
-    parser.add_argument("--fps", type=parse_fps, default=None,
-                        help="keep frames on a grid of this rate, as tool/video2image.py --fps "
-                             "(use the same value for both); 'none' keeps every frame")
-    parser.add_argument("--device", default=None,
-                        help="'cpu', 'cuda', 'cuda:1'...; default: the first GPU, else the CPU")
     parser.add_argument("--overwrite", action="store_true",
                         help="estimate again the videos whose pose file exists")
     add_pose_options(parser)
-    # Tests: a randomly initialised detector (nothing downloaded).
-    parser.add_argument("--random_pose_weights", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
 @exit_on_error
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+    """Run the tool; returns `extract_tree`'s result."""
     parser = make_parser()
-    args = parser.parse_args(argv)
-    check_pose_options(parser, args)
-    if args.short_side < 0:
-        parser.error("--short_side must be 0 or positive")
+    args, device = parse_pose_command(parser, argv)
     if not osp.exists(args.src):
         parser.error(f"no such video or folder: {args.src!r}")
-    device = parse_device(args.device)
     result = extract_tree(
         args.src, args.data_root, split=args.split, subset=args.subset,
-        estimator_factory=lambda: make_estimator(args, device,
-                                                 random_weights=args.random_pose_weights),
+        estimator_factory=lambda: make_estimator(args, device),
         short_side=args.short_side, fps=args.fps, overwrite=args.overwrite, verbose=True)
     print(f"done: {result['done']} videos, skipped (pose file exists): {result['skipped']}, "
           f"failed: {result['failed']}, without a class folder (no label): "

@@ -27,7 +27,8 @@ import numpy as np
 
 from data.sources.jpeg_folder import FRAME_NAME
 from data.video_decode import (VIDEO_EXTENSIONS, apply_rotation, is_video_file,
-                               iter_video_frames, parse_fps, resize_short_side, video_stem)
+                               iter_video_frames, resize_short_side, video_stem)
+from main.video_options import add_video_options, check_video_options
 
 __all__ = ["VIDEO_EXTENSIONS", "apply_rotation", "extract_frames", "extract_tree",
            "find_videos", "is_video_file", "main", "resize_short_side", "video_stem"]
@@ -57,7 +58,7 @@ def _write_jpeg(path: str, image: np.ndarray, quality: int) -> None:
         raise IOError(f"cannot write frame {path!r}")
 
 
-def _decode_into(video_path: str, folder: str, short_side: int, quality: int,
+def _decode_into(video_path: str, folder: str, *, short_side: int, quality: int,
                  fps: Optional[float]) -> int:
     """Decode `video_path` into JPEGs in `folder` (`data.video_decode.iter_video_frames`:
     frame selection, rotation, resize); returns how many were written."""
@@ -69,7 +70,7 @@ def _decode_into(video_path: str, folder: str, short_side: int, quality: int,
     return written
 
 
-def extract_frames(video_path: str, out_dir: str, short_side: int = 256, quality: int = 95,
+def extract_frames(video_path: str, out_dir: str, *, short_side: int = 256, quality: int = 95,
                    fps: Optional[float] = None, overwrite: bool = False) -> int:
     """Extract the frames of one video into `out_dir` as `000001.jpg, 000002.jpg, ...`.
 
@@ -106,7 +107,8 @@ def extract_frames(video_path: str, out_dir: str, short_side: int = 256, quality
     # the same permissions as folders made any other way.
     os.mkdir(tmp_dir)
     try:
-        count = _decode_into(video_path, tmp_dir, short_side, quality, fps)
+        count = _decode_into(video_path, tmp_dir, short_side=short_side, quality=quality,
+                             fps=fps)
         if count == 0:
             raise ValueError("no frame could be decoded")
         if osp.lexists(out_dir):  # overwrite: move the old folder aside first, then drop it
@@ -153,13 +155,14 @@ def _extract_job(job: Tuple[str, str, int, int, Optional[float], bool]) -> Tuple
     """
     video, out_dir, short_side, quality, fps, overwrite = job
     try:
-        count = extract_frames(video, out_dir, short_side, quality, fps, overwrite)
+        count = extract_frames(video, out_dir, short_side=short_side, quality=quality, fps=fps,
+                               overwrite=overwrite)
     except Exception as err:  # a bad video is reported and skipped, never stops the others
         return "failed", 0, f"{type(err).__name__}: {err}"
     return "done", count, ""
 
 
-def extract_tree(src: str, dst: str, short_side: int = 256, quality: int = 95,
+def extract_tree(src: str, dst: str, *, short_side: int = 256, quality: int = 95,
                  fps: Optional[float] = None, workers: int = 2, overwrite: bool = False,
                  verbose: bool = False) -> Dict[str, object]:
     """Extract every video under `src` (a folder, walked recursively, or one video file).
@@ -219,17 +222,13 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--src", required=True, help="a video file or a folder of videos")
     parser.add_argument("--dst", required=True, help="the folder to write frame folders into")
-    parser.add_argument("--short_side", type=int, default=256,
-                        help="resize so the shorter side is this many pixels; 0 keeps the size")
-    parser.add_argument("--fps", type=parse_fps, default=None,
-                        help="keep frames on a grid of this rate; 'none' keeps every frame")
+    add_video_options(parser)
     parser.add_argument("--quality", type=int, default=95, help="JPEG quality (0-100)")
     parser.add_argument("--workers", type=int, default=2, help="videos extracted in parallel")
     parser.add_argument("--overwrite", action="store_true",
                         help="re-extract videos whose frame folder exists already")
     args = parser.parse_args(argv)
-    if args.short_side < 0:
-        parser.error("--short_side must be 0 or positive")
+    check_video_options(parser, args)
     if not 0 <= args.quality <= 100:
         parser.error("--quality must be between 0 and 100")
     if not osp.exists(args.src):

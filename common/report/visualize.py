@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import os.path as osp
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Collection, List, Mapping, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -98,6 +98,43 @@ def draw_text_lines(frame: np.ndarray, lines: Sequence[str], *, origin: str = "t
         y = top + (i + 1) * height - 4
         cv2.putText(frame, line, (4, y), font, scale, (255, 255, 255), 1, cv2.LINE_AA)
     return frame
+
+
+# The crop box on the frames the network's clips sample, and on the others.
+SAMPLED_BOX_COLOR = (255, 255, 0)
+OTHER_BOX_COLOR = (255, 255, 255)
+
+
+def annotate_frames(frames: np.ndarray, *, poses: Mapping[int, Tuple[np.ndarray, np.ndarray]],
+                    limbs: Sequence[Tuple[int, int]], score_thr: float, top_k: int,
+                    box: Sequence[float], sampled: Collection[int],
+                    captions: Sequence[Sequence[str]]) -> List[np.ndarray]:
+    """Every frame with its skeletons, the crop box and its caption.
+
+    Args:
+        frames: `(N, H, W, 3)` uint8 RGB (not modified).
+        poses: `{k + 1: (coords (P, J, 2) normalised by (W, H), scores (P, J))}` for the 0-based
+            frame k (the kinetics-skeleton pose table); frames absent have nobody drawn.
+        limbs, score_thr, top_k: as `draw_people`.
+        box: `(xmin, ymin, w, h)` in the frames' pixels, drawn in `SAMPLED_BOX_COLOR` on the
+            0-based frames in `sampled` and in `OTHER_BOX_COLOR` elsewhere.
+        captions: per frame, the lines of text written in its top left corner.
+    Returns:
+        N new `(H, W, 3)` uint8 frames.
+    """
+    height, width = frames.shape[1:3]
+    size = np.array([width, height], dtype=np.float32)
+    out = []
+    for k, frame in enumerate(frames):
+        if (k + 1) in poses:
+            coords, scores = poses[k + 1]
+            drawn = draw_people(frame, coords * size, scores, limbs=limbs, score_thr=score_thr,
+                                top_k=top_k)
+        else:
+            drawn = frame.copy()
+        draw_box(drawn, box, SAMPLED_BOX_COLOR if k in sampled else OTHER_BOX_COLOR)
+        out.append(draw_text_lines(drawn, captions[k]))
+    return out
 
 
 # --------------------------------------------------------------------------- files

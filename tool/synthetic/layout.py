@@ -1,0 +1,57 @@
+"""Where the synthetic data set's files go under `<out>` (the Kinetics and Mimetics layouts the
+project's loaders read), its marker files, and the JSON writer that gives the same bytes for the
+same data."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict
+
+from common.io.atomic_file import atomic_write
+from tool.synthetic.plan import CLASSES, VideoPlan
+
+MARKER_NAME = "synthetic_params.json"  # the "complete" marker: the parameters of the set
+OWNER_MARKER_NAME = "synthetic_dataset.json"  # "this folder holds the generator's output"
+# Data set folders under <out> that may hold a real data set (the project's data_dir layout).
+DATASET_DIRS = ("Kinetics", "Mimetics", "NTU")
+
+
+def dataset_paths(out_dir: str, subset: str) -> Dict[str, str]:
+    """The data set's folders, annotation files and markers under `out_dir`, by role."""
+    kin = os.path.join(out_dir, "Kinetics", "data")
+    mim = os.path.join(out_dir, "Mimetics", "data")
+    return {
+        "out_dir": out_dir,
+        "kinetics_dir": kin,
+        "kinetics_train_json": os.path.join(kin, f"Kinetics{subset}_train.json"),
+        "kinetics_val_json": os.path.join(kin, f"Kinetics{subset}_val.json"),
+        "kinetics_skeleton_dir": os.path.join(kin, "kinetics-skeleton"),
+        "mimetics_dir": mim,
+        "mimetics_json": os.path.join(mim, f"Mimetics{subset}.json"),
+        "marker": os.path.join(out_dir, MARKER_NAME),
+        "owner_marker": os.path.join(out_dir, OWNER_MARKER_NAME),
+    }
+
+
+def frame_dir(paths: Dict[str, str], plan: VideoPlan) -> str:
+    """The JPEG folder of a video (`%06d.jpg`, 1-based)."""
+    action = CLASSES[plan.label].name
+    if plan.split == "mimetics":
+        return os.path.join(paths["mimetics_dir"], "frames", action, plan.file_name)
+    return os.path.join(paths["kinetics_dir"], "frames", f"{plan.split}_256", action,
+                        plan.file_name)
+
+
+def pose_path(paths: Dict[str, str], plan: VideoPlan) -> str:
+    """The pose file of a video: kinetics-skeleton, or Mimetics' `pose_results/.../data.json`."""
+    if plan.split == "mimetics":
+        return os.path.join(paths["mimetics_dir"], "pose_results", CLASSES[plan.label].name,
+                            plan.file_name, "data.json")
+    return os.path.join(paths["kinetics_skeleton_dir"], f"kinetics_{plan.split}",
+                        f"{plan.name}.json")
+
+
+def write_json(path: str, obj: Any) -> None:
+    """Sorted keys and pre-rounded floats: the same data always gives the same bytes."""
+    with atomic_write(path) as f:
+        json.dump(obj, f, sort_keys=True)
