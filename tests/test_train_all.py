@@ -1,7 +1,7 @@
 """tool/train_all.py: the whole recipe in one call, and run again, only what is missing.
 
-One recipe is trained once for the module (the quickstart's `--fast` data and shapes, one
-iteration per epoch): rgb_only 1 epoch, pose_only 2 epochs, rgb+pose 1 epoch after the merged
+One recipe is trained once for the module (the quickstart's `--fast` data and recipe file,
+configs/quickstart_fast.toml, one iteration per epoch): rgb_only 1 epoch, pose_only 2 epochs, rgb+pose 1 epoch after the merged
 snapshot_0. The tests after it look at what that run left and run the driver again on it.
 """
 import json
@@ -15,14 +15,17 @@ import pytest
 import torch
 
 from common.errors import UsageError
-from main.config import parse_command_line
+from main.cli import parse_command_line
 from tool import quickstart, train_all
+from tool.recipe.runner import StageError
 from tool.make_synthetic_dataset import generate_dataset
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 FOLDERS = {"rgb_only": "rgb_only", "pose_only": "pose_only", "rgb+pose": "rgb_pose"}
 LAST_EPOCH = {"rgb_only": 0, "pose_only": 1, "rgb+pose": 1}
 TESTS = ("Kinetics", "Mimetics")  # the default for a Kinetics-format training set
+FILES = [quickstart.recipe_file(fast=True)]
+CONFIG = ["--config", FILES[0]]  # the same file on train_all.py's command line
 
 
 def dump(out, stage, epoch):
@@ -53,14 +56,15 @@ def log_count(out, stage, text):
 def recipe(tmp_path_factory):
     root = tmp_path_factory.mktemp("train_all")
     data = str(root / "data")
-    # The quickstart's --fast data set and shapes; one iteration per epoch.
+    # The quickstart's --fast data set and recipe file; one iteration per epoch (the command
+    # line's options override the file's, its stage tables included).
     generate_dataset(data, seed=0, num_classes=4, train_per_class=3, test_per_class=2,
                      frames=16, height=40, width=52)
-    options = quickstart.common_overrides(data, seed=0, fast=True, workers=0) + [
+    options = quickstart.run_options(data, seed=0, workers=0) + [
         "--max_iters_per_epoch", "1", "--progress_bar", "false", "--end_epoch", "1",
         "--pose_only.end_epoch", "2", "--rgb+pose.end_epoch", "2", "--rgb+pose.lr", "0.003"]
     out = str(root / "out")
-    result = train_all.run_recipe(out, options, quiet=True)
+    result = train_all.run_recipe(out, options, config_files=FILES, quiet=True)
     return out, options, result
 
 
@@ -104,7 +108,7 @@ def test_stage_options_reach_only_their_stage(recipe):
 def test_dry_run_prints_the_commands_and_runs_nothing(recipe, tmp_path, capsys):
     out, options, _ = recipe
     fresh = str(tmp_path / "fresh")
-    train_all.main(["--output_dir", fresh, *options, "--dry_run"])
+    train_all.main(["--output_dir", fresh, *CONFIG, *options, "--dry_run"])
     printed = capsys.readouterr().out.splitlines()
     commands = [shlex.split(line) for line in printed if not line.startswith("#")]
     assert [osp.basename(c[1]) for c in commands] == [
@@ -119,7 +123,8 @@ def test_dry_run_prints_the_commands_and_runs_nothing(recipe, tmp_path, capsys):
     # On the finished recipe, --restart pose_only redoes pose_only, the merge, rgb+pose and the
     # tests of those two; rgb_only is only asked to continue (nothing to do) and not retested.
     before = mtimes(out)
-    train_all.main(["--output_dir", out, *options, "--restart", "pose_only", "--dry_run"])
+    train_all.main(["--output_dir", out, *CONFIG, *options, "--restart", "pose_only",
+                    "--dry_run"])
     printed = capsys.readouterr().out.splitlines()
     commands = [shlex.split(line) for line in printed if not line.startswith("#")]
     modes = [(osp.basename(c[1]), c[c.index("--mode") + 1] if "--mode" in c else None)
@@ -141,7 +146,7 @@ def test_rerun_resumes_only_what_is_missing(recipe, capsys):
     # do), the merge and every test are skipped, no snapshot or metrics file is touched.
     before = mtimes(out)
     nothing = {stage: log_count(out, stage, "nothing left to do") for stage in FOLDERS}
-    result = train_all.main(["--output_dir", out, *options, "--quiet"])
+    result = train_all.main(["--output_dir", out, *CONFIG, *options, "--quiet"])
     printed = capsys.readouterr().out
     stages = result["stages"]
     for stage in FOLDERS:
@@ -159,7 +164,7 @@ def test_rerun_resumes_only_what_is_missing(recipe, capsys):
     # rgb_only is not retrained nor retested.
     os.remove(dump(out, "pose_only", 1))
     first = torch.load(dump(out, "pose_only", 0), weights_only=True, mmap=True)
-    result = train_all.run_recipe(out, options, quiet=True)
+    result = train_all.run_recipe(out, options, config_files=FILES, quiet=True)
     stages = result["stages"]
     after = mtimes(out)
     assert stages["pose_only"]["train"]["action"] == "resume"
@@ -210,9 +215,9 @@ def test_bad_options_stop_before_anything_runs(tmp_path):
 
 def test_a_failing_step_names_the_stage_and_the_command(recipe, tmp_path, capsys):
     _, options, _ = recipe
-    with pytest.raises(train_all.StageError) as err:
+    with pytest.raises(StageError) as err:
         train_all.run_recipe(str(tmp_path / "out"), [*options, "--data_dir", str(tmp_path)],
-                             quiet=True)
+                             config_files=FILES, quiet=True)
     message = str(err.value)
     assert message.startswith("rgb_only training failed (exit status 1): python ")
     assert "train.py --mode rgb_only" in message and "\n" not in message

@@ -1,6 +1,17 @@
 """The main job against an older revision: `python tool/quickstart.py` of a baseline commit
 (198198d by default) and of this checkout, run back to back on the same machine.
 
+    python tool/compare_quickstart.py                     # against 198198d, seed 0 (~30 min)
+    python tool/compare_quickstart.py --seeds 3           # with the seed-noise check
+    python tool/compare_quickstart.py --order ours_first  # the other order (cache effects)
+    python tool/compare_quickstart.py --fast              # both smoke runs (a minute or two)
+
+Prints a table and writes every figure, with the machine, both revisions and the command, to
+`<output_dir>/result/quickstart_compare.json`; each side's output and log go to
+`<output_dir>/quickstart_compare/`. Run it on an otherwise idle machine: the speed-up is a ratio
+of two wall times taken one after the other. The repository must be a clone that holds the
+baseline commit.
+
 How it works:
 - The baseline revision's tree is exported with `git archive` into a temporary folder, which is
   removed afterwards, on an error too; it leaves no git state (no worktree, no branch). "Ours"
@@ -31,6 +42,7 @@ differences are reported and the verdict is None.
 """
 from __future__ import annotations
 
+import argparse
 import compileall
 import json
 import math
@@ -46,7 +58,7 @@ from importlib import metadata
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from common.io.atomic_file import atomic_write
-from common.errors import IntegralActionError, UsageError
+from common.errors import IntegralActionError, UsageError, exit_on_error
 from common.io.provenance import git_revision
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -378,3 +390,23 @@ def run(*, baseline_rev: str, seeds: int, first_seed: int, workers: int, output_
     print(report["table"])
     print(f"written: {path}")
     return report
+
+
+@exit_on_error
+def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+    """`python tool/compare_quickstart.py [options]`: parse the options and `run`."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--baseline_rev", default="198198d",
+                        help="the git revision to compare with (default: 198198d)")
+    parser.add_argument("--seeds", type=int, default=1, help="seeds per side (0, 1, ...)")
+    parser.add_argument("--first_seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of both sides")
+    parser.add_argument("--output_dir", default=osp.join(ROOT, "output"))
+    parser.add_argument("--fast", action="store_true",
+                        help="both quickstarts with --fast: a smoke run, not a measurement")
+    parser.add_argument("--order", choices=tuple(ORDERS), default="baseline_first",
+                        help="which side runs first (default: baseline_first)")
+    args = parser.parse_args(argv)
+    return run(baseline_rev=args.baseline_rev, seeds=args.seeds, first_seed=args.first_seed,
+               workers=args.workers, output_dir=args.output_dir, fast=args.fast,
+               order=args.order)
