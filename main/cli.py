@@ -135,8 +135,10 @@ def _unexpected(token: str) -> str:
 def parse_command_line(entry: str, argv: Optional[Iterable[str]] = None) -> Dict[str, Any]:
     """The options given on a `train.py`/`test.py` command line, typed: field -> value.
 
-    Only the explicit options are returned (not the defaults). A bad command line (unknown
-    option, a value of the wrong type, a bad `--gpu`, a missing required option) ends the
+    Only the explicit options are returned (not the defaults): the fields of the `--config`
+    files (their shared tables, then the tables of the stage being run), replaced by the
+    options typed on the command line. A bad command line (unknown option, a value of the wrong
+    type, a bad `--gpu`, a missing required option, a config file that cannot be used) ends the
     program with one line on stderr and exit status 2; `--help` prints every field and exits 0.
 
     Args:

@@ -17,6 +17,7 @@ import torch
 from common.errors import UsageError
 from main.cli import parse_command_line
 from tool import quickstart, train_all
+from tool.recipe.plan import plan_stages
 from tool.recipe.runner import StageError
 from tool.make_synthetic_dataset import generate_dataset
 
@@ -222,3 +223,87 @@ def test_a_failing_step_names_the_stage_and_the_command(recipe, tmp_path, capsys
     assert message.startswith("rgb_only training failed (exit status 1): python ")
     assert "train.py --mode rgb_only" in message and "\n" not in message
     assert "error: " in capsys.readouterr().err  # train.py's own one line, naming the file
+
+
+# ------------------------------------------------------------------------------ recipe files
+
+# The quickstart's options before its recipes became files (configs/quickstart*.toml,
+# configs/robust.toml), restated: the files must give train.py exactly these.
+OLD_SHAPES = {
+    "subset": "Synth", "pretrained": "none", "frame_per_seg": "4", "frame_interval": "4",
+    "video_shape": "75", "input_img_shape": "64,64", "input_hm_shape": "24,24",
+    "train_batch_size": "8", "test_batch_size": "16", "test_infer_num": "3",
+    "lr_dec_epoch": "1000", "log_interval": "0", "dropout": "0"}
+OLD_FAST_SHAPES = dict(OLD_SHAPES, video_shape="40", input_img_shape="32,32",
+                       input_hm_shape="8,8", train_batch_size="4", test_infer_num="2",
+                       max_iters_per_epoch="2")
+OLD_ROBUST = {"stream_agreement": "true", "context_aug_prob": "0.5"}
+OLD_STAGES = {  # (fast, fusion folder) -> stage -> its own options
+    (False, "fusion_paper"): {"rgb_only": {"end_epoch": "4", "lr": "0.01", "lr_dec_epoch": "3"},
+                              "pose_only": {"end_epoch": "9", "lr": "0.01", "lr_dec_epoch": "7"},
+                              "rgb+pose": {"end_epoch": "4", "lr": "0.005"}},
+    (True, "fusion_paper"): {"rgb_only": {"end_epoch": "1"}, "pose_only": {"end_epoch": "1"},
+                             "rgb+pose": {"end_epoch": "2"}},
+}
+OLD_STAGES[False, "fusion_robust"] = dict(OLD_STAGES[False, "fusion_paper"], **{
+    "rgb+pose": dict(OLD_ROBUST, lr="0.005", end_epoch="4")})
+OLD_STAGES[True, "fusion_robust"] = dict(OLD_STAGES[True, "fusion_paper"], **{
+    "rgb+pose": dict(OLD_ROBUST, end_epoch="2")})
+
+
+def _argv(options):
+    return [token for name, value in options.items() for token in (f"--{name}", value)]
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_quickstart_files_give_the_old_overrides(tmp_path, fast):
+    fused = [r for r in quickstart.RECIPES if r.mode == "rgb+pose"]
+    assert [r.slug for r in fused] == ["fusion_paper", "fusion_robust"]
+    run = quickstart.run_options("DATA", seed=3, workers=2)
+    for fusion in fused:
+        plans = plan_stages(str(tmp_path), run, config_files=quickstart.config_files(fusion, fast),
+                            fusion_dir=fusion.slug)
+        for stage, plan in plans.items():
+            old = {**(OLD_FAST_SHAPES if fast else OLD_SHAPES), "data_dir": "DATA", "seed": "3",
+                   "num_thread": "2", **OLD_STAGES[fast, fusion.slug][stage]}
+            expected = parse_command_line(
+                "train", ["--mode", stage, "--output_dir", plan.folder, *_argv(old)])
+            assert parse_command_line("train", plan.train_argv()) == expected, (stage, fusion)
+
+
+def test_a_config_file_reaches_every_stage_and_the_command_line_wins(tmp_path, capsys):
+    path = tmp_path / "recipe.toml"
+    path.write_text('[training]\nend_epoch = 5\nlr = 0.1\n[stage."rgb+pose".training]\n'
+                    'lr = 0.3\nend_epoch = 6\n[stage.pose_only.training]\nend_epoch = 7\n')
+    plans = plan_stages(str(tmp_path), ["--end_epoch", "4", "--pose_only.end_epoch", "3"],
+                        config_files=[str(path)])
+    got = {stage: (plan.cfg.end_epoch, plan.cfg.lr) for stage, plan in plans.items()}
+    # Files first (shared, then the stage's own), then the command line (shared, then own).
+    assert got == {"rgb_only": (4, 0.1), "pose_only": (3, 0.1), "rgb+pose": (4, 0.3)}
+    train_all.main(["--output_dir", str(tmp_path / "out"), "--config", str(path), "--dry_run"])
+    printed = capsys.readouterr().out.splitlines()
+    fusion = [shlex.split(line) for line in printed if "--mode rgb+pose" in line][0]
+    assert parse_command_line("train", fusion[2:])["lr"] == 0.3
+    assert parse_command_line("train", fusion[2:])["end_epoch"] == 6
+
+
+@pytest.mark.parametrize("text, words", [
+    ("[training]\nend_epoc = 2\n", ["end_epoc", "did you mean end_epoch"]),
+    ("[training]\nend_epoch = \"two\"\n", ["end_epoch", "an integer"]),
+    ("[network]\nmode = \"rgb_only\"\n", ["--mode", "every stage in its own mode"]),
+    ("[stage.rgb_pose.training]\nlr = 1.0\n", ["rgb_pose", "not a stage"]),
+])
+def test_a_bad_config_file_stops_train_all_in_one_line(tmp_path, capsys, text, words):
+    path = tmp_path / "recipe.toml"
+    path.write_text(text)
+    out = tmp_path / "out"
+    with pytest.raises(UsageError) as err:
+        train_all.run_recipe(str(out), [], config_files=[str(path)])
+    assert str(err.value).startswith(f"{path}: ")
+    for word in words:
+        assert word in str(err.value)
+    with pytest.raises(SystemExit) as stop:
+        train_all.main(["--output_dir", str(out), "--config", str(path)])
+    lines = capsys.readouterr().err.splitlines()
+    assert stop.value.code == 2 and len(lines) == 1 and str(path) in lines[0]
+    assert not out.exists()

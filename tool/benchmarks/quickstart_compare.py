@@ -1,16 +1,6 @@
 """The main job against an older revision: `python tool/quickstart.py` of a baseline commit
 (198198d by default) and of this checkout, run back to back on the same machine.
-
-    python tool/compare_quickstart.py                     # against 198198d, seed 0 (~30 min)
-    python tool/compare_quickstart.py --seeds 3           # with the seed-noise check
-    python tool/compare_quickstart.py --order ours_first  # the other order (cache effects)
-    python tool/compare_quickstart.py --fast              # both smoke runs (a minute or two)
-
-Prints a table and writes every figure, with the machine, both revisions and the command, to
-`<output_dir>/result/quickstart_compare.json`; each side's output and log go to
-`<output_dir>/quickstart_compare/`. Run it on an otherwise idle machine: the speed-up is a ratio
-of two wall times taken one after the other. The repository must be a clone that holds the
-baseline commit.
+Its command is `python tool/compare_quickstart.py` (its options and examples are there).
 
 How it works:
 - The baseline revision's tree is exported with `git archive` into a temporary folder, which is
@@ -42,7 +32,6 @@ differences are reported and the verdict is None.
 """
 from __future__ import annotations
 
-import argparse
 import compileall
 import json
 import math
@@ -58,7 +47,7 @@ from importlib import metadata
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from common.io.atomic_file import atomic_write
-from common.errors import IntegralActionError, UsageError, exit_on_error
+from common.errors import IntegralActionError, UsageError
 from common.io.provenance import git_revision
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -315,6 +304,47 @@ def markdown(report: Dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _run_sides(commit: str, *, order: str, labels: Dict[str, str],
+               quickstart_args: Sequence[str], seeds: int, compare_dir: str
+               ) -> Dict[str, Dict[str, Any]]:
+    """Export the baseline, byte-compile both trees, run both quickstarts in `order`; the
+    exported tree is removed afterwards, on an error too."""
+    sides: Dict[str, Dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="quickstart_compare_") as tmp:
+        trees = {"baseline": osp.join(tmp, "baseline"), "ours": ROOT}
+        os.makedirs(trees["baseline"])
+        export_tree(commit, trees["baseline"])
+        for side in SIDES:
+            byte_compile(trees[side])
+        for side in ORDERS[order]:
+            sides[side] = run_side(side=side, label=labels[side], tree=trees[side],
+                                   quickstart_args=quickstart_args, seeds=seeds,
+                                   compare_dir=compare_dir)
+    return sides
+
+
+def _sides_report(sides: Dict[str, Dict[str, Any]], *, seeds: int, baseline: Tuple[str, str],
+                  ours_git: Dict[str, Any]) -> Dict[str, Any]:
+    """The report's figures: both sides, the speed-up and the tables' comparison.
+
+    Args:
+        baseline: (the revision as given, its full commit hash).
+    """
+    rev, commit = baseline
+    speedup = sides["baseline"]["seconds"] / sides["ours"]["seconds"]
+    comparison = compare_tables(sides["baseline"]["summary"], sides["ours"]["summary"], seeds)
+    return {
+        # The baseline's tree was a temporary export; its commit says what it was.
+        "baseline": dict(sides["baseline"], rev=rev, commit=commit,
+                         tree=f"git archive {commit} (removed)"),
+        "ours": dict(sides["ours"], git=ours_git),
+        "speedup": speedup,
+        "comparison": comparison,
+        "targets": {f"speedup >= {TARGET_SPEEDUP}": speedup >= TARGET_SPEEDUP,
+                    "tables within seed noise": comparison["within_noise"]},
+    }
+
+
 def run(*, baseline_rev: str, seeds: int, first_seed: int, workers: int, output_dir: str,
         fast: bool, order: str = "baseline_first") -> Dict[str, Any]:
     """Run both quickstarts back to back, print the report and write it as JSON.
@@ -348,20 +378,9 @@ def run(*, baseline_rev: str, seeds: int, first_seed: int, workers: int, output_
     print(f"[compare] quickstart of {baseline_rev} and of this checkout, "
           f"{ORDERS[order][0]} first; logs in {compare_dir}", flush=True)
     load_before = _load_average()
-    sides: Dict[str, Dict[str, Any]] = {}
-    with tempfile.TemporaryDirectory(prefix="quickstart_compare_") as tmp:
-        trees = {"baseline": osp.join(tmp, "baseline"), "ours": ROOT}
-        os.makedirs(trees["baseline"])
-        export_tree(commit, trees["baseline"])
-        for side in SIDES:
-            byte_compile(trees[side])
-        for side in ORDERS[order]:
-            sides[side] = run_side(side=side, label=labels[side], tree=trees[side],
-                                   quickstart_args=quickstart_args, seeds=seeds,
-                                   compare_dir=compare_dir)
+    sides = _run_sides(commit, order=order, labels=labels, quickstart_args=quickstart_args,
+                       seeds=seeds, compare_dir=compare_dir)
     load_after = _load_average()
-    speedup = sides["baseline"]["seconds"] / sides["ours"]["seconds"]
-    comparison = compare_tables(sides["baseline"]["summary"], sides["ours"]["summary"], seeds)
     command = ["python", "tool/compare_quickstart.py", "--baseline_rev", baseline_rev,
                "--seeds", str(seeds), "--first_seed", str(first_seed), "--workers",
                str(workers), "--output_dir", output_dir, "--order", order,
@@ -370,17 +389,8 @@ def run(*, baseline_rev: str, seeds: int, first_seed: int, workers: int, output_
         "machine": machine(), "command": " ".join(command),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "seeds": list(range(first_seed, first_seed + seeds)), "fast": fast, "order": order,
-        "workers": workers,
-        "load_average_before": load_before, "load_average_after": load_after,
-        # The baseline's tree was a temporary export; its commit says what it was.
-        "baseline": dict(sides["baseline"], rev=baseline_rev, commit=commit,
-                         tree=f"git archive {commit} (removed)"),
-        "ours": dict(sides["ours"], git=ours_git),
-        "speedup": speedup,
-        "comparison": comparison,
-        "targets": {f"speedup >= {TARGET_SPEEDUP}": speedup >= TARGET_SPEEDUP,
-                    "tables within seed noise": comparison["within_noise"]},
-    }
+        "workers": workers, "load_average_before": load_before, "load_average_after": load_after,
+        **_sides_report(sides, seeds=seeds, baseline=(baseline_rev, commit), ours_git=ours_git)}
     report["table"] = markdown(report)
     path = osp.join(output_dir, "result", "quickstart_compare.json")
     with atomic_write(path) as f:
@@ -391,22 +401,3 @@ def run(*, baseline_rev: str, seeds: int, first_seed: int, workers: int, output_
     print(f"written: {path}")
     return report
 
-
-@exit_on_error
-def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
-    """`python tool/compare_quickstart.py [options]`: parse the options and `run`."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--baseline_rev", default="198198d",
-                        help="the git revision to compare with (default: 198198d)")
-    parser.add_argument("--seeds", type=int, default=1, help="seeds per side (0, 1, ...)")
-    parser.add_argument("--first_seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of both sides")
-    parser.add_argument("--output_dir", default=osp.join(ROOT, "output"))
-    parser.add_argument("--fast", action="store_true",
-                        help="both quickstarts with --fast: a smoke run, not a measurement")
-    parser.add_argument("--order", choices=tuple(ORDERS), default="baseline_first",
-                        help="which side runs first (default: baseline_first)")
-    args = parser.parse_args(argv)
-    return run(baseline_rev=args.baseline_rev, seeds=args.seeds, first_seed=args.first_seed,
-               workers=args.workers, output_dir=args.output_dir, fast=args.fast,
-               order=args.order)
