@@ -1,41 +1,36 @@
-"""The one configuration object: its fields, the command line, the stage/dataset rules.
+"""The one configuration object: its fields, the stage/dataset rules, what a snapshot decides.
 
 Every field is declared once, in `FIELDS`: its type, default, group and a one-line meaning.
-`default_config()`, the options of `train.py`/`test.py` (and their `--help`), the type checks and
-the rules for what a snapshot's own config decides all read that table.
+`default_config()`, the options of `train.py`/`test.py` (main/cli.py builds them, and their
+`--help`, from this table), the recipe files of `configs/` (main/config_file.py), the type checks
+(main/config_values.py) and the rules for what a snapshot's own config decides all read it.
 
 `build_config` (from defaults and overrides) and `config_from_snapshot` (from a snapshot's saved
 config, defaults and overrides) are the only places a config is made. Everything downstream
 receives the resulting EasyDict as an argument; nothing imports a global config.
 
-Any field can be set on the command line as `--<field> <value>` or `--<field>=<value>`: tuples as
-comma lists (`--input_img_shape 96,96`), booleans as true/false/1/0/yes/no/on/off (a bare
-`--overwrite` means true), `none` for an optional field, e.g.::
+The overrides come from the command line and the `--config` files: any field can be set as
+`--<field> <value>`, or in a TOML file under the table of its group (`[training] end_epoch = 2`),
+e.g.::
 
     python main/train.py --mode rgb_only --end_epoch 2 --train_batch_size 2 --img_resnet_type 34
+    python main/train.py --config configs/paper/kinetics50_rgb_only.toml --end_epoch 2
 
 A value that cannot be used stops the program with one line that names the option.
 """
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import difflib
-import math
 import os.path as osp
-import re
-import sys
-from dataclasses import dataclass
 from types import MappingProxyType
-from typing import (Any, Dict, Iterable, List, Mapping, Optional, Tuple,
-                    Union, get_args, get_origin)
+from typing import Any, List, Mapping, Optional, Tuple
 
 from easydict import EasyDict
 
 from common.runtime.device import parse_gpu_ids
 from common.errors import CheckpointError, UsageError
 from common.stages import MODES, STAGES, get_stage
-from main.cli import OneLineParser
+from main.config_values import Field, same_value, show_value, value_from_python
 
 ROOT_DIR = osp.abspath(osp.join(osp.dirname(osp.abspath(__file__)), ".."))
 
@@ -66,49 +61,6 @@ GROUP_NAMES: Tuple[str, ...] = tuple(name for name, _ in GROUPS)
 # Training fields that only matter when a run starts, so a resumed run does not take them from
 # its snapshot: end_epoch (a user may extend a run), the weights a run starts from.
 _NOT_RESUMED = ("end_epoch", "pretrained", "init_snapshot")
-
-
-@dataclass(frozen=True)
-class Field:
-    """One config field.
-
-    Attributes:
-        name: the config key; also the command-line option `--<name>`.
-        type: int, float, str, bool, Tuple[int, ...], or Optional[...] of one of them (written
-            `none` on the command line).
-        default: the value when the option is not given (None: derived at run time, see help).
-        group: one of `GROUP_NAMES`.
-        help: what the field means, one line.
-        choices: the only values accepted, where there is a short list.
-        flags: further option names for the field (the original's `--gpu`, `--continue`).
-        metavar: how `--help` names the value; None: from the type.
-    """
-
-    name: str
-    type: Any
-    default: Any
-    group: str
-    help: str
-    choices: Optional[Tuple[Any, ...]] = None
-    flags: Tuple[str, ...] = ()
-    metavar: Optional[str] = None
-
-    @property
-    def optional(self) -> bool:
-        """`none` (None) is a valid value."""
-        return get_origin(self.type) is Union and type(None) in get_args(self.type)
-
-    @property
-    def base(self) -> Any:
-        """The type without Optional: int, float, str, bool or Tuple[int, ...]."""
-        if self.optional:
-            return next(a for a in get_args(self.type) if a is not type(None))
-        return self.type
-
-    @property
-    def option(self) -> str:
-        """The option a user types, for messages (the original's name where there is one)."""
-        return self.flags[0] if self.flags else f"--{self.name}"
 
 
 def _stage_lrs() -> str:
@@ -271,123 +223,31 @@ def default_config() -> EasyDict:
     return EasyDict({f.name: f.default for f in FIELDS})
 
 
-# ------------------------------------------------------------------------------ values
-
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
-
-
-def _expected(field: Field) -> str:
-    """What a field accepts, in words, for messages."""
-    if field.choices is not None:
-        words = "one of " + ", ".join(str(c) for c in field.choices)
-    elif field.base is bool:
-        words = "true or false"
-    elif field.base is int:
-        words = "an integer"
-    elif field.base is float:
-        words = "a number"
-    elif field.base is str:
-        words = "a string"
-    else:
-        words = "integers separated by commas (like 224,224)"
-    return words + (" or none" if field.optional else "")
+def option_names() -> List[str]:
+    """Every field's name and its further option names (`gpu`, `continue`), without dashes."""
+    return [f.name for f in FIELDS] + [flag.lstrip("-") for f in FIELDS for flag in f.flags]
 
 
-def _value_from_text(field: Field, text: str) -> Any:
-    """A command-line string as a value of `field`; ValueError saying what was expected."""
-    clean = text.strip()
-    if field.optional and clean.lower() in ("none", "null"):
-        return None
-    value: Any = None
-    if field.base is bool:
-        value = True if clean.lower() in _TRUE else False if clean.lower() in _FALSE else None
-    elif field.base is int:
-        value = int(clean) if re.fullmatch(r"[+-]?\d+", clean) else None
-    elif field.base is float:
-        try:
-            value = float(clean)
-        except ValueError:
-            value = None
-        if value is not None and not math.isfinite(value):
-            value = None
-    elif field.base is str:
-        value = text
-    else:  # Tuple[int, ...]: the original wrote shapes as (224, 224), so brackets may stay.
-        items = clean.strip("()[]").split(",")
-        if all(re.fullmatch(r"[+-]?\d+", t.strip()) for t in items):
-            value = tuple(int(t) for t in items)
-    if value is None or (field.choices is not None and value not in field.choices):
-        raise ValueError(f"expected {_expected(field)}, got {text!r}")
-    return value
+def nearest_fields(name: str) -> List[str]:
+    """The (at most two) field names or flags closest to a mistyped `name`."""
+    return difflib.get_close_matches(name, option_names(), n=2)
 
 
-_INVALID = object()  # what `_value_from_python` cannot use (None is a valid value)
-
-
-def _value_from_python(field: Field, value: Any) -> Any:
-    """`value` checked against `field`'s type, lists made tuples; ValueError otherwise."""
-    base = field.base
-    out: Any = _INVALID
-    if value is None:
-        out = None if field.optional else _INVALID
-    elif base is bool:
-        out = value if isinstance(value, bool) else _INVALID
-    elif base is int:
-        out = value if isinstance(value, int) and not isinstance(value, bool) else _INVALID
-    elif base is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        out = float(value) if ok and math.isfinite(value) else _INVALID
-    elif base is str:
-        out = value if isinstance(value, str) else _INVALID
-    else:  # Tuple[int, ...]; a single int is a one-element shape (`video_shape=256`).
-        items = (value,) if isinstance(value, int) else value
-        if isinstance(items, (list, tuple)) and all(
-                isinstance(v, int) and not isinstance(v, bool) for v in items):
-            out = tuple(items)
-    if out is _INVALID or (out is not None and field.choices is not None
-                           and out not in field.choices):
-        raise ValueError(f"expected {_expected(field)}, got {value!r}")
-    return out
-
-
-def _show(value: Any) -> str:
-    """A value as it is written on the command line."""
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return ",".join(str(v) for v in value)
-    return str(value)
-
-
-def _same_value(a: Any, b: Any) -> bool:
-    """Equal once a snapshot's round trip is undone: lists are tuples, 8 == 8.0."""
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b))
-    numbers = (int, float)
-    if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool) \
-            and not isinstance(b, bool):
-        return math.isclose(a, b, rel_tol=1e-9, abs_tol=0.0)
-    return type(a) is type(b) and a == b
-
-
-def _unknown_field(name: str) -> str:
+def unknown_field(name: str) -> str:
     """'unknown config field --<name>', with the nearest known names."""
-    known = [f.name for f in FIELDS] + [flag.lstrip("-") for f in FIELDS for flag in f.flags]
-    close = difflib.get_close_matches(name, known, n=2)
+    close = nearest_fields(name)
     hint = f"; did you mean {' or '.join('--' + c for c in close)}?" if close else ""
     return f"unknown config field --{name}{hint}"
 
 
-def _apply_overrides(cfg: EasyDict, overrides: Optional[Mapping[str, Any]]) -> EasyDict:
+def apply_overrides(cfg: EasyDict, overrides: Optional[Mapping[str, Any]]) -> EasyDict:
+    """`cfg` with the overrides' fields set, each checked against its field; changed in place."""
     for key, value in (overrides or {}).items():
         if key not in FIELD_BY_NAME:
-            raise UsageError(_unknown_field(key))
+            raise UsageError(unknown_field(key))
         field = FIELD_BY_NAME[key]
         try:
-            cfg[key] = _value_from_python(field, value)
+            cfg[key] = value_from_python(field, value)
         except ValueError as err:
             raise UsageError(f"{field.option}: {err}") from None
     return cfg
@@ -408,7 +268,7 @@ def build_config(overrides: Optional[Mapping[str, Any]] = None, *,
         UsageError: an unknown field, a value of the wrong type, or a combination that cannot
             be used; the message names the option.
     """
-    return finalize_config(_apply_overrides(default_config(), overrides), entry=entry)
+    return finalize_config(apply_overrides(default_config(), overrides), entry=entry)
 
 
 def finalize_config(cfg: EasyDict, *, entry: Optional[str] = None) -> EasyDict:
@@ -417,7 +277,7 @@ def finalize_config(cfg: EasyDict, *, entry: Optional[str] = None) -> EasyDict:
         raise ValueError(f"entry must be one of {ENTRIES} or None, got {entry!r}")
     for field in FIELDS:
         try:
-            cfg[field.name] = _value_from_python(field, cfg[field.name])
+            cfg[field.name] = value_from_python(field, cfg[field.name])
         except ValueError as err:
             raise UsageError(f"{field.option}: {err}") from None
 
@@ -453,7 +313,8 @@ def finalize_config(cfg: EasyDict, *, entry: Optional[str] = None) -> EasyDict:
         shape = cfg[name]
         if shape is not None and (len(shape) not in lengths or min(shape) < 1):
             wanted = "H,W" if lengths == (2,) else "one number (the shorter side) or H,W"
-            raise UsageError(f"--{name} must be {wanted} of positive integers, got {_show(shape)}")
+            raise UsageError(f"--{name} must be {wanted} of positive integers, "
+                             f"got {show_value(shape)}")
     if cfg.gate_target == "swap" and not cfg.context_aug_prob > 0:
         raise UsageError("--gate_target swap needs context augmentation (--context_aug_prob > 0)")
     if cfg.frame_interval % cfg.pose_frame_factor != 0:
@@ -518,137 +379,23 @@ def config_from_snapshot(saved: Mapping[str, Any], overrides: Mapping[str, Any],
             snapshot), or the result cannot be used.
         CheckpointError: the snapshot's config holds a value of the wrong type.
     """
-    cfg = _apply_overrides(default_config(), overrides)
+    cfg = apply_overrides(default_config(), overrides)
     for name in snapshot_fields(purpose, saved):
         field = FIELD_BY_NAME[name]
         try:
-            value = _value_from_python(field, saved[name])
+            value = value_from_python(field, saved[name])
         except ValueError as err:
             raise CheckpointError(f"{snapshot}: its config's {name} cannot be used ({err}); "
                                   "the snapshot's config is damaged") from None
-        if name in overrides and not _same_value(cfg[name], value):
+        if name in overrides and not same_value(cfg[name], value):
             # --mode is required on the command line, so it cannot be left out.
-            way_out = (f"use {field.option} {_show(value)}" if field.name == "mode" else
+            way_out = (f"use {field.option} {show_value(value)}" if field.name == "mode" else
                        f"leave out {field.option} (the snapshot decides)")
             raise UsageError(
-                f"{field.option} {_show(cfg[name])} contradicts {snapshot}, which was trained "
-                f"with {name} {_show(value)}: {way_out} or pick another snapshot")
+                f"{field.option} {show_value(cfg[name])} contradicts {snapshot}, which was "
+                f"trained with {name} {show_value(value)}: {way_out} or pick another snapshot")
         cfg[name] = value
     return finalize_config(cfg, entry=entry)
-
-
-# ------------------------------------------------------------------------------ command line
-
-class _HelpFormatter(argparse.HelpFormatter):
-    """Names an option's value once: `--gpu, --gpu_ids GPUS` rather than after each name."""
-
-    def _format_action_invocation(self, action: argparse.Action) -> str:
-        if not action.option_strings or action.nargs == 0:
-            return super()._format_action_invocation(action)
-        value = self._format_args(action, action.dest.upper())
-        return f"{', '.join(action.option_strings)} {value}"
-
-
-def _argparse_type(field: Field):
-    """The `type=` of a field's option: the parsed value, or argparse's error with our reason."""
-
-    def parse(text: str) -> Any:
-        try:
-            value = _value_from_text(field, text)
-            if field.name == "gpu_ids":
-                parse_gpu_ids(value)  # the syntax, before anything is read
-        except ValueError as err:  # UsageError included
-            # argparse names the option itself ("argument --gpu/--gpu_ids: ...").
-            raise argparse.ArgumentTypeError(str(err).removeprefix("--gpu ")) from None
-        return value
-
-    parse.__name__ = field.name
-    return parse
-
-
-def _metavar(field: Field) -> str:
-    if field.choices is not None:
-        words = "{" + ",".join(str(c) for c in field.choices) + "}"
-    elif field.metavar is not None:
-        words = field.metavar
-    else:
-        words = {bool: "true|false", int: "N", float: "X", str: "TEXT"}.get(field.base, "N,N")
-    return words + ("|none" if field.optional else "")
-
-
-def make_parser(entry: str) -> argparse.ArgumentParser:
-    """The command line of `train.py` (entry 'train') or `test.py` ('test'): every config field.
-
-    Only the options given appear in the parsed namespace (their default is SUPPRESS), so that
-    what the user asked for can be told from the defaults.
-    """
-    if entry not in ENTRIES:
-        raise ValueError(f"entry must be one of {ENTRIES}, got {entry!r}")
-    required = ("mode", "test_epoch") if entry == "test" else ("mode",)
-    parser = OneLineParser(
-        prog=f"{entry}.py",
-        usage=(f"%(prog)s --mode MODE{' --test_epoch N' if entry == 'test' else ''} "
-               "[--<field> VALUE ...]"),
-        description=("Train one IntegralAction stage." if entry == "train" else
-                     "Test an IntegralAction snapshot.") +
-        " Every config field is an option, listed below with its default.",
-        epilog=("Values: --field value or --field=value; booleans true/false/1/0/yes/no/on/off "
-                "(a bare --overwrite, --strict, --continue means true); tuples as comma lists "
-                "(--input_img_shape 96,96); none for optional fields."),
-        allow_abbrev=False,
-        argument_default=argparse.SUPPRESS,
-        formatter_class=_HelpFormatter,
-    )
-    for group_name, description in GROUPS:
-        group = parser.add_argument_group(group_name, description)
-        for field in (f for f in FIELDS if f.group == group_name):
-            if entry == "test" and field.name == "test_epoch":
-                field = dataclasses.replace(field, type=int)  # required: none makes no sense
-            shown = "required" if field.name in required else f"default: {_show(field.default)}"
-            text = f"{field.help} ({shown})"
-            kwargs: Dict[str, Any] = dict(
-                dest=field.name, type=_argparse_type(field), metavar=_metavar(field),
-                help=text.replace("%", "%%"))  # argparse %-formats help strings
-            if field.base is bool:
-                kwargs.update(nargs="?", const=True)  # `--strict` alone, or `--strict false`
-            if field.name in required:
-                kwargs["required"] = True
-            group.add_argument(*field.flags, f"--{field.name}", **kwargs)
-    return parser
-
-
-def _unexpected(token: str) -> str:
-    if token.startswith("-"):
-        return _unknown_field(token.lstrip("-").split("=", 1)[0])
-    return f"unexpected argument {token!r}: options are written --<field> <value>"
-
-
-def parse_command_line(entry: str, argv: Optional[Iterable[str]] = None) -> Dict[str, Any]:
-    """The options given on a `train.py`/`test.py` command line, typed: field -> value.
-
-    Only the explicit options are returned (not the defaults). A bad command line (unknown
-    option, a value of the wrong type, a bad `--gpu`, a missing required option) ends the
-    program with one line on stderr and exit status 2; `--help` prints every field and exits 0.
-
-    Args:
-        entry: 'train' or 'test'.
-        argv: the arguments without the program name; None: `sys.argv[1:]`.
-    """
-    parser = make_parser(entry)
-    args, extra = parser.parse_known_args(sys.argv[1:] if argv is None else list(argv))
-    if extra:
-        parser.error(_unexpected(extra[0]))
-    return vars(args)
-
-
-def config_from_argv(entry: str, argv: Optional[Iterable[str]] = None) -> EasyDict:
-    """Parse a `train.py`/`test.py` command line into the config.
-
-    Raises:
-        SystemExit: a bad command line (one line on stderr, status 2).
-        UsageError: values that parse but cannot be used together (see `build_config`).
-    """
-    return build_config(parse_command_line(entry, argv), entry=entry)
 
 
 def describe_config(cfg: EasyDict) -> List[str]:

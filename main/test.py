@@ -33,7 +33,8 @@ from data.clip_loader import build_clip_loader
 from data.registry import build_dataset
 from data.video_pose_dataset import LoadingOptions
 from data.samplers import ShardedBatchSampler
-from main.config import (build_config, config_from_snapshot, describe_config, parse_command_line,
+from main.cli import parse_command_line
+from main.config import (build_config, config_from_snapshot, describe_config,
                          snapshot_fields)
 
 logger = logging.getLogger("integral_action.test")

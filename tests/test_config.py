@@ -9,9 +9,9 @@ import torch
 from common.runtime.device import parse_gpu_ids, select_device
 from common.errors import CheckpointError, UsageError
 from data.registry import DATASETS as REGISTERED_DATASETS
-from main.config import (DATASETS, FIELDS, GROUP_NAMES, build_config, config_from_argv,
-                         config_from_snapshot, default_config, parse_command_line,
-                         snapshot_fields)
+from main.cli import config_from_argv, parse_command_line
+from main.config import (DATASETS, FIELDS, GROUP_NAMES, build_config, config_from_snapshot,
+                         default_config, snapshot_fields)
 
 # The original's defaults, restated: the table must not move any of them.
 ORIGINAL_DEFAULTS = {
@@ -29,12 +29,12 @@ ORIGINAL_DEFAULTS = {
     "gpu_ids": None, "continue_train": False, "overwrite": False, "strict": False, "seed": None,
     "log_interval": 20, "progress_bar": True, "model_dir": None, "vis_dir": None,
     "log_dir": None, "result_dir": None,
-    # Issue 9: schedules, mid-epoch snapshots, precision, torchrun, TensorBoard (the original's
+    # Schedules, mid-epoch snapshots, precision, torchrun, TensorBoard (the original's
     # behaviour by default: step schedule, no warm-up, fp32 on the CPU, per-GPU BatchNorm).
     "lr_schedule": "step", "lr_min": 0.0, "warmup_epochs": 0.0, "warmup_factor": 0.01,
     "save_every": None, "amp": "auto", "channels_last": None, "cudnn_benchmark": None,
     "sync_bn": False, "dist_backend": None, "tensorboard": False,
-    # Issue 10: the faster decode that changes pixels, off by default; evaluation's sub-batches.
+    # The faster decode that changes pixels, off by default; evaluation's sub-batches.
     "fast_decode": False, "eval_chunk_frames": None,
 }
 

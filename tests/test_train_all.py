@@ -1,7 +1,7 @@
 """tool/train_all.py: the whole recipe in one call, and run again, only what is missing.
 
-One recipe is trained once for the module (the quickstart's `--fast` data and shapes, one
-iteration per epoch): rgb_only 1 epoch, pose_only 2 epochs, rgb+pose 1 epoch after the merged
+One recipe is trained once for the module (the quickstart's `--fast` data and recipe file,
+configs/quickstart_fast.toml, one iteration per epoch): rgb_only 1 epoch, pose_only 2 epochs, rgb+pose 1 epoch after the merged
 snapshot_0. The tests after it look at what that run left and run the driver again on it.
 """
 import json
@@ -15,14 +15,18 @@ import pytest
 import torch
 
 from common.errors import UsageError
-from main.config import parse_command_line
+from main.cli import parse_command_line
 from tool import quickstart, train_all
+from tool.recipe.plan import plan_stages
+from tool.recipe.runner import StageError
 from tool.make_synthetic_dataset import generate_dataset
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 FOLDERS = {"rgb_only": "rgb_only", "pose_only": "pose_only", "rgb+pose": "rgb_pose"}
 LAST_EPOCH = {"rgb_only": 0, "pose_only": 1, "rgb+pose": 1}
 TESTS = ("Kinetics", "Mimetics")  # the default for a Kinetics-format training set
+FILES = [quickstart.recipe_file(fast=True)]
+CONFIG = ["--config", FILES[0]]  # the same file on train_all.py's command line
 
 
 def dump(out, stage, epoch):
@@ -53,14 +57,15 @@ def log_count(out, stage, text):
 def recipe(tmp_path_factory):
     root = tmp_path_factory.mktemp("train_all")
     data = str(root / "data")
-    # The quickstart's --fast data set and shapes; one iteration per epoch.
+    # The quickstart's --fast data set and recipe file; one iteration per epoch (the command
+    # line's options override the file's, its stage tables included).
     generate_dataset(data, seed=0, num_classes=4, train_per_class=3, test_per_class=2,
                      frames=16, height=40, width=52)
-    options = quickstart.common_overrides(data, seed=0, fast=True, workers=0) + [
+    options = quickstart.run_options(data, seed=0, workers=0) + [
         "--max_iters_per_epoch", "1", "--progress_bar", "false", "--end_epoch", "1",
         "--pose_only.end_epoch", "2", "--rgb+pose.end_epoch", "2", "--rgb+pose.lr", "0.003"]
     out = str(root / "out")
-    result = train_all.run_recipe(out, options, quiet=True)
+    result = train_all.run_recipe(out, options, config_files=FILES, quiet=True)
     return out, options, result
 
 
@@ -104,7 +109,7 @@ def test_stage_options_reach_only_their_stage(recipe):
 def test_dry_run_prints_the_commands_and_runs_nothing(recipe, tmp_path, capsys):
     out, options, _ = recipe
     fresh = str(tmp_path / "fresh")
-    train_all.main(["--output_dir", fresh, *options, "--dry_run"])
+    train_all.main(["--output_dir", fresh, *CONFIG, *options, "--dry_run"])
     printed = capsys.readouterr().out.splitlines()
     commands = [shlex.split(line) for line in printed if not line.startswith("#")]
     assert [osp.basename(c[1]) for c in commands] == [
@@ -119,7 +124,8 @@ def test_dry_run_prints_the_commands_and_runs_nothing(recipe, tmp_path, capsys):
     # On the finished recipe, --restart pose_only redoes pose_only, the merge, rgb+pose and the
     # tests of those two; rgb_only is only asked to continue (nothing to do) and not retested.
     before = mtimes(out)
-    train_all.main(["--output_dir", out, *options, "--restart", "pose_only", "--dry_run"])
+    train_all.main(["--output_dir", out, *CONFIG, *options, "--restart", "pose_only",
+                    "--dry_run"])
     printed = capsys.readouterr().out.splitlines()
     commands = [shlex.split(line) for line in printed if not line.startswith("#")]
     modes = [(osp.basename(c[1]), c[c.index("--mode") + 1] if "--mode" in c else None)
@@ -141,7 +147,7 @@ def test_rerun_resumes_only_what_is_missing(recipe, capsys):
     # do), the merge and every test are skipped, no snapshot or metrics file is touched.
     before = mtimes(out)
     nothing = {stage: log_count(out, stage, "nothing left to do") for stage in FOLDERS}
-    result = train_all.main(["--output_dir", out, *options, "--quiet"])
+    result = train_all.main(["--output_dir", out, *CONFIG, *options, "--quiet"])
     printed = capsys.readouterr().out
     stages = result["stages"]
     for stage in FOLDERS:
@@ -159,7 +165,7 @@ def test_rerun_resumes_only_what_is_missing(recipe, capsys):
     # rgb_only is not retrained nor retested.
     os.remove(dump(out, "pose_only", 1))
     first = torch.load(dump(out, "pose_only", 0), weights_only=True, mmap=True)
-    result = train_all.run_recipe(out, options, quiet=True)
+    result = train_all.run_recipe(out, options, config_files=FILES, quiet=True)
     stages = result["stages"]
     after = mtimes(out)
     assert stages["pose_only"]["train"]["action"] == "resume"
@@ -210,10 +216,94 @@ def test_bad_options_stop_before_anything_runs(tmp_path):
 
 def test_a_failing_step_names_the_stage_and_the_command(recipe, tmp_path, capsys):
     _, options, _ = recipe
-    with pytest.raises(train_all.StageError) as err:
+    with pytest.raises(StageError) as err:
         train_all.run_recipe(str(tmp_path / "out"), [*options, "--data_dir", str(tmp_path)],
-                             quiet=True)
+                             config_files=FILES, quiet=True)
     message = str(err.value)
     assert message.startswith("rgb_only training failed (exit status 1): python ")
     assert "train.py --mode rgb_only" in message and "\n" not in message
     assert "error: " in capsys.readouterr().err  # train.py's own one line, naming the file
+
+
+# ------------------------------------------------------------------------------ recipe files
+
+# The quickstart's options before its recipes became files (configs/quickstart*.toml,
+# configs/robust.toml), restated: the files must give train.py exactly these.
+OLD_SHAPES = {
+    "subset": "Synth", "pretrained": "none", "frame_per_seg": "4", "frame_interval": "4",
+    "video_shape": "75", "input_img_shape": "64,64", "input_hm_shape": "24,24",
+    "train_batch_size": "8", "test_batch_size": "16", "test_infer_num": "3",
+    "lr_dec_epoch": "1000", "log_interval": "0", "dropout": "0"}
+OLD_FAST_SHAPES = dict(OLD_SHAPES, video_shape="40", input_img_shape="32,32",
+                       input_hm_shape="8,8", train_batch_size="4", test_infer_num="2",
+                       max_iters_per_epoch="2")
+OLD_ROBUST = {"stream_agreement": "true", "context_aug_prob": "0.5"}
+OLD_STAGES = {  # (fast, fusion folder) -> stage -> its own options
+    (False, "fusion_paper"): {"rgb_only": {"end_epoch": "4", "lr": "0.01", "lr_dec_epoch": "3"},
+                              "pose_only": {"end_epoch": "9", "lr": "0.01", "lr_dec_epoch": "7"},
+                              "rgb+pose": {"end_epoch": "4", "lr": "0.005"}},
+    (True, "fusion_paper"): {"rgb_only": {"end_epoch": "1"}, "pose_only": {"end_epoch": "1"},
+                             "rgb+pose": {"end_epoch": "2"}},
+}
+OLD_STAGES[False, "fusion_robust"] = dict(OLD_STAGES[False, "fusion_paper"], **{
+    "rgb+pose": dict(OLD_ROBUST, lr="0.005", end_epoch="4")})
+OLD_STAGES[True, "fusion_robust"] = dict(OLD_STAGES[True, "fusion_paper"], **{
+    "rgb+pose": dict(OLD_ROBUST, end_epoch="2")})
+
+
+def _argv(options):
+    return [token for name, value in options.items() for token in (f"--{name}", value)]
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_quickstart_files_give_the_old_overrides(tmp_path, fast):
+    fused = [r for r in quickstart.RECIPES if r.mode == "rgb+pose"]
+    assert [r.slug for r in fused] == ["fusion_paper", "fusion_robust"]
+    run = quickstart.run_options("DATA", seed=3, workers=2)
+    for fusion in fused:
+        plans = plan_stages(str(tmp_path), run, config_files=quickstart.config_files(fusion, fast),
+                            fusion_dir=fusion.slug)
+        for stage, plan in plans.items():
+            old = {**(OLD_FAST_SHAPES if fast else OLD_SHAPES), "data_dir": "DATA", "seed": "3",
+                   "num_thread": "2", **OLD_STAGES[fast, fusion.slug][stage]}
+            expected = parse_command_line(
+                "train", ["--mode", stage, "--output_dir", plan.folder, *_argv(old)])
+            assert parse_command_line("train", plan.train_argv()) == expected, (stage, fusion)
+
+
+def test_a_config_file_reaches_every_stage_and_the_command_line_wins(tmp_path, capsys):
+    path = tmp_path / "recipe.toml"
+    path.write_text('[training]\nend_epoch = 5\nlr = 0.1\n[stage."rgb+pose".training]\n'
+                    'lr = 0.3\nend_epoch = 6\n[stage.pose_only.training]\nend_epoch = 7\n')
+    plans = plan_stages(str(tmp_path), ["--end_epoch", "4", "--pose_only.end_epoch", "3"],
+                        config_files=[str(path)])
+    got = {stage: (plan.cfg.end_epoch, plan.cfg.lr) for stage, plan in plans.items()}
+    # Files first (shared, then the stage's own), then the command line (shared, then own).
+    assert got == {"rgb_only": (4, 0.1), "pose_only": (3, 0.1), "rgb+pose": (4, 0.3)}
+    train_all.main(["--output_dir", str(tmp_path / "out"), "--config", str(path), "--dry_run"])
+    printed = capsys.readouterr().out.splitlines()
+    fusion = [shlex.split(line) for line in printed if "--mode rgb+pose" in line][0]
+    assert parse_command_line("train", fusion[2:])["lr"] == 0.3
+    assert parse_command_line("train", fusion[2:])["end_epoch"] == 6
+
+
+@pytest.mark.parametrize("text, words", [
+    ("[training]\nend_epoc = 2\n", ["end_epoc", "did you mean end_epoch"]),
+    ("[training]\nend_epoch = \"two\"\n", ["end_epoch", "an integer"]),
+    ("[network]\nmode = \"rgb_only\"\n", ["--mode", "every stage in its own mode"]),
+    ("[stage.rgb_pose.training]\nlr = 1.0\n", ["rgb_pose", "not a stage"]),
+])
+def test_a_bad_config_file_stops_train_all_in_one_line(tmp_path, capsys, text, words):
+    path = tmp_path / "recipe.toml"
+    path.write_text(text)
+    out = tmp_path / "out"
+    with pytest.raises(UsageError) as err:
+        train_all.run_recipe(str(out), [], config_files=[str(path)])
+    assert str(err.value).startswith(f"{path}: ")
+    for word in words:
+        assert word in str(err.value)
+    with pytest.raises(SystemExit) as stop:
+        train_all.main(["--output_dir", str(out), "--config", str(path)])
+    lines = capsys.readouterr().err.splitlines()
+    assert stop.value.code == 2 and len(lines) == 1 and str(path) in lines[0]
+    assert not out.exists()

@@ -8,8 +8,9 @@ of this checkout, back to back on this machine; the speed-up and the two results
 
 The baseline's tree is exported with `git archive` into a temporary folder (removed afterwards),
 so the repository must be a clone with that commit. Run it on an otherwise idle machine: the
-speed-up is a ratio of two wall times taken one after the other. See
-tool/benchmarks/quickstart_compare.py for the method and the definition of seed noise.
+speed-up is a ratio of two wall times taken one after the other. The comparison itself (its
+method, the definition of seed noise) is tool/benchmarks/quickstart_compare.py; this is its
+command line.
 
 Prints a table and writes every figure, with the machine, both revisions and the command, to
 `<output_dir>/result/quickstart_compare.json`; each side's output and log go to

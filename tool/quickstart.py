@@ -7,12 +7,14 @@ test in and out of context, print and save the table and a bar chart.
     python tool/quickstart.py --amp bf16      # every stage trained and tested in bf16 autocast
 
 It runs the recipe of `tool/train_all.py` (the project's own `main/train.py`, the merge tool and
-`main/test.py`, in this process) with small input shapes chosen through config overrides:
-4 frames every 4th frame, 64 x 64 crops, 24 x 24 pose maps, ResNet-18 from scratch.
+`main/test.py`, in this process) from the recipe file configs/quickstart.toml (`--fast`:
+configs/quickstart_fast.toml): 4 frames every 4th frame, 64 x 64 crops, 24 x 24 pose maps,
+ResNet-18 from scratch.
 
 Stages: rgb_only, pose_only, merge, then two rgb+pose runs from the same merged snapshot: the
 paper's recipe (lambda = 1.5, no context augmentation; the default for real data) and the robust
-recipe of this project (`--stream_agreement` and `--context_aug_prob`, see the README).
+recipe of this project (configs/robust.toml: `stream_agreement` and `context_aug_prob`, see the
+README).
 """
 
 import os.path as osp
@@ -20,80 +22,62 @@ import argparse
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from common.errors import exit_on_error
 from common.stages import get_stage
-from tool import train_all
+from tool.recipe.steps import run_recipe
 from tool.make_synthetic_dataset import generate_dataset
 
 SPLITS = (("Kinetics", "in context"), ("Mimetics", "out of context"))
-
-# This project's fusion recipe (README: "The robust recipe"): the RGB term of the aggregator is
-# scaled by how far the two stages' own classifiers agree on the clip (a scene that names an
-# action the body is not doing has little say), and half of the training clips get another
-# clip's scene around their people, so the heads learn what to do when the streams disagree.
-# The gate and its loss stay the paper's.
-ROBUST = {"stream_agreement": "true", "context_aug_prob": "0.5"}
+CONFIGS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), "configs")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Recipe:
-    """Everything the quickstart varies; all of it reaches train.py as config overrides."""
+    """One row of the quickstart's table: a stage, and for rgb+pose the fusion recipe.
+
+    Attributes:
+        name: the row's name.
+        slug: its stage's output folder.
+        mode: its stage.
+        configs: recipe files of `configs/` applied on top of the quickstart's own (see
+            `recipe_file`), for this row's run only.
+    """
     name: str
-    slug: str  # output folder name
+    slug: str
     mode: str
-    epochs: int
-    overrides: Dict[str, str] = field(default_factory=dict)
+    configs: Tuple[str, ...] = ()
 
 
-def recipes(fast: bool) -> List[Recipe]:
-    if fast:
-        return [
-            Recipe("rgb_only", "rgb_only", "rgb_only", 1),
-            Recipe("pose_only", "pose_only", "pose_only", 1),
-            Recipe("rgb+pose (paper: lambda 1.5)", "fusion_paper", "rgb+pose", 1),
-            Recipe("rgb+pose (robust)", "fusion_robust", "rgb+pose", 1, dict(ROBUST)),
-        ]
-    return [
-        # Both streams end with epochs at lr / 10: from scratch a stream is still noisy at the
-        # end of a short run, and the decay settles it (README: "Choices of the quickstart").
-        Recipe("rgb_only", "rgb_only", "rgb_only", 4, {"lr": "0.01", "lr_dec_epoch": "3"}),
-        Recipe("pose_only", "pose_only", "pose_only", 9, {"lr": "0.01", "lr_dec_epoch": "7"}),
-        Recipe("rgb+pose (paper: lambda 1.5)", "fusion_paper", "rgb+pose", 3, {"lr": "0.005"}),
-        Recipe("rgb+pose (robust)", "fusion_robust", "rgb+pose", 3, dict(ROBUST, lr="0.005")),
-    ]
+# Two rgb+pose runs from the same merged snapshot: the paper's fusion, and this project's robust
+# recipe (configs/robust.toml: the streams' agreement scales the RGB term, and half of the
+# training clips get another clip's scene around their people).
+RECIPES: Tuple[Recipe, ...] = (
+    Recipe("rgb_only", "rgb_only", "rgb_only"),
+    Recipe("pose_only", "pose_only", "pose_only"),
+    Recipe("rgb+pose (paper: lambda 1.5)", "fusion_paper", "rgb+pose"),
+    Recipe("rgb+pose (robust)", "fusion_robust", "rgb+pose", ("robust.toml",)),
+)
 
 
-def common_overrides(data_dir: str, seed: int, fast: bool, workers: int) -> List[str]:
-    shapes = {
-        "subset": "Synth", "data_dir": data_dir, "seed": str(seed), "pretrained": "none",
-        "frame_per_seg": "4", "frame_interval": "4", "video_shape": "75",
-        "input_img_shape": "64,64", "input_hm_shape": "24,24", "train_batch_size": "8",
-        "test_batch_size": "16", "test_infer_num": "3", "num_thread": str(workers),
-        "lr_dec_epoch": "1000", "log_interval": "0",
-        # A few epochs from scratch: the classifier's dropout (which the original computed but
-        # never applied) only slows such a short run down, so it is off here.
-        "dropout": "0",
-    }
-    if fast:
-        shapes.update(video_shape="40", input_img_shape="32,32", input_hm_shape="8,8",
-                      train_batch_size="4", test_infer_num="2", max_iters_per_epoch="2")
-    args: List[str] = []
-    for key, value in shapes.items():
-        args += [f"--{key}", value]
-    return args
+def recipe_file(fast: bool) -> str:
+    """The quickstart's shapes, epochs and learning rates: configs/quickstart.toml, or
+    configs/quickstart_fast.toml for the smoke run."""
+    return osp.join(CONFIGS, "quickstart_fast.toml" if fast else "quickstart.toml")
 
 
-def stage_options(recipe: Recipe) -> List[str]:
-    """The recipe's own options for its stage: its epochs and overrides."""
-    # rgb+pose counts the merged snapshot as epoch 0, so it trains epochs 1..recipe.epochs.
-    end_epoch = recipe.epochs + (1 if get_stage(recipe.mode).starts_from_merge else 0)
-    return ["--end_epoch", str(end_epoch),
-            *[a for k, v in recipe.overrides.items() for a in (f"--{k}", v)]]
+def config_files(recipe: Recipe, fast: bool) -> List[str]:
+    """The recipe files of the run that trains `recipe`'s stage, lowest precedence first."""
+    return [recipe_file(fast), *(osp.join(CONFIGS, name) for name in recipe.configs)]
+
+
+def run_options(data_dir: str, seed: int, workers: int) -> List[str]:
+    """The options the quickstart adds to its recipe files: its data, seed and workers."""
+    return ["--data_dir", data_dir, "--seed", str(seed), "--num_thread", str(workers)]
 
 
 def run_seed(seed: int, out_root: str, fast: bool, workers: int, quiet: bool,
@@ -109,19 +93,18 @@ def run_seed(seed: int, out_root: str, fast: bool, workers: int, quiet: bool,
     t0 = time.perf_counter()
     generate_dataset(data_dir, seed=seed, **data_params)
     print(f"[seed {seed}] data ready in {data_dir} ({time.perf_counter() - t0:.0f} s)", flush=True)
-    base = common_overrides(data_dir, seed, fast, workers)
+    base = run_options(data_dir, seed, workers)
     if amp is not None:
         base += ["--amp", amp]  # training and testing in that precision
-    singles = [r for r in recipes(fast) if not get_stage(r.mode).starts_from_merge]
-    fused = [r for r in recipes(fast) if get_stage(r.mode).starts_from_merge]
+    singles = [r for r in RECIPES if not get_stage(r.mode).starts_from_merge]
+    fused = [r for r in RECIPES if get_stage(r.mode).starts_from_merge]
     results: Dict[str, Dict[str, Dict[str, float]]] = {}
     for k, fusion in enumerate(fused):
         # The data were just generated again, so every stage of the first run starts over;
         # the later runs reuse the single-stream stages that the first one trained.
         restart = True if k == 0 else {fusion.mode}
-        run = train_all.run_recipe(
-            osp.join(out_root, f"seed{seed}"), base,
-            {r.mode: stage_options(r) for r in [*singles, fusion]},
+        run = run_recipe(
+            osp.join(out_root, f"seed{seed}"), base, config_files=config_files(fusion, fast),
             test_datasets=[dataset for dataset, _ in SPLITS], fusion_dir=fusion.slug,
             restart=restart, quiet=quiet)
         for recipe in ([*singles, fusion] if k == 0 else [fusion]):
@@ -138,7 +121,7 @@ def run_seed(seed: int, out_root: str, fast: bool, workers: int, quiet: bool,
                   f"{r['in context']['top1']:6.2f} | out of context top-1 "
                   f"{r['out of context']['top1']:6.2f} ({stage['seconds']:.0f} s)", flush=True)
     # The table lists the recipes in their order, whatever order they ran in.
-    return {r.name: results[r.name] for r in recipes(fast)}
+    return {r.name: results[r.name] for r in RECIPES}
 
 
 def summarise(per_seed: List[Dict[str, Dict[str, Dict[str, float]]]]
@@ -174,7 +157,7 @@ def markdown_table(summary, seeds: Sequence[int]) -> str:
 
 
 def claim_checks(summary) -> List[Tuple[str, Dict[str, bool]]]:
-    """The paper's claim, as the checks of the quickstart's issue, on mean top-1.
+    """The paper's claim as checks on the mean top-1 of the table.
 
     Returns [(criterion, {fused recipe name: holds?})] for every rgb+pose row of `summary`.
     """

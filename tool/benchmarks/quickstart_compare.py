@@ -1,5 +1,6 @@
 """The main job against an older revision: `python tool/quickstart.py` of a baseline commit
 (198198d by default) and of this checkout, run back to back on the same machine.
+Its command is `python tool/compare_quickstart.py` (its options and examples are there).
 
 How it works:
 - The baseline revision's tree is exported with `git archive` into a temporary folder, which is
@@ -303,6 +304,47 @@ def markdown(report: Dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _run_sides(commit: str, *, order: str, labels: Dict[str, str],
+               quickstart_args: Sequence[str], seeds: int, compare_dir: str
+               ) -> Dict[str, Dict[str, Any]]:
+    """Export the baseline, byte-compile both trees, run both quickstarts in `order`; the
+    exported tree is removed afterwards, on an error too."""
+    sides: Dict[str, Dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="quickstart_compare_") as tmp:
+        trees = {"baseline": osp.join(tmp, "baseline"), "ours": ROOT}
+        os.makedirs(trees["baseline"])
+        export_tree(commit, trees["baseline"])
+        for side in SIDES:
+            byte_compile(trees[side])
+        for side in ORDERS[order]:
+            sides[side] = run_side(side=side, label=labels[side], tree=trees[side],
+                                   quickstart_args=quickstart_args, seeds=seeds,
+                                   compare_dir=compare_dir)
+    return sides
+
+
+def _sides_report(sides: Dict[str, Dict[str, Any]], *, seeds: int, baseline: Tuple[str, str],
+                  ours_git: Dict[str, Any]) -> Dict[str, Any]:
+    """The report's figures: both sides, the speed-up and the tables' comparison.
+
+    Args:
+        baseline: (the revision as given, its full commit hash).
+    """
+    rev, commit = baseline
+    speedup = sides["baseline"]["seconds"] / sides["ours"]["seconds"]
+    comparison = compare_tables(sides["baseline"]["summary"], sides["ours"]["summary"], seeds)
+    return {
+        # The baseline's tree was a temporary export; its commit says what it was.
+        "baseline": dict(sides["baseline"], rev=rev, commit=commit,
+                         tree=f"git archive {commit} (removed)"),
+        "ours": dict(sides["ours"], git=ours_git),
+        "speedup": speedup,
+        "comparison": comparison,
+        "targets": {f"speedup >= {TARGET_SPEEDUP}": speedup >= TARGET_SPEEDUP,
+                    "tables within seed noise": comparison["within_noise"]},
+    }
+
+
 def run(*, baseline_rev: str, seeds: int, first_seed: int, workers: int, output_dir: str,
         fast: bool, order: str = "baseline_first") -> Dict[str, Any]:
     """Run both quickstarts back to back, print the report and write it as JSON.
@@ -336,20 +378,9 @@ def run(*, baseline_rev: str, seeds: int, first_seed: int, workers: int, output_
     print(f"[compare] quickstart of {baseline_rev} and of this checkout, "
           f"{ORDERS[order][0]} first; logs in {compare_dir}", flush=True)
     load_before = _load_average()
-    sides: Dict[str, Dict[str, Any]] = {}
-    with tempfile.TemporaryDirectory(prefix="quickstart_compare_") as tmp:
-        trees = {"baseline": osp.join(tmp, "baseline"), "ours": ROOT}
-        os.makedirs(trees["baseline"])
-        export_tree(commit, trees["baseline"])
-        for side in SIDES:
-            byte_compile(trees[side])
-        for side in ORDERS[order]:
-            sides[side] = run_side(side=side, label=labels[side], tree=trees[side],
-                                   quickstart_args=quickstart_args, seeds=seeds,
-                                   compare_dir=compare_dir)
+    sides = _run_sides(commit, order=order, labels=labels, quickstart_args=quickstart_args,
+                       seeds=seeds, compare_dir=compare_dir)
     load_after = _load_average()
-    speedup = sides["baseline"]["seconds"] / sides["ours"]["seconds"]
-    comparison = compare_tables(sides["baseline"]["summary"], sides["ours"]["summary"], seeds)
     command = ["python", "tool/compare_quickstart.py", "--baseline_rev", baseline_rev,
                "--seeds", str(seeds), "--first_seed", str(first_seed), "--workers",
                str(workers), "--output_dir", output_dir, "--order", order,
@@ -358,17 +389,8 @@ def run(*, baseline_rev: str, seeds: int, first_seed: int, workers: int, output_
         "machine": machine(), "command": " ".join(command),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "seeds": list(range(first_seed, first_seed + seeds)), "fast": fast, "order": order,
-        "workers": workers,
-        "load_average_before": load_before, "load_average_after": load_after,
-        # The baseline's tree was a temporary export; its commit says what it was.
-        "baseline": dict(sides["baseline"], rev=baseline_rev, commit=commit,
-                         tree=f"git archive {commit} (removed)"),
-        "ours": dict(sides["ours"], git=ours_git),
-        "speedup": speedup,
-        "comparison": comparison,
-        "targets": {f"speedup >= {TARGET_SPEEDUP}": speedup >= TARGET_SPEEDUP,
-                    "tables within seed noise": comparison["within_noise"]},
-    }
+        "workers": workers, "load_average_before": load_before, "load_average_after": load_after,
+        **_sides_report(sides, seeds=seeds, baseline=(baseline_rev, commit), ours_git=ours_git)}
     report["table"] = markdown(report)
     path = osp.join(output_dir, "result", "quickstart_compare.json")
     with atomic_write(path) as f:
@@ -378,3 +400,4 @@ def run(*, baseline_rev: str, seeds: int, first_seed: int, workers: int, output_
     print(report["table"])
     print(f"written: {path}")
     return report
+
