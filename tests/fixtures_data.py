@@ -257,7 +257,7 @@ def write_ntu(root: str, num_classes: int = 2, videos_per_class: int = 1, frame_
     """NTU_{train,test}.json, frames and `.skeleton` files (colour pixels of the frame size).
 
     `setup_idx` is written into the json as given; the frame folder is
-    `nturgb+d_rgb_s{setup_idx}` as SPEC.md names it (the int 1 -> `s1`, a str as is), or with
+    `nturgb+d_rgb_s{setup_idx}` as docs/data_format.md names it (the int 1 -> `s1`, a str as is), or with
     `padded_folders` the official archives' zero-padded `s001`.
     NTU annotations carry `action_label` only; by default there are no categories.
     Returns `{'data_root', 'class_num', 'train': [video], 'test': [video]}` with video dicts: id,

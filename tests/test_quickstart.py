@@ -45,7 +45,7 @@ def test_summarise_mean_and_spread():
     assert quickstart.summarise(per_seed) == {"a": {"in context": {"top1": (60.0, 10.0)}}}
 
 
-def test_claim_checks_follow_the_issue_criteria():
+def test_claim_checks_follow_the_stated_criteria():
     def row(i, o):
         return {"in context": {"top1": (i, 0.0)}, "out of context": {"top1": (o, 0.0)}}
     summary = {"rgb_only": row(99.0, 0.0), "pose_only": row(60.0, 60.0),
