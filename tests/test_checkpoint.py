@@ -20,7 +20,7 @@ def make(mode, seed=0):
     return model
 
 
-# Key names and shapes of the authors' ResNet-18 rgb+pose Kinetics50 snapshot (SPEC.md).
+# Key names and shapes of the authors' ResNet-18 rgb+pose Kinetics50 snapshot (docs/data_format.md).
 AUTHORS_KEYS = {
     "module.img_backbone.conv1.weight": (64, 3, 7, 7),
     "module.img_backbone.bn1.running_var": (64,),

@@ -1,8 +1,8 @@
 """The windowed pose-map renderer (common.nets.pose_maps) against the dense baseline.
 
-The dense formulation (common.nets.pose_maps_dense) is SPEC.md's formulas evaluated on every
-pixel; the fast renderer must give the same maps to 1e-5 on random and on edge cases. No timing
-here: tool/benchmark.py measures speed.
+The dense formulation (tool.benchmarks.baselines.pose_maps_dense) is docs/data_format.md's
+formulas evaluated on every pixel; the fast renderer must give the same maps to 1e-5 on random
+and on edge cases. No timing here: tool/benchmark.py measures speed.
 """
 import math
 
@@ -11,9 +11,9 @@ import torch
 
 from common.nets.pose_maps import (_render, render_joint_heatmaps, render_part_affinity_fields,
                                    render_pose_maps)
-from common.nets.pose_maps_dense import (render_joint_heatmaps_dense,
-                                         render_part_affinity_fields_dense,
-                                         render_pose_maps_dense)
+from tool.benchmarks.baselines.pose_maps_dense import (render_joint_heatmaps_dense,
+                                                       render_part_affinity_fields_dense,
+                                                       render_pose_maps_dense)
 from data.joint_sets import NTU_25, OPENPOSE_18
 
 TOL = 1e-5

@@ -6,9 +6,9 @@
     python tool/benchmark.py --smoke                 # tiny sizes, seconds (the test suite runs it)
     python tool/benchmark.py --cases scaling         # opt-in: cost against the input's sizes, a plot
 
-Cases (see tool/benchmarks/): `pose_maps` (rendering against the dense formulation of SPEC.md),
-`loading` (clips/s of the real loader against a plain per-frame read/resize/warp), `train_step`
-(each stage's step and where its time goes), `inference` (test.py's evaluation against the
+Cases (see tool/benchmarks/): `pose_maps` (rendering against the dense formulation of
+docs/data_format.md), `loading` (clips/s of the real loader against a plain per-frame
+read/resize/warp), `train_step` (each stage's step and where its time goes), `inference` (test.py's evaluation against the
 authors' way of running the same network), on a GPU `precision` (training clips/s in fp32
 against mixed precision with channels_last; on the CPU only when named), and, only when named,
 `scaling` (how rendering and the network's forward pass grow with batch size, frames, people

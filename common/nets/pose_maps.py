@@ -3,7 +3,8 @@
 The maps are sparse: a joint's Gaussian (sigma 0.5) is negligible beyond ~3 pixels, a limb covers
 a band 2 * paf_sigma wide, and padded people (score 0) and dropped joints draw nothing at all.
 So instead of evaluating every (frame, person, joint/limb) on every pixel (the dense formulation
-of SPEC.md, kept as the reference in `common.nets.pose_maps_dense`), this renderer
+of docs/data_format.md, kept as the test and benchmark reference in
+`tool/benchmarks/baselines/pose_maps_dense.py`), this renderer
 
 1. gathers the drawable entries only: (frame, person, joint) with score > score_thr and
    (frame, person, limb) with both joint scores >= score_thr; the others never reach the

@@ -1,7 +1,8 @@
 """Case 1: rendering the pose maps (joint heatmaps + PAFs), ours against the dense formulation.
 
-The baseline is `common.nets.pose_maps_dense.render_pose_maps_dense`, written straight from
-SPEC.md the way the original computes it: one (N, P, L, H, W) tensor per mask.
+The baseline is `tool.benchmarks.baselines.pose_maps_dense.render_pose_maps_dense`, written
+straight from docs/data_format.md the way the original computes it: one (N, P, L, H, W) tensor
+per mask.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any, Callable, Dict
 import torch
 
 from common.nets.pose_maps import render_pose_maps
-from common.nets.pose_maps_dense import render_pose_maps_dense
+from tool.benchmarks.baselines.pose_maps_dense import render_pose_maps_dense
 from data.joint_sets import OPENPOSE_18
 from tool.benchmarks.measure import peak_memory_mib, ratio, time_pair
 

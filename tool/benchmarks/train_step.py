@@ -15,6 +15,7 @@ import torch
 
 from common.train.engine import make_optimizer, optimizer_step, step_losses
 from common.model import build_model
+from common.nets.pose_maps import render_pose_maps
 from common.runtime.precision import Precision
 from common.stages import STAGES
 from data.registry import build_dataset
@@ -46,19 +47,18 @@ def _stage_row(stage: str, data_dir: str, device: torch.device, repeats: int,
     batch = training_batch(cfg, dataset, device)
     joints = dataset.joint_set
     torch.manual_seed(0)
-    model = build_model(cfg, dataset.class_num, joints.limbs, joints.joint_num)
+    renders: List[int] = []
+
+    def counting_renderer(*args: Any) -> torch.Tensor:
+        renders.append(1)
+        return render_pose_maps(*args)
+
+    model = build_model(cfg, dataset.class_num, joints.limbs, joints.joint_num,
+                        pose_renderer=counting_renderer)
     model.init_weights(None)
     model.freeze_for_stage()
     model.to(device).train()
     optimizer = make_optimizer(model, cfg)
-    renders: List[int] = []
-    renderer = model.pose_renderer
-
-    def counting_renderer(*args: Any) -> torch.Tensor:
-        renders.append(1)
-        return renderer(*args)
-
-    model.pose_renderer = counting_renderer
 
     fp32 = Precision(device_type=device.type)
 
@@ -68,7 +68,6 @@ def _stage_row(stage: str, data_dir: str, device: torch.device, repeats: int,
 
     step_s = time_call(step, device=device, repeats=repeats).median
     renders_per_step = len(renders) / (repeats + 1)
-    model.pose_renderer = renderer
     clips = cfg.train_batch_size
     b, t = clips, cfg.frame_per_seg
     parts = {"render": 0.0, "img_backbone": 0.0, "pose_backbone": 0.0}

@@ -1,13 +1,14 @@
-"""Dense pose-map renderer: the baseline written straight from SPEC.md.
+"""Dense pose-map renderer: the baseline written straight from docs/data_format.md's formulas.
 
 Every (frame, person, joint) and every (frame, person, limb) is evaluated on every pixel of
 the map, padded people and dropped joints included, so the intermediates are
 (N, P, J, H, W) and (N, P, L, H, W) tensors: the full pixel grid, the two-dimensional Gaussian
 and one float tensor per mask, multiplied together. It is the arithmetic the original runs,
 kept as the reference that `common.nets.pose_maps` (the windowed renderer the model uses) is
-tested against, and as the baseline of `tool/benchmark.py`. Not for the hot path.
+tested against, and as the baseline of `tool/benchmark.py`. Not for the hot path, nor for the
+product: pass it to `IntegralAction(pose_renderer=...)` to time the network with it.
 
-Until commit 4f47248 this file held a cheaper dense variant (a separable Gaussian, boolean
+An earlier version of this baseline was a cheaper dense variant (a separable Gaussian, boolean
 masks), about 3x faster than the original's arithmetic; docs/performance.md gives both ratios.
 
 Known difference from the fast renderer: a NaN coordinate poisons the dense maps even where

@@ -1,0 +1,2 @@
+"""The reference implementations the benchmarks time the product against (never imported by
+the product)."""
