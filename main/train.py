@@ -309,7 +309,8 @@ def train(cfg: Any, overrides: Mapping[str, Any], info: DistInfo, device: torch.
                  "precision": precision.amp, "world_size": info.world_size}
         if progress is not None:
             extra["progress"] = progress.state_dict()
-        save_snapshot(path, net, optimizer, epoch, cfg.mode, cfg, run=start.run, extra=extra)
+        save_snapshot(path, net, optimizer, epoch, cfg.mode, config=cfg, run=start.run,
+                      extra=extra)
 
     path = None
     try:

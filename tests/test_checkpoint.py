@@ -90,7 +90,7 @@ def test_round_trip_with_optimizer(tmp_path):
     model(dict(video=torch.rand(1, 2, 3, 32, 32)))["logits"].sum().backward()
     opt.step()
     path = snapshot_path(str(tmp_path), 4)
-    save_snapshot(path, model, opt, 4, "rgb_only", {"lr": 0.1, "shape": (1, 2)})
+    save_snapshot(path, model, opt, 4, "rgb_only", config={"lr": 0.1, "shape": (1, 2)})
     snap = load_snapshot(path)
     restored = make("rgb_only", seed=9)
     load_network(restored, snap["network"])
