@@ -17,11 +17,10 @@ from torch.utils.data import BatchSampler
 
 from common.errors import exit_on_error
 from common.io.logger import setup_logging
-from common.io.provenance import describe_revision, git_revision
+from common.io.provenance import git_revision
 from common.report.problems import ProblemTally
-from common.runtime.device import describe_device
-from common.runtime.distributed import DistInfo, describe, distributed_process
-from common.runtime.precision import Precision, resolve_precision
+from common.runtime.distributed import DistInfo, distributed_process
+from common.runtime.precision import resolve_precision
 from common.stages import Stage, get_stage
 from common.train.checkpoint import remove_stale_temporaries
 from common.train.epoch import LoopOptions
@@ -32,8 +31,8 @@ from common.train.start import (StartPoint, check_no_overwrite, find_start, run_
 from data.clip_loader import build_clip_loader
 from data.registry import build_dataset
 from data.samplers import TrainSampler
-from main.config import (build_config, config_from_snapshot, describe_config, parse_command_line,
-                         snapshot_fields)
+from main.config import build_config, config_from_snapshot, parse_command_line, snapshot_fields
+from main.run_log import log_run_setup
 
 logger = logging.getLogger("integral_action.train")
 
@@ -57,8 +56,8 @@ def train(cfg: Any, overrides: Mapping[str, Any], *, info: DistInfo, device: tor
     cfg = resumed_config(cfg, overrides, start)
     revision = git_revision()
     precision = resolve_precision(cfg, device, training=True)
-    log_setup(cfg, revision=revision, device=device, gpu_ids=gpu_ids, info=info,
-              precision=precision)
+    log_run_setup(logger, cfg, revision=revision, device=device, gpu_ids=gpu_ids, info=info,
+                  precision=precision)
     if start.epoch >= cfg.end_epoch:
         logger.info("nothing left to do: %s is epoch %d and end_epoch is %d; raise --end_epoch "
                     "to train further", start.path, start.epoch - 1, cfg.end_epoch)
@@ -110,15 +109,6 @@ def resumed_config(cfg: Any, overrides: Mapping[str, Any], start: StartPoint) ->
     logger.info("configuration of %s restored (%s)", start.path,
                 ", ".join(snapshot_fields("resume", start.snap["config"])))
     return cfg
-
-
-def log_setup(cfg: Any, *, revision: Optional[str], device: torch.device, gpu_ids: List[int],
-              info: DistInfo, precision: Precision) -> None:
-    """The run's configuration, code revision, device(s) and precision, in the log."""
-    logger.info("config:\n  %s", "\n  ".join(describe_config(cfg)))
-    logger.info("code: git %s", describe_revision(revision))
-    logger.info("device: %s; %s; %s", describe_device(device, gpu_ids), describe(info),
-                precision.describe())
 
 
 def build_training_data(cfg: Any, *, seed: int, info: DistInfo, device: torch.device,

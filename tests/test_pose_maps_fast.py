@@ -18,6 +18,8 @@ from data.joint_sets import NTU_25, OPENPOSE_18
 
 TOL = 1e-5
 OPENPOSE_LIMBS = torch.tensor(OPENPOSE_18.limbs)
+# The renderer's default options, for `_render`, which takes them keyword-only.
+MAP_OPTIONS = {"hm_sigma": 0.5, "paf_sigma": 1.0, "score_thr": 0.1}
 
 # A standing person in a unit box, OpenPose-18 joint order: realistic limb lengths/directions.
 _TEMPLATE = torch.tensor([
@@ -47,8 +49,8 @@ def assert_same_as_dense(coords, scores, limbs, hm_shape, hm_sigma=0.5, paf_sigm
     # render_pose_maps is exactly the concatenation of the two parts.
     assert torch.equal(fast, torch.cat((heat, paf), dim=1))
     # The GPU's synchronisation-free variant (every entry drawn with a 0/1 weight), on the CPU.
-    every = _render(coords, scores, limbs, hm_shape, hm_sigma, paf_sigma, score_thr,
-                    compact=False)
+    every = _render(coords, scores, limbs, hm_shape, hm_sigma=hm_sigma, paf_sigma=paf_sigma,
+                    score_thr=score_thr, compact=False)
     assert max_diff(every, dense) <= tol
     return fast
 
@@ -192,13 +194,14 @@ def test_coordinates_near_the_float_range():
     limbs = torch.tensor([[0, 1], [1, 2], [2, 3], [1, 3], [0, 2], [1, 4]])
     far_only = torch.tensor([[0, 2], [2, 3]])
     for compact in (True, False):
-        maps = _render(coords, scores, limbs, (9, 13), 0.5, 1.0, 0.1, compact)
+        maps = _render(coords, scores, limbs, (9, 13), **MAP_OPTIONS, compact=compact)
         assert torch.isfinite(maps).all()
         near = _render(coords[:, :, [1, 4]], scores[:, :, [1, 4]], torch.tensor([[0, 1]]),
-                       (9, 13), 0.5, 1.0, 0.1, compact)
+                       (9, 13), **MAP_OPTIONS, compact=compact)
         assert torch.equal(maps[0, [1, 4]], near[0, :2])  # the heatmaps of the near joints
         assert torch.equal(maps[0, 5 + 10:5 + 12], near[0, 2:4])  # limb 1 -> 4
-        assert _render(coords, scores, far_only, (9, 13), None, 1.0, 0.1, compact).eq(0).all()
+        assert _render(coords, scores, far_only, (9, 13), hm_sigma=None, paf_sigma=1.0,
+                       score_thr=0.1, compact=compact).eq(0).all()
 
 
 def test_all_scores_below_threshold():
@@ -242,7 +245,7 @@ def test_non_finite_coordinates_are_never_drawn():
     clean = coords.nan_to_num(0.0, 0.0, 0.0)
     expected = render_pose_maps_dense(clean, clean_scores, OPENPOSE_LIMBS, (56, 56))
     for compact in (True, False):
-        maps = _render(coords, scores, OPENPOSE_LIMBS, (56, 56), 0.5, 1.0, 0.1, compact)
+        maps = _render(coords, scores, OPENPOSE_LIMBS, (56, 56), **MAP_OPTIONS, compact=compact)
         assert torch.isfinite(maps).all()
         assert max_diff(maps, expected) <= TOL
     # The reason for the difference: the dense formulation multiplies NaN by score 0.
@@ -259,7 +262,7 @@ def test_padded_people_change_nothing():
     without = render_pose_maps(coords[:, :2], scores[:, :2], OPENPOSE_LIMBS, (56, 56))
     assert torch.equal(with_padding, without)
     # The GPU variant draws them with weight 0: the same maps to rounding.
-    every = _render(coords, scores, OPENPOSE_LIMBS, (56, 56), 0.5, 1.0, 0.1, compact=False)
+    every = _render(coords, scores, OPENPOSE_LIMBS, (56, 56), **MAP_OPTIONS, compact=False)
     assert max_diff(every, without) <= 1e-6
 
 

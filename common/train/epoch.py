@@ -208,8 +208,9 @@ def _swap_context(bare: nn.Module, batch: Dict[str, Any], cfg: Any,
     if not (cfg.context_aug_prob > 0 and bare.uses_video and bare.uses_pose):
         return None
     batch["video"], source = swap_context(
-        batch["video"], batch["pose_coords"], batch["pose_scores"], cfg.input_hm_shape,
-        cfg.context_aug_prob, cfg.context_aug_box_margin, cfg.pose_frame_factor, generator)
+        batch["video"], batch["pose_coords"], batch["pose_scores"], hm_shape=cfg.input_hm_shape,
+        prob=cfg.context_aug_prob, margin=cfg.context_aug_box_margin,
+        pose_frame_factor=cfg.pose_frame_factor, generator=generator)
     if cfg.gate_target != "swap":
         return None
     # The scene misleads exactly where it now comes from a clip of another class.

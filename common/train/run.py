@@ -18,7 +18,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from common.errors import UsageError
 from common.model import IntegralAction, build_model
-from common.report.problems import ProblemTally
+from common.report.problems import ProblemTally, sum_counts
 from common.runtime.device import prepare_model
 from common.runtime.distributed import DistInfo, all_gather_objects
 from common.runtime.precision import Precision, apply_precision, make_grad_scaler
@@ -215,10 +215,7 @@ def log_epoch(epoch: int, stats: Dict[str, float], *, tally: ProblemTally, info:
     everyone = all_gather_objects((stats, dict(tally.counts)), info)
     if not info.is_main:
         return
-    counts: Dict[str, int] = {}
-    for _, rank_counts in everyone:
-        for key, value in rank_counts.items():
-            counts[key] = counts.get(key, 0) + value
+    counts = sum_counts(rank_counts for _, rank_counts in everyone)
     losses = {k: float(np.mean([s[k] for s, _ in everyone])) for k in stats
               if k not in EPOCH_FIGURES}
     clips_per_s = sum(s["clips_per_s"] for s, _ in everyone)

@@ -59,22 +59,8 @@ def render_joint_heatmaps_dense(coords: Tensor, scores: Tensor, hm_shape: Sequen
 def render_part_affinity_fields_dense(coords: Tensor, scores: Tensor, limbs: Tensor,
                                       hm_shape: Sequence[int], paf_sigma: float = 1.0,
                                       score_thr: float = 0.1) -> Tensor:
-    """Part affinity fields: the unit limb direction on the pixels a limb covers.
-
-    A pixel p is on limb j0 -> j1 of a person when 0 <= v.(p - p0) <= |p1 - p0| and
-    |v_perp.(p - p0)| <= paf_sigma, with v the unit direction and both joint scores >= score_thr.
-    A zero-length limb covers nothing. Where several people's limbs cover a pixel the field is
-    the mean of their directions.
-
-    Args:
-        coords: (N, P, J, 2) on the heatmap grid.
-        scores: (N, P, J).
-        limbs: (L, 2) long tensor of joint index pairs.
-        hm_shape: (H, W).
-
-    Returns:
-        (N, 2*L, H, W), channels ordered limb 0 x, limb 0 y, limb 1 x, ...
-    """
+    """Part affinity fields, evaluated on every pixel: the definition, arguments and result of
+    `common.nets.pose_maps.render_part_affinity_fields`, (N, 2*L, H, W)."""
     ys, xs = _grid(int(hm_shape[0]), int(hm_shape[1]), coords)
     limbs = limbs.to(coords.device)
     p0 = coords[:, :, limbs[:, 0]]  # (N, P, L, 2)
