@@ -19,8 +19,8 @@ from common.stages import MODULE_NAMES, get_stage
 
 logger = logging.getLogger("integral_action.model")
 
-# (N, P, J, 2) coords, (N, P, J) scores, (L, 2) limbs, hm_shape, hm_sigma, paf_sigma, score_thr
-# -> (N, J + 2L, H, W) pose maps (`common.nets.pose_maps.render_pose_maps`).
+# (N, P, J, 2) coords, (N, P, J) scores, (L, 2) limbs, hm_shape, *, hm_sigma, paf_sigma,
+# score_thr -> (N, J + 2L, H, W) pose maps (`common.nets.pose_maps.render_pose_maps`).
 PoseRenderer = Callable[..., Tensor]
 
 
@@ -106,7 +106,8 @@ class IntegralAction(nn.Module):
         b, tp, p, j = pose_scores.shape
         return self.pose_renderer(
             pose_coords.reshape(b * tp, p, j, 2), pose_scores.reshape(b * tp, p, j), self.limbs,
-            self.input_hm_shape, self.hm_sigma, self.paf_sigma, self.pose_score_thr)
+            self.input_hm_shape, hm_sigma=self.hm_sigma, paf_sigma=self.paf_sigma,
+            score_thr=self.pose_score_thr)
 
     def pose_features(self, pose_coords: Tensor, pose_scores: Tensor) -> Tensor:
         return self.pose_backbone(self.pose2feat(self.render_pose(pose_coords, pose_scores)))

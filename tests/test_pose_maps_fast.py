@@ -36,16 +36,18 @@ def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
 def assert_same_as_dense(coords, scores, limbs, hm_shape, hm_sigma=0.5, paf_sigma=1.0,
                          score_thr=0.1, tol=TOL):
     """All three public functions agree with their dense counterparts; returns the fast maps."""
-    fast = render_pose_maps(coords, scores, limbs, hm_shape, hm_sigma, paf_sigma, score_thr)
-    dense = render_pose_maps_dense(coords, scores, limbs, hm_shape, hm_sigma, paf_sigma,
-                                   score_thr)
+    options = {"hm_sigma": hm_sigma, "paf_sigma": paf_sigma, "score_thr": score_thr}
+    fast = render_pose_maps(coords, scores, limbs, hm_shape, **options)
+    dense = render_pose_maps_dense(coords, scores, limbs, hm_shape, **options)
     assert max_diff(fast, dense) <= tol
-    heat = render_joint_heatmaps(coords, scores, hm_shape, hm_sigma, score_thr)
-    assert max_diff(heat, render_joint_heatmaps_dense(coords, scores, hm_shape, hm_sigma,
-                                                      score_thr)) <= tol
-    paf = render_part_affinity_fields(coords, scores, limbs, hm_shape, paf_sigma, score_thr)
+    heat = render_joint_heatmaps(coords, scores, hm_shape, sigma=hm_sigma, score_thr=score_thr)
+    assert max_diff(heat, render_joint_heatmaps_dense(coords, scores, hm_shape, sigma=hm_sigma,
+                                                      score_thr=score_thr)) <= tol
+    paf = render_part_affinity_fields(coords, scores, limbs, hm_shape, paf_sigma=paf_sigma,
+                                      score_thr=score_thr)
     assert max_diff(paf, render_part_affinity_fields_dense(coords, scores, limbs, hm_shape,
-                                                           paf_sigma, score_thr)) <= tol
+                                                           paf_sigma=paf_sigma,
+                                                           score_thr=score_thr)) <= tol
     # render_pose_maps is exactly the concatenation of the two parts.
     assert torch.equal(fast, torch.cat((heat, paf), dim=1))
     # The GPU's synchronisation-free variant (every entry drawn with a 0/1 weight), on the CPU.

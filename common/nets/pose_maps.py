@@ -379,7 +379,7 @@ def _render(coords: Tensor, scores: Tensor, limbs: Optional[Tensor], hm_shape: S
 
 
 @torch.no_grad()
-def render_joint_heatmaps(coords: Tensor, scores: Tensor, hm_shape: Sequence[int],
+def render_joint_heatmaps(coords: Tensor, scores: Tensor, hm_shape: Sequence[int], *,
                           sigma: float = 0.5, score_thr: float = 0.1) -> Tensor:
     """Gaussian joint heatmaps, summed over people and clipped at 1.
 
@@ -397,7 +397,7 @@ def render_joint_heatmaps(coords: Tensor, scores: Tensor, hm_shape: Sequence[int
 
 @torch.no_grad()
 def render_part_affinity_fields(coords: Tensor, scores: Tensor, limbs: Tensor,
-                                hm_shape: Sequence[int], paf_sigma: float = 1.0,
+                                hm_shape: Sequence[int], *, paf_sigma: float = 1.0,
                                 score_thr: float = 0.1) -> Tensor:
     """Part affinity fields: the unit limb direction on the pixels a limb covers.
 
@@ -420,7 +420,7 @@ def render_part_affinity_fields(coords: Tensor, scores: Tensor, limbs: Tensor,
 
 
 @torch.no_grad()
-def render_pose_maps(coords: Tensor, scores: Tensor, limbs: Tensor, hm_shape: Sequence[int],
+def render_pose_maps(coords: Tensor, scores: Tensor, limbs: Tensor, hm_shape: Sequence[int], *,
                      hm_sigma: float = 0.5, paf_sigma: float = 1.0,
                      score_thr: float = 0.1) -> Tensor:
     """Pose-network input: (N, P, J, 2), (N, P, J) -> (N, J + 2*L, H, W) = [heatmaps, PAFs].

@@ -50,7 +50,8 @@ def make_call(*, side: str, clips: int, frames: int, people: int, real: int, hm:
 
     def call() -> torch.Tensor:
         with torch.no_grad():
-            return renderer(poses["coords"], poses["scores"], limbs, (hm, hm), 0.5, 1.0, 0.1)
+            return renderer(poses["coords"], poses["scores"], limbs, (hm, hm), hm_sigma=0.5,
+                            paf_sigma=1.0, score_thr=0.1)
     return call
 
 

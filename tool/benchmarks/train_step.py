@@ -49,9 +49,9 @@ def _stage_row(stage: str, *, data_dir: str, device: torch.device, repeats: int,
     torch.manual_seed(0)
     renders: List[int] = []
 
-    def counting_renderer(*args: Any) -> torch.Tensor:
+    def counting_renderer(*args: Any, **kwargs: Any) -> torch.Tensor:
         renders.append(1)
-        return render_pose_maps(*args)
+        return render_pose_maps(*args, **kwargs)
 
     model = build_model(cfg, dataset.class_num, joints.limbs, joints.joint_num,
                         pose_renderer=counting_renderer)

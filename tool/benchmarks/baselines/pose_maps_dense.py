@@ -33,7 +33,7 @@ def _grid(height: int, width: int, like: Tensor) -> Tuple[Tensor, Tensor]:
     return ys.to(like.dtype)[None, None, None], xs.to(like.dtype)[None, None, None]
 
 
-def render_joint_heatmaps_dense(coords: Tensor, scores: Tensor, hm_shape: Sequence[int],
+def render_joint_heatmaps_dense(coords: Tensor, scores: Tensor, hm_shape: Sequence[int], *,
                                 sigma: float = 0.5, score_thr: float = 0.1) -> Tensor:
     """Gaussian joint heatmaps, summed over people and clipped at 1.
 
@@ -57,7 +57,7 @@ def render_joint_heatmaps_dense(coords: Tensor, scores: Tensor, hm_shape: Sequen
 
 
 def render_part_affinity_fields_dense(coords: Tensor, scores: Tensor, limbs: Tensor,
-                                      hm_shape: Sequence[int], paf_sigma: float = 1.0,
+                                      hm_shape: Sequence[int], *, paf_sigma: float = 1.0,
                                       score_thr: float = 0.1) -> Tensor:
     """Part affinity fields, evaluated on every pixel: the definition, arguments and result of
     `common.nets.pose_maps.render_part_affinity_fields`, (N, 2*L, H, W)."""
@@ -88,10 +88,11 @@ def render_part_affinity_fields_dense(coords: Tensor, scores: Tensor, limbs: Ten
 
 
 def render_pose_maps_dense(coords: Tensor, scores: Tensor, limbs: Tensor,
-                           hm_shape: Sequence[int], hm_sigma: float = 0.5,
+                           hm_shape: Sequence[int], *, hm_sigma: float = 0.5,
                            paf_sigma: float = 1.0, score_thr: float = 0.1) -> Tensor:
     """Pose-network input: (N, P, J, 2), (N, P, J) -> (N, J + 2*L, H, W) = [heatmaps, PAFs]."""
-    heatmaps = render_joint_heatmaps_dense(coords, scores, hm_shape, hm_sigma, score_thr)
-    pafs = render_part_affinity_fields_dense(coords, scores, limbs, hm_shape, paf_sigma,
-                                             score_thr)
+    heatmaps = render_joint_heatmaps_dense(coords, scores, hm_shape, sigma=hm_sigma,
+                                           score_thr=score_thr)
+    pafs = render_part_affinity_fields_dense(coords, scores, limbs, hm_shape,
+                                             paf_sigma=paf_sigma, score_thr=score_thr)
     return torch.cat((heatmaps, pafs), dim=1)
