@@ -25,7 +25,9 @@ PoseRenderer = Callable[..., Tensor]
 
 
 class IntegralAction(nn.Module):
-    """
+    """The network: RGB stream, pose stream (pose maps -> Pose2Feat -> ResNet), the pose-gated
+    `Aggregator` and the classifier; `forward` takes a batch dict (see there).
+
     Args:
         mode: 'rgb_only', 'pose_only' or 'rgb+pose'.
         class_num: number of action classes.
