@@ -6,23 +6,28 @@ the authors' checkpoints do); `mode` picks which parts run.
 from __future__ import annotations
 
 import logging
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from common.clip_frames import pose_frame_count
-from common.nets.fusion import Aggregator, Classifier, Pose2Feat, init_head_weights
+from common.nets.fusion import Aggregator, Classifier, GateOptions, Pose2Feat, init_head_weights
 from common.nets.pose_maps import render_pose_maps
 from common.nets.tsm_resnet import FEATURE_DIMS, TSMResNet
 from common.stages import MODULE_NAMES, get_stage
 
 logger = logging.getLogger("integral_action.model")
 
+# (N, P, J, 2) coords, (N, P, J) scores, (L, 2) limbs, hm_shape, *, hm_sigma, paf_sigma,
+# score_thr -> (N, J + 2L, H, W) pose maps (`common.nets.pose_maps.render_pose_maps`).
+PoseRenderer = Callable[..., Tensor]
 
 
 class IntegralAction(nn.Module):
-    """
+    """The network: RGB stream, pose stream (pose maps -> Pose2Feat -> ResNet), the pose-gated
+    `Aggregator` and the classifier; `forward` takes a batch dict (see there).
+
     Args:
         mode: 'rgb_only', 'pose_only' or 'rgb+pose'.
         class_num: number of action classes.
@@ -34,21 +39,22 @@ class IntegralAction(nn.Module):
         agg_feat_dim: width of the integrated feature.
         input_hm_shape: (h, w) of the rendered pose maps.
         hm_sigma, paf_sigma, pose_score_thr: pose-map rendering parameters.
-        pose_gate: False for the no-gate ablation.
+        gate: the aggregator's pose gate (`GateOptions`: the paper's gate by default).
         dropout: classifier dropout probability.
-        gate_input: what the gate sees, 'pose' (the paper) or 'pose+rgb'.
-        gate_hidden: width of the gate's hidden layer; 0 (the paper) for a single Linear.
         stream_agreement: scale the RGB term of the aggregator by how far the two stages'
             classifiers agree (`Aggregator`'s `agreement`); False in the paper.
+        pose_renderer: what turns poses into pose maps (`PoseRenderer`); a benchmark passes
+            its baseline here to time the same network with another renderer.
     """
 
-    def __init__(self, mode: str, class_num: int, limbs: Sequence[Tuple[int, int]], joint_num: int,
-                 frame_per_seg: int = 8, pose_frame_factor: int = 1, img_resnet_type: int = 18,
-                 pose_resnet_type: int = 18, agg_feat_dim: int = 512,
+    def __init__(self, mode: str, class_num: int, limbs: Sequence[Tuple[int, int]],
+                 joint_num: int, *, frame_per_seg: int = 8, pose_frame_factor: int = 1,
+                 img_resnet_type: int = 18, pose_resnet_type: int = 18, agg_feat_dim: int = 512,
                  input_hm_shape: Sequence[int] = (56, 56), hm_sigma: float = 0.5,
-                 paf_sigma: float = 1.0, pose_score_thr: float = 0.1, pose_gate: bool = True,
-                 dropout: float = 0.5, gate_input: str = "pose", gate_hidden: int = 0,
-                 stream_agreement: bool = False) -> None:
+                 paf_sigma: float = 1.0, pose_score_thr: float = 0.1,
+                 gate: GateOptions = GateOptions(), dropout: float = 0.5,
+                 stream_agreement: bool = False,
+                 pose_renderer: PoseRenderer = render_pose_maps) -> None:
         super().__init__()
         self.stage = get_stage(mode)
         self.mode = mode
@@ -61,17 +67,16 @@ class IntegralAction(nn.Module):
         self.hm_sigma, self.paf_sigma, self.pose_score_thr = hm_sigma, paf_sigma, pose_score_thr
         self.register_buffer("limbs", torch.as_tensor(limbs, dtype=torch.long).view(-1, 2),
                              persistent=False)
-        # (N, P, J, 2), (N, P, J), limbs, hm_shape, hm_sigma, paf_sigma, score_thr
-        # -> (N, J + 2L, H, W); swappable so that a benchmark can time another renderer.
-        self.pose_renderer = render_pose_maps
+        self.pose_renderer = pose_renderer
 
         self.img_backbone = TSMResNet(img_resnet_type, frame_per_seg)
         self.pose_backbone = TSMResNet(pose_resnet_type, self.pose_frame_num, skip_stem=True)
         self.pose2feat = Pose2Feat(joint_num + 2 * len(limbs), 64)
         img_dim, pose_dim = FEATURE_DIMS[img_resnet_type], FEATURE_DIMS[pose_resnet_type]
-        self.aggregator = Aggregator(img_dim, pose_dim, agg_feat_dim, frame_per_seg,
-                                     pose_frame_factor, pose_gate, gate_input, gate_hidden,
-                                     class_num if stream_agreement else 0)
+        self.aggregator = Aggregator(img_dim, pose_dim, out_dim=agg_feat_dim,
+                                     frame_per_seg=frame_per_seg,
+                                     pose_frame_factor=pose_frame_factor, gate=gate,
+                                     agreement_classes=class_num if stream_agreement else 0)
         cls_dim = {"img": img_dim, "pose": pose_dim, "fusion": agg_feat_dim}[self.stage.feature]
         self.classifier = Classifier(cls_dim, class_num, dropout)
 
@@ -103,7 +108,8 @@ class IntegralAction(nn.Module):
         b, tp, p, j = pose_scores.shape
         return self.pose_renderer(
             pose_coords.reshape(b * tp, p, j, 2), pose_scores.reshape(b * tp, p, j), self.limbs,
-            self.input_hm_shape, self.hm_sigma, self.paf_sigma, self.pose_score_thr)
+            self.input_hm_shape, hm_sigma=self.hm_sigma, paf_sigma=self.paf_sigma,
+            score_thr=self.pose_score_thr)
 
     def pose_features(self, pose_coords: Tensor, pose_scores: Tensor) -> Tensor:
         return self.pose_backbone(self.pose2feat(self.render_pose(pose_coords, pose_scores)))
@@ -162,14 +168,19 @@ class IntegralAction(nn.Module):
             yield from (p for p in getattr(self, name).parameters() if p.requires_grad)
 
 
-def build_model(cfg, class_num: int, limbs: Sequence[Tuple[int, int]], joint_num: int,
-                mode: Optional[str] = None) -> IntegralAction:
-    """Build the network from the config (no weights loaded; see `IntegralAction.init_weights`)."""
+def build_model(cfg, class_num: int, limbs: Sequence[Tuple[int, int]], joint_num: int, *,
+                mode: Optional[str] = None,
+                pose_renderer: PoseRenderer = render_pose_maps) -> IntegralAction:
+    """Build the network from the config (no weights loaded; see `IntegralAction.init_weights`).
+
+    `mode` overrides `cfg.mode`; `pose_renderer` is `IntegralAction`'s (benchmarks pass a
+    baseline renderer).
+    """
     return IntegralAction(
         mode=mode or cfg.mode, class_num=class_num, limbs=limbs, joint_num=joint_num,
         frame_per_seg=cfg.frame_per_seg, pose_frame_factor=cfg.pose_frame_factor,
         img_resnet_type=cfg.img_resnet_type, pose_resnet_type=cfg.pose_resnet_type,
         agg_feat_dim=cfg.agg_feat_dim, input_hm_shape=cfg.input_hm_shape, hm_sigma=cfg.hm_sigma,
-        paf_sigma=cfg.paf_sigma, pose_score_thr=cfg.pose_score_thr, pose_gate=cfg.pose_gate,
-        dropout=cfg.dropout, gate_input=cfg.gate_input, gate_hidden=cfg.gate_hidden,
-        stream_agreement=cfg.stream_agreement)
+        paf_sigma=cfg.paf_sigma, pose_score_thr=cfg.pose_score_thr,
+        gate=GateOptions(enabled=cfg.pose_gate, input=cfg.gate_input, hidden=cfg.gate_hidden),
+        dropout=cfg.dropout, stream_agreement=cfg.stream_agreement, pose_renderer=pose_renderer)

@@ -29,3 +29,12 @@ def test_mode_is_checked(tmp_path):
     with pytest.raises(ValueError, match="mode"):
         with atomic_write(str(tmp_path / "a"), "a"):
             pass
+
+
+def test_the_temporary_is_named_by_the_caller(tmp_path):
+    path = tmp_path / "a.bin"
+    with atomic_write(str(path), "wb", tmp_prefix=".tmp_host_12_", tmp_suffix=".pth.tar") as f:
+        (name,) = os.listdir(tmp_path)
+        assert name.startswith(".tmp_host_12_") and name.endswith(".pth.tar")
+        f.write(b"x")
+    assert os.listdir(tmp_path) == ["a.bin"]

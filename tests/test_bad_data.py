@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 
 from common.errors import DataError
 from common.nets.pose_maps import render_pose_maps
-from common.nets.pose_maps_dense import render_pose_maps_dense
+from tool.benchmarks.baselines.pose_maps_dense import render_pose_maps_dense
 from common.report.problems import JOINTS_ZEROED, POSE_ZEROED, SKIPPED, Problem
 from data.sources.jpeg_folder import frame_path
 from data.collate import collate_clips

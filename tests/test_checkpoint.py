@@ -20,7 +20,7 @@ def make(mode, seed=0):
     return model
 
 
-# Key names and shapes of the authors' ResNet-18 rgb+pose Kinetics50 snapshot (SPEC.md).
+# Key names and shapes of the authors' ResNet-18 rgb+pose Kinetics50 snapshot (docs/data_format.md).
 AUTHORS_KEYS = {
     "module.img_backbone.conv1.weight": (64, 3, 7, 7),
     "module.img_backbone.bn1.running_var": (64,),
@@ -90,7 +90,7 @@ def test_round_trip_with_optimizer(tmp_path):
     model(dict(video=torch.rand(1, 2, 3, 32, 32)))["logits"].sum().backward()
     opt.step()
     path = snapshot_path(str(tmp_path), 4)
-    save_snapshot(path, model, opt, 4, "rgb_only", {"lr": 0.1, "shape": (1, 2)})
+    save_snapshot(path, model, opt, 4, "rgb_only", config={"lr": 0.1, "shape": (1, 2)})
     snap = load_snapshot(path)
     restored = make("rgb_only", seed=9)
     load_network(restored, snap["network"])

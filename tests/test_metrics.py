@@ -57,18 +57,20 @@ def test_person_box_mask_and_context_swap():
     assert mask[1].sum() == 0
     video = torch.stack([torch.zeros(1, 3, 16, 16), torch.ones(1, 3, 16, 16)])
     g = torch.Generator().manual_seed(0)
-    out, source = swap_context(video, coords, scores, (8, 8), prob=1.0, margin=0.0, generator=g)
+    out, source = swap_context(video, coords, scores, hm_shape=(8, 8), prob=1.0, margin=0.0,
+                               generator=g)
     # Clip 0 keeps its person box, gets clip 1's pixels elsewhere; clip 1 has no person.
     assert out[0, 0, 0, 5, 5] == 0 and out[0, 0, 0, 0, 0] == 1
     assert torch.all(out[1] == 0)
     assert source.tolist() == [1, 0]
-    same, source = swap_context(video, coords, scores, (8, 8), prob=0.0)
+    same, source = swap_context(video, coords, scores, hm_shape=(8, 8), prob=0.0)
     assert torch.equal(same, video) and source.tolist() == [0, 1]
     # With p = 0.5 some clips are left alone and say so.
     video4 = torch.arange(4.0).view(4, 1, 1, 1, 1).expand(4, 1, 3, 16, 16)
     coords4, scores4 = coords[:1].expand(4, -1, -1, -1, -1), scores[:1].expand(4, -1, -1, -1)
     g = torch.Generator().manual_seed(1)  # draws clips 1 and 2
-    out, source = swap_context(video4, coords4, scores4, (8, 8), prob=0.5, margin=0.0, generator=g)
+    out, source = swap_context(video4, coords4, scores4, hm_shape=(8, 8), prob=0.5, margin=0.0,
+                               generator=g)
     for i in range(4):  # outside the box every clip shows the clip `source` names
         assert out[i, 0, 0, 0, 0] == source[i]
     assert (source != torch.arange(4)).tolist() == [False, True, True, False]

@@ -9,7 +9,7 @@ from torchvision.models import resnet18
 from common.train.engine import make_optimizer
 from common.errors import CheckpointError
 from common.model import IntegralAction
-from common.nets.fusion import Aggregator, Classifier
+from common.nets.fusion import Aggregator, Classifier, GateOptions
 from common.nets.tsm_resnet import TemporalShiftConv2d, TSMResNet, temporal_shift
 from data.joint_sets import NTU_25, OPENPOSE_18
 
@@ -151,14 +151,14 @@ def test_pose_only_does_not_need_video():
 
 def test_gate_with_a_single_frame_keeps_batch_dim():
     # The original's torch.squeeze turned a (1, 512, 1, 1) feature into (512,).
-    agg = Aggregator(512, 512, 512, frame_per_seg=1).eval()
+    agg = Aggregator(512, 512, out_dim=512, frame_per_seg=1).eval()
     feat, gate = agg(torch.randn(1, 512, 2, 2), torch.randn(1, 512, 2, 2))
     assert gate.shape == (1, 512)
     assert feat.shape == (1, 512, 1, 1)
 
 
 def test_gate_mixes_the_streams():
-    agg = Aggregator(8, 8, 8, frame_per_seg=1).eval()
+    agg = Aggregator(8, 8, out_dim=8, frame_per_seg=1).eval()
     with torch.no_grad():
         agg.pose_gate_fc[0].weight.zero_()
         agg.pose_gate_fc[0].bias.fill_(100.0)  # gate ~ 1: pose only
@@ -175,7 +175,7 @@ def test_gate_mixes_the_streams():
 
 
 def test_no_gate_ablation():
-    agg = Aggregator(8, 8, 8, frame_per_seg=1, pose_gate=False).eval()
+    agg = Aggregator(8, 8, out_dim=8, frame_per_seg=1, gate=GateOptions(enabled=False)).eval()
     img, pose = torch.randn(2, 8, 3, 3), torch.randn(2, 8, 3, 3)
     feat, gate = agg(img, pose)
     assert gate is None
@@ -239,7 +239,8 @@ def test_head_initialisation():
 def test_hidden_gate_gets_default_initialisation():
     torch.manual_seed(0)
     model = IntegralAction("rgb+pose", 5, OPENPOSE_18.limbs, 18, frame_per_seg=2,
-                           input_hm_shape=(8, 8), gate_input="pose+rgb", gate_hidden=64)
+                           input_hm_shape=(8, 8),
+                           gate=GateOptions(input="pose+rgb", hidden=64))
     model.init_weights("none")
     first, second = model.aggregator.pose_gate_fc[0], model.aggregator.pose_gate_fc[2]
     # Kaiming-uniform with a = sqrt(5): U(-1/sqrt(fan_in), 1/sqrt(fan_in)), std = bound/sqrt(3).
@@ -280,25 +281,26 @@ def test_paper_shapes_forward():
 
 def test_gate_that_also_sees_rgb():
     torch.manual_seed(0)
-    agg = Aggregator(8, 8, 8, frame_per_seg=1, gate_input="pose+rgb").eval()
+    agg = Aggregator(8, 8, out_dim=8, frame_per_seg=1, gate=GateOptions(input="pose+rgb")).eval()
     assert agg.pose_gate_fc[0].weight.shape == (8, 16)
     pose = torch.randn(2, 8, 3, 3)
     _, gate_a = agg(torch.randn(2, 8, 3, 3), pose)
     _, gate_b = agg(torch.randn(2, 8, 3, 3), pose)
     assert not torch.allclose(gate_a, gate_b)  # the paper's gate would not move
-    paper = Aggregator(8, 8, 8, frame_per_seg=1).eval()
+    paper = Aggregator(8, 8, out_dim=8, frame_per_seg=1).eval()
     _, paper_a = paper(torch.randn(2, 8, 3, 3), pose)
     _, paper_b = paper(torch.randn(2, 8, 3, 3), pose)
     assert torch.equal(paper_a, paper_b)
     with pytest.raises(ValueError):
-        Aggregator(8, 8, 8, gate_input="rgb")
+        Aggregator(8, 8, out_dim=8, gate=GateOptions(input="rgb"))
 
 
 def test_gate_with_hidden_layer_can_compute_agreement():
     # gate = sigmoid(w2 . relu(W1 [p; r])): with W1 = [[1, -1], [-1, 1]] (per channel pair) the
     # hidden layer is |p - r|, which no single Linear layer over [p; r] can produce. Set by hand:
     # the gate is high exactly where the two (pooled) features disagree.
-    agg = Aggregator(1, 1, 1, frame_per_seg=1, gate_input="pose+rgb", gate_hidden=2).eval()
+    agg = Aggregator(1, 1, out_dim=1, frame_per_seg=1,
+                     gate=GateOptions(input="pose+rgb", hidden=2)).eval()
     assert [type(m) for m in agg.pose_gate_fc] == [nn.Linear, nn.ReLU, nn.Linear]
     with torch.no_grad():
         agg.pose_gate_fc[0].weight.copy_(torch.tensor([[1.0, -1.0], [-1.0, 1.0]]))
@@ -332,7 +334,7 @@ def test_stream_agreement_is_the_probability_both_streams_name_the_same_class():
 
 def test_aggregator_scales_the_rgb_term_by_the_agreement():
     torch.manual_seed(0)
-    agg = Aggregator(4, 4, 6, frame_per_seg=2, agreement_classes=3).eval()
+    agg = Aggregator(4, 4, out_dim=6, frame_per_seg=2, agreement_classes=3).eval()
     img, pose = torch.randn(4, 4, 2, 2), torch.randn(4, 4, 2, 2)  # B = 2 clips of T = 2 frames
     with torch.no_grad():
         agg.pose_gate_fc[0].weight.zero_()  # gate = 0.5 everywhere

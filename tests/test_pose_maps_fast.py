@@ -1,8 +1,8 @@
 """The windowed pose-map renderer (common.nets.pose_maps) against the dense baseline.
 
-The dense formulation (common.nets.pose_maps_dense) is SPEC.md's formulas evaluated on every
-pixel; the fast renderer must give the same maps to 1e-5 on random and on edge cases. No timing
-here: tool/benchmark.py measures speed.
+The dense formulation (tool.benchmarks.baselines.pose_maps_dense) is docs/data_format.md's
+formulas evaluated on every pixel; the fast renderer must give the same maps to 1e-5 on random
+and on edge cases. No timing here: tool/benchmark.py measures speed.
 """
 import math
 
@@ -11,13 +11,15 @@ import torch
 
 from common.nets.pose_maps import (_render, render_joint_heatmaps, render_part_affinity_fields,
                                    render_pose_maps)
-from common.nets.pose_maps_dense import (render_joint_heatmaps_dense,
-                                         render_part_affinity_fields_dense,
-                                         render_pose_maps_dense)
+from tool.benchmarks.baselines.pose_maps_dense import (render_joint_heatmaps_dense,
+                                                       render_part_affinity_fields_dense,
+                                                       render_pose_maps_dense)
 from data.joint_sets import NTU_25, OPENPOSE_18
 
 TOL = 1e-5
 OPENPOSE_LIMBS = torch.tensor(OPENPOSE_18.limbs)
+# The renderer's default options, for `_render`, which takes them keyword-only.
+MAP_OPTIONS = {"hm_sigma": 0.5, "paf_sigma": 1.0, "score_thr": 0.1}
 
 # A standing person in a unit box, OpenPose-18 joint order: realistic limb lengths/directions.
 _TEMPLATE = torch.tensor([
@@ -34,21 +36,23 @@ def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
 def assert_same_as_dense(coords, scores, limbs, hm_shape, hm_sigma=0.5, paf_sigma=1.0,
                          score_thr=0.1, tol=TOL):
     """All three public functions agree with their dense counterparts; returns the fast maps."""
-    fast = render_pose_maps(coords, scores, limbs, hm_shape, hm_sigma, paf_sigma, score_thr)
-    dense = render_pose_maps_dense(coords, scores, limbs, hm_shape, hm_sigma, paf_sigma,
-                                   score_thr)
+    options = {"hm_sigma": hm_sigma, "paf_sigma": paf_sigma, "score_thr": score_thr}
+    fast = render_pose_maps(coords, scores, limbs, hm_shape, **options)
+    dense = render_pose_maps_dense(coords, scores, limbs, hm_shape, **options)
     assert max_diff(fast, dense) <= tol
-    heat = render_joint_heatmaps(coords, scores, hm_shape, hm_sigma, score_thr)
-    assert max_diff(heat, render_joint_heatmaps_dense(coords, scores, hm_shape, hm_sigma,
-                                                      score_thr)) <= tol
-    paf = render_part_affinity_fields(coords, scores, limbs, hm_shape, paf_sigma, score_thr)
+    heat = render_joint_heatmaps(coords, scores, hm_shape, sigma=hm_sigma, score_thr=score_thr)
+    assert max_diff(heat, render_joint_heatmaps_dense(coords, scores, hm_shape, sigma=hm_sigma,
+                                                      score_thr=score_thr)) <= tol
+    paf = render_part_affinity_fields(coords, scores, limbs, hm_shape, paf_sigma=paf_sigma,
+                                      score_thr=score_thr)
     assert max_diff(paf, render_part_affinity_fields_dense(coords, scores, limbs, hm_shape,
-                                                           paf_sigma, score_thr)) <= tol
+                                                           paf_sigma=paf_sigma,
+                                                           score_thr=score_thr)) <= tol
     # render_pose_maps is exactly the concatenation of the two parts.
     assert torch.equal(fast, torch.cat((heat, paf), dim=1))
     # The GPU's synchronisation-free variant (every entry drawn with a 0/1 weight), on the CPU.
-    every = _render(coords, scores, limbs, hm_shape, hm_sigma, paf_sigma, score_thr,
-                    compact=False)
+    every = _render(coords, scores, limbs, hm_shape, hm_sigma=hm_sigma, paf_sigma=paf_sigma,
+                    score_thr=score_thr, compact=False)
     assert max_diff(every, dense) <= tol
     return fast
 
@@ -192,13 +196,14 @@ def test_coordinates_near_the_float_range():
     limbs = torch.tensor([[0, 1], [1, 2], [2, 3], [1, 3], [0, 2], [1, 4]])
     far_only = torch.tensor([[0, 2], [2, 3]])
     for compact in (True, False):
-        maps = _render(coords, scores, limbs, (9, 13), 0.5, 1.0, 0.1, compact)
+        maps = _render(coords, scores, limbs, (9, 13), **MAP_OPTIONS, compact=compact)
         assert torch.isfinite(maps).all()
         near = _render(coords[:, :, [1, 4]], scores[:, :, [1, 4]], torch.tensor([[0, 1]]),
-                       (9, 13), 0.5, 1.0, 0.1, compact)
+                       (9, 13), **MAP_OPTIONS, compact=compact)
         assert torch.equal(maps[0, [1, 4]], near[0, :2])  # the heatmaps of the near joints
         assert torch.equal(maps[0, 5 + 10:5 + 12], near[0, 2:4])  # limb 1 -> 4
-        assert _render(coords, scores, far_only, (9, 13), None, 1.0, 0.1, compact).eq(0).all()
+        assert _render(coords, scores, far_only, (9, 13), hm_sigma=None, paf_sigma=1.0,
+                       score_thr=0.1, compact=compact).eq(0).all()
 
 
 def test_all_scores_below_threshold():
@@ -242,7 +247,7 @@ def test_non_finite_coordinates_are_never_drawn():
     clean = coords.nan_to_num(0.0, 0.0, 0.0)
     expected = render_pose_maps_dense(clean, clean_scores, OPENPOSE_LIMBS, (56, 56))
     for compact in (True, False):
-        maps = _render(coords, scores, OPENPOSE_LIMBS, (56, 56), 0.5, 1.0, 0.1, compact)
+        maps = _render(coords, scores, OPENPOSE_LIMBS, (56, 56), **MAP_OPTIONS, compact=compact)
         assert torch.isfinite(maps).all()
         assert max_diff(maps, expected) <= TOL
     # The reason for the difference: the dense formulation multiplies NaN by score 0.
@@ -259,7 +264,7 @@ def test_padded_people_change_nothing():
     without = render_pose_maps(coords[:, :2], scores[:, :2], OPENPOSE_LIMBS, (56, 56))
     assert torch.equal(with_padding, without)
     # The GPU variant draws them with weight 0: the same maps to rounding.
-    every = _render(coords, scores, OPENPOSE_LIMBS, (56, 56), 0.5, 1.0, 0.1, compact=False)
+    every = _render(coords, scores, OPENPOSE_LIMBS, (56, 56), **MAP_OPTIONS, compact=False)
     assert max_diff(every, without) <= 1e-6
 
 

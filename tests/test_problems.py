@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from common.train.engine import NonFiniteError, evaluate, predict, train_one_epoch
+from common.train.engine import NonFiniteError, evaluate, predict
+from common.train.epoch import LoopOptions, train_one_epoch
 from common.errors import DataError
 from common.report.problems import JOINTS_ZEROED, POSE_ZEROED, SKIPPED, Problem, ProblemTally
 from common.model import IntegralAction
@@ -96,12 +97,15 @@ def test_training_passes_over_unusable_batches_and_counts_them():
     tally = ProblemTally()
     batches = [_unusable(5, "/d/v5/000003.jpg"), _batch([1, 2], [0, 1]),
                _unusable(6, "/d/v6/000001.jpg")]
-    stats = train_one_epoch(model, batches, optimizer, torch.device("cpu"), cfg, 0, None, tally)
+    cpu = torch.device("cpu")
+    stats = train_one_epoch(model, batches, optimizer, cfg, epoch=0,
+                            options=LoopOptions.from_config(cfg, device=cpu, tally=tally))
     assert stats["iters"] == 1 and np.isfinite(stats["action_cls"])
     assert tally.counts == {"corrupt_frame (skipped)": 2}
     strict = ProblemTally(strict=True)
     with pytest.raises(DataError, match="v5/000003.jpg"):
-        train_one_epoch(model, batches, optimizer, torch.device("cpu"), cfg, 0, None, strict)
+        train_one_epoch(model, batches, optimizer, cfg, epoch=0,
+                        options=LoopOptions.from_config(cfg, device=cpu, tally=strict))
 
 
 def test_a_nan_loss_stops_training_naming_the_epoch():
@@ -112,4 +116,5 @@ def test_a_nan_loss_stops_training_naming_the_epoch():
     optimizer = torch.optim.SGD(model.trainable_parameters(), lr=0.01)
     cfg = build_config({"mode": "pose_only", "progress_bar": False, "log_interval": 0})
     with pytest.raises(NonFiniteError, match="non-finite loss at epoch 3 iteration 0"):
-        train_one_epoch(model, [_batch([1, 2], [0, 1])], optimizer, torch.device("cpu"), cfg, 3)
+        train_one_epoch(model, [_batch([1, 2], [0, 1])], optimizer, cfg, epoch=3,
+                        options=LoopOptions.from_config(cfg, device=torch.device("cpu")))

@@ -36,7 +36,7 @@ def _with_umask(mask, fn):
 def test_snapshots_respect_the_umask(tmp_path, mask, mode):
     path = str(tmp_path / "snapshot_0.pth.tar")
     _with_umask(mask, lambda: atomic_save({"epoch": 0, "network": {}}, path))
-    assert stat.S_IMODE(os.stat(path).st_mode) == mode  # mkstemp alone gives 0o600
+    assert stat.S_IMODE(os.stat(path).st_mode) == mode  # not the 0o600 of mkstemp
 
 
 def _dead_pid():

@@ -45,7 +45,7 @@ def trained(tmp_path_factory):
                     torch.nn.init.kaiming_normal_(module.weight)
         model.classifier.fc[0].weight.normal_(0, 3.0)
     path = snapshot_path(cfg.model_dir, 3)
-    save_snapshot(path, model, None, 3, "rgb+pose", cfg)
+    save_snapshot(path, model, None, 3, "rgb+pose", config=cfg)
     loader = DataLoader(dataset, batch_size=4, collate_fn=collate_clips)
     expected = evaluate(predict(model, loader, torch.device("cpu"), progress=False))
     args = ["--mode", "rgb+pose", "--test_epoch", "3", "--data_dir", str(root), "--output_dir",

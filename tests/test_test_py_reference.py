@@ -49,7 +49,7 @@ def make_snapshot(root, out, dataset, **extra):
     model.init_weights("none")
     with torch.no_grad():
         model.classifier.fc[0].weight.normal_(0, 3.0)
-    save_snapshot(snapshot_path(cfg.model_dir, 5), model, None, 5, "rgb+pose", cfg)
+    save_snapshot(snapshot_path(cfg.model_dir, 5), model, None, 5, "rgb+pose", config=cfg)
     expected = evaluate(predict(model, DataLoader(data, batch_size=4, collate_fn=collate_clips),
                                 torch.device("cpu"), progress=False))
     return data.class_num, expected

@@ -11,6 +11,7 @@ import shutil
 import pytest
 import torch
 
+from common.train import run as training_run
 from main import train as train_entry
 from tests.fixtures_data import write_kinetics
 
@@ -95,7 +96,7 @@ def test_unseeded_run_resumes_exactly_with_workers(data_root, tmp_path):
 def test_mid_epoch_snapshot_resumes_with_the_next_batch(data_root, tmp_path, monkeypatch):
     whole = tmp_path / "whole"
     # Keep every mid-epoch snapshot (the run deletes the superseded ones), to resume from one.
-    monkeypatch.setattr(train_entry, "remove_partial_snapshots", lambda *a, **k: [])
+    monkeypatch.setattr(training_run, "remove_partial_snapshots", lambda *a, **k: [])
     train_entry.main(args(data_root, whole, "--end_epoch", "2", "--seed", "1",
                           "--save_every", "1"))
     dump = whole / "model_dump"

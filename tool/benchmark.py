@@ -6,9 +6,9 @@
     python tool/benchmark.py --smoke                 # tiny sizes, seconds (the test suite runs it)
     python tool/benchmark.py --cases scaling         # opt-in: cost against the input's sizes, a plot
 
-Cases (see tool/benchmarks/): `pose_maps` (rendering against the dense formulation of SPEC.md),
-`loading` (clips/s of the real loader against a plain per-frame read/resize/warp), `train_step`
-(each stage's step and where its time goes), `inference` (test.py's evaluation against the
+Cases (see tool/benchmarks/): `pose_maps` (rendering against the dense formulation of
+docs/data_format.md), `loading` (clips/s of the real loader against a plain per-frame
+read/resize/warp), `train_step` (each stage's step and where its time goes), `inference` (test.py's evaluation against the
 authors' way of running the same network), on a GPU `precision` (training clips/s in fp32
 against mixed precision with channels_last; on the CPU only when named), and, only when named,
 `scaling` (how rendering and the network's forward pass grow with batch size, frames, people
@@ -65,8 +65,23 @@ def _fmt_s(seconds: Optional[float]) -> str:
 def table(results: Dict[str, Any]) -> str:
     """The comparison as a markdown table, plus the training steps' breakdown, the precision
     sides and the scaling sweeps (each only when its case ran)."""
-    lines = ["| case | ours | baseline | ratio | peak memory (ours / baseline) | checks |",
-             "|---|---|---|---|---|---|"]
+    lines = _comparison_lines(results)
+    lines += _loading_lines(results.get("loading"))
+    lines += _inference_lines(results.get("inference"))
+    lines += _train_step_lines(results.get("train_step"))
+    lines += _precision_lines(results.get("precision"))
+    scaling = results.get("scaling")
+    if scaling:
+        lines += ([""] if lines else []) + scaling_table(scaling)
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def _checks(targets: Dict[str, bool]) -> str:
+    return ", ".join(f"{k}: {'yes' if v else '**no**'}" for k, v in targets.items())
+
+
+def _comparison_lines(results: Dict[str, Any]) -> List[str]:
+    """One row per compared case (per loading variant); none when no such case ran."""
     rows = []
     for name in CASES:
         r = results.get(name)
@@ -74,12 +89,13 @@ def table(results: Dict[str, Any]) -> str:
             continue
         rows += r["rows"] if name == "loading" else [r]
     if not rows:  # e.g. --cases scaling: no comparison to show
-        lines = []
+        return []
+    lines = ["| case | ours | baseline | ratio | peak memory (ours / baseline) | checks |",
+             "|---|---|---|---|---|---|"]
     for r in rows:
         bound = ">=" if r.get("memory_ratio_is_lower_bound") else ""
         memory = (f"{r['ours_peak_mib']:.1f} / {r['baseline_peak_mib']:.1f} MiB "
                   f"(x{bound}{r['memory_ratio']:.1f})" if "ours_peak_mib" in r else "-")
-        checks = ", ".join(f"{k}: {'yes' if v else '**no**'}" for k, v in r["targets"].items())
         if "ours_clips_per_s" in r:
             ours = f"{r['ours_clips_per_s']:.1f} clips/s"
             base = f"{r['baseline_clips_per_s']:.1f} clips/s"
@@ -89,57 +105,66 @@ def table(results: Dict[str, Any]) -> str:
         else:
             ours, base = _fmt_s(r["ours_s"]), _fmt_s(r["baseline_s"])
         lines.append(f"| {r['case']} | {ours} | {base} | x{r['speedup']:.2f} | {memory} | "
-                     f"{checks} |")
-    loading = results.get("loading")
-    if loading and "ready_clips_per_s" in loading:
-        ready = loading["ready_clips_per_s"]
-        lines += ["", f"The loader itself, ready-made clips (nothing decoded) through the same "
-                      f"DataLoader: {ready['float32']:.0f} clips/s as float32 and "
-                      f"{ready['uint8']:.0f} as uint8 in fresh shared memory per batch, "
-                      f"{ready['float32, reused slots']:.0f} as float32 in the reused batch "
-                      f"slots ours use (the ceiling of any item path)"]
-    inference = results.get("inference")
-    if inference and "conv_floor_s" in inference:
-        lines += ["", f"test.py evaluation against the convolution floor "
-                      f"({inference['conv_gflops_per_clip']:.1f} GFLOP of convolutions per clip at "
-                      f"the best {inference['peak_conv_gflops_per_s']:.0f} GFLOP/s this device "
-                      f"reaches on ResNet's 3x3 shapes = {_fmt_s(inference['conv_floor_s'])} "
-                      f"per clip): ours {inference['ours_vs_floor']:.2f} x the floor; no fp32 "
-                      f"evaluation can beat the baseline by more than "
-                      f"x{inference['best_possible_speedup']:.2f} here"]
-        if inference.get("network_steps"):
-            lines += ["", "| the network alone, one batch in memory | per clip | x the original |",
-                      "|---|---|---|"]
-            lines += [f"| {row['step']} | {_fmt_s(row['per_clip_s'])} | "
-                      f"x{row['vs_original']:.2f} |" for row in inference["network_steps"]]
-    step = results.get("train_step")
-    if step:
-        lines += ["", "| training step | clips/s | step | loading | rendering | backbones | rest |"
-                      " pose maps rendered per step |",
-                  "|---|---|---|---|---|---|---|---|"]
-        for row in step["rows"]:
-            share = row["share"]
-            lines.append(
-                f"| {row['stage']} | {row['clips_per_s']:.2f} | {_fmt_s(row['step_s'])} | "
-                f"{share['loading']:.1%} | {share['rendering']:.2%} | {share['backbones']:.1%} | "
-                f"{share['rest']:.1%} | {row['renders_per_step']:g} |")
-        checks = ", ".join(f"{k}: {'yes' if v else '**no**'}" for k, v in step["targets"].items())
-        lines += ["", f"rgb+pose step / (rgb_only + pose_only steps) = "
-                      f"{step['fused_step_vs_single_sum']:.2f}; {checks}"]
-    mixed = results.get("precision")
-    if mixed:
-        lines += ["", "| training, precision | batch | fp32 clips/s | mixed clips/s | mixed / fp32 |"
-                      " mixed |", "|---|---|---|---|---|---|"]
-        lines += [f"| {row['stage']} | {row['batch']} | {row['fp32_clips_per_s']:.2f} | "
-                  f"{row['mixed_clips_per_s']:.2f} | x{row['speedup']:.2f} | {row['mixed']} |"
-                  for row in mixed["rows"]]
-        checks = ", ".join(f"{k}: {'yes' if v else '**no**'}" for k, v in mixed["targets"].items())
-        lines += ["", f"PyTorch defaults: {mixed['defaults']}" + (f"; {checks}" if checks else
-                                                                  " (targets: GPU only)")]
-    scaling = results.get("scaling")
-    if scaling:
-        lines += ([""] if lines else []) + scaling_table(scaling)
-    return "\n".join(lines).lstrip("\n") + "\n"
+                     f"{_checks(r['targets'])} |")
+    return lines
+
+
+def _loading_lines(loading: Optional[Dict[str, Any]]) -> List[str]:
+    if not (loading and "ready_clips_per_s" in loading):
+        return []
+    ready = loading["ready_clips_per_s"]
+    return ["", f"The loader itself, ready-made clips (nothing decoded) through the same "
+                f"DataLoader: {ready['float32']:.0f} clips/s as float32 and "
+                f"{ready['uint8']:.0f} as uint8 in fresh shared memory per batch, "
+                f"{ready['float32, reused slots']:.0f} as float32 in the reused batch "
+                f"slots ours use (the ceiling of any item path)"]
+
+
+def _inference_lines(inference: Optional[Dict[str, Any]]) -> List[str]:
+    if not (inference and "conv_floor_s" in inference):
+        return []
+    lines = ["", f"test.py evaluation against the convolution floor "
+                 f"({inference['conv_gflops_per_clip']:.1f} GFLOP of convolutions per clip at "
+                 f"the best {inference['peak_conv_gflops_per_s']:.0f} GFLOP/s this device "
+                 f"reaches on ResNet's 3x3 shapes = {_fmt_s(inference['conv_floor_s'])} "
+                 f"per clip): ours {inference['ours_vs_floor']:.2f} x the floor; no fp32 "
+                 f"evaluation can beat the baseline by more than "
+                 f"x{inference['best_possible_speedup']:.2f} here"]
+    if inference.get("network_steps"):
+        lines += ["", "| the network alone, one batch in memory | per clip | x the original |",
+                  "|---|---|---|"]
+        lines += [f"| {row['step']} | {_fmt_s(row['per_clip_s'])} | "
+                  f"x{row['vs_original']:.2f} |" for row in inference["network_steps"]]
+    return lines
+
+
+def _train_step_lines(step: Optional[Dict[str, Any]]) -> List[str]:
+    if not step:
+        return []
+    lines = ["", "| training step | clips/s | step | loading | rendering | backbones | rest |"
+                 " pose maps rendered per step |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row in step["rows"]:
+        share = row["share"]
+        lines.append(
+            f"| {row['stage']} | {row['clips_per_s']:.2f} | {_fmt_s(row['step_s'])} | "
+            f"{share['loading']:.1%} | {share['rendering']:.2%} | {share['backbones']:.1%} | "
+            f"{share['rest']:.1%} | {row['renders_per_step']:g} |")
+    return lines + ["", f"rgb+pose step / (rgb_only + pose_only steps) = "
+                        f"{step['fused_step_vs_single_sum']:.2f}; {_checks(step['targets'])}"]
+
+
+def _precision_lines(mixed: Optional[Dict[str, Any]]) -> List[str]:
+    if not mixed:
+        return []
+    lines = ["", "| training, precision | batch | fp32 clips/s | mixed clips/s | mixed / fp32 |"
+                 " mixed |", "|---|---|---|---|---|---|"]
+    lines += [f"| {row['stage']} | {row['batch']} | {row['fp32_clips_per_s']:.2f} | "
+              f"{row['mixed_clips_per_s']:.2f} | x{row['speedup']:.2f} | {row['mixed']} |"
+              for row in mixed["rows"]]
+    checks = _checks(mixed["targets"])
+    return lines + ["", f"PyTorch defaults: {mixed['defaults']}" + (f"; {checks}" if checks else
+                                                                    " (targets: GPU only)")]
 
 
 def _per_batch(point: Dict[str, Any], side: str) -> str:

@@ -2,9 +2,10 @@
 
 The content goes to a hidden temporary file beside the target, is flushed to disk, and is then
 renamed over the target: a crash or an error leaves the previous file (or none), never a
-truncated one, and the temporary is removed on an error. Snapshots have their own variant
-(`common.train.checkpoint.atomic_save`), whose temporaries carry the host and pid so that a later run
-can tell a dead process's leftovers from a live one's.
+truncated one, and the temporary is removed on an error. The file gets the permissions of an
+ordinary new file (0666 minus the umask). Snapshots (`common.train.checkpoint.atomic_save`)
+name their temporaries after the host and pid, so that a later run can tell a dead process's
+leftovers from a live one's.
 """
 from __future__ import annotations
 
@@ -16,23 +17,28 @@ from typing import IO, Iterator, Optional
 
 
 @contextlib.contextmanager
-def atomic_write(path: str, mode: str = "w", *, encoding: Optional[str] = None
-                 ) -> Iterator[IO]:
+def atomic_write(path: str, mode: str = "w", *, encoding: Optional[str] = None,
+                 tmp_prefix: Optional[str] = None, tmp_suffix: str = ".tmp") -> Iterator[IO]:
     """`with atomic_write(path) as f: ...` writes `path` all at once (see the module note).
 
     Args:
         path: the file to write; its folder is created when missing.
         mode: 'w' (text) or 'wb' (bytes).
         encoding: for text mode.
+        tmp_prefix, tmp_suffix: the temporary is `<tmp_prefix><random><tmp_suffix>` beside
+            `path`; the default prefix is `.<name>.<pid>-` (hidden, and per process).
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    # Hidden, and unique per process and call, so that concurrent writers never share one.
-    tmp = osp.join(folder, f".{osp.basename(path)[:40]}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    if tmp_prefix is None:
+        tmp_prefix = f".{osp.basename(path)[:40]}.{os.getpid()}-"
+    # Unique per process and call, and created exclusively ('x'), so that concurrent writers
+    # never share a temporary.
+    tmp = osp.join(folder, f"{tmp_prefix}{uuid.uuid4().hex[:8]}{tmp_suffix}")
     try:
-        with open(tmp, mode, encoding=encoding) as f:
+        with open(tmp, mode.replace("w", "x"), encoding=encoding) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())

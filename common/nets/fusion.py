@@ -5,6 +5,7 @@ Module and parameter names follow the authors' checkpoints (`conv.0`, `pose_gate
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional, Tuple
 
 import torch
@@ -64,6 +65,31 @@ class StreamAgreement(nn.Module):
         return (p_img * p_pose).sum(dim=-1)
 
 
+@dataclass(frozen=True)
+class GateOptions:
+    """How the aggregator's pose gate is built (the defaults are the paper's).
+
+    Attributes:
+        enabled: False gives the no-gate ablation (sum of the two projections, no LayerNorm).
+        input: 'pose' (the paper: the gate sees only the pooled pose feature) or 'pose+rgb'
+            (the gate also sees the pooled RGB feature, so it can notice when the scene
+            disagrees with the motion; `pose_gate_fc.0` then takes pose_dim + img_dim).
+        hidden: 0 (the paper): the gate is one Linear layer. > 0: a hidden ReLU layer of this
+            width first (`pose_gate_fc.0`, `.2`). Whether the two streams *agree* is not a
+            linear function of their features, so only such a gate is able to trust the scene
+            where it fits the motion and ignore it where it does not (whether training finds
+            that is another matter: see the README's robust-recipe measurements).
+    """
+
+    enabled: bool = True
+    input: str = "pose"
+    hidden: int = 0
+
+    def __post_init__(self) -> None:
+        if self.input not in ("pose", "pose+rgb"):
+            raise ValueError(f"gate_input must be 'pose' or 'pose+rgb', got {self.input!r}")
+
+
 class Aggregator(nn.Module):
     """Pose-driven feature integration.
 
@@ -78,43 +104,32 @@ class Aggregator(nn.Module):
         pose_frame_factor: the pose stream runs on (T-1)*factor+1 frames; a strided temporal
             conv brings it back to T. The conv always exists (checkpoints hold it) but only runs
             when factor > 1.
-        pose_gate: False gives the no-gate ablation (sum of the two projections, no LayerNorm).
-        gate_input: 'pose' (the paper: the gate sees only the pooled pose feature) or
-            'pose+rgb' (the gate also sees the pooled RGB feature, so it can notice when the
-            scene disagrees with the motion; `pose_gate_fc.0` then takes pose_dim + img_dim).
-        gate_hidden: 0 (the paper): the gate is one Linear layer. > 0: a hidden ReLU layer of
-            this width first (`pose_gate_fc.0`, `.2`). Whether the two streams *agree* is not a
-            linear function of their features, so only such a gate is able to trust the scene
-            where it fits the motion and ignore it where it does not (whether training finds
-            that is another matter: see the README's robust-recipe measurements).
+        gate: the gate's options (`GateOptions`; the paper's by default).
         agreement_classes: 0 (the paper). > 0: the number of classes of a `StreamAgreement`
             (`agreement.*`) whose clip-level agreement scales the RGB term, so a scene that names
             an action the body is not doing has little say: out = g * pose' + (1 - g) * a * rgb'.
     """
 
-    def __init__(self, img_dim: int, pose_dim: int, out_dim: int = 512, frame_per_seg: int = 8,
-                 pose_frame_factor: int = 1, pose_gate: bool = True,
-                 gate_input: str = "pose", gate_hidden: int = 0,
-                 agreement_classes: int = 0) -> None:
+    def __init__(self, img_dim: int, pose_dim: int, *, out_dim: int = 512,
+                 frame_per_seg: int = 8, pose_frame_factor: int = 1,
+                 gate: GateOptions = GateOptions(), agreement_classes: int = 0) -> None:
         super().__init__()
-        if gate_input not in ("pose", "pose+rgb"):
-            raise ValueError(f"gate_input must be 'pose' or 'pose+rgb', got {gate_input!r}")
-        self.gate_input = gate_input
+        self.gate_input = gate.input
         self.frame_per_seg = frame_per_seg
         self.pose_frame_factor = pose_frame_factor
         self.pose_frame_num = pose_frame_count(frame_per_seg=frame_per_seg,
                                                pose_frame_factor=pose_frame_factor)
-        self.use_gate = pose_gate
+        self.use_gate = gate.enabled
         self.pose_temporal_conv = nn.Sequential(
             nn.Conv3d(pose_dim, pose_dim, kernel_size=(5, 1, 1), stride=(pose_frame_factor, 1, 1),
                       padding=(2, 0, 0)),
             nn.BatchNorm3d(pose_dim),
             nn.ReLU(inplace=True),
         )
-        gate_in = pose_dim + (img_dim if gate_input == "pose+rgb" else 0)
-        if gate_hidden > 0:
-            self.pose_gate_fc = nn.Sequential(nn.Linear(gate_in, gate_hidden), nn.ReLU(inplace=True),
-                                              nn.Linear(gate_hidden, out_dim))
+        gate_in = pose_dim + (img_dim if gate.input == "pose+rgb" else 0)
+        if gate.hidden > 0:
+            self.pose_gate_fc = nn.Sequential(nn.Linear(gate_in, gate.hidden), nn.ReLU(inplace=True),
+                                              nn.Linear(gate.hidden, out_dim))
         else:
             self.pose_gate_fc = nn.Sequential(nn.Linear(gate_in, out_dim))
         self.img_conv = conv_bn_relu(img_dim, out_dim, 1)

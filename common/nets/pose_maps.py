@@ -3,7 +3,8 @@
 The maps are sparse: a joint's Gaussian (sigma 0.5) is negligible beyond ~3 pixels, a limb covers
 a band 2 * paf_sigma wide, and padded people (score 0) and dropped joints draw nothing at all.
 So instead of evaluating every (frame, person, joint/limb) on every pixel (the dense formulation
-of SPEC.md, kept as the reference in `common.nets.pose_maps_dense`), this renderer
+of docs/data_format.md, kept as the test and benchmark reference in
+`tool/benchmarks/baselines/pose_maps_dense.py`), this renderer
 
 1. gathers the drawable entries only: (frame, person, joint) with score > score_thr and
    (frame, person, limb) with both joint scores >= score_thr; the others never reach the
@@ -31,7 +32,7 @@ channel even at score 0 (NaN * 0 = NaN).
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Tuple
+from typing import NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -67,7 +68,7 @@ def _axis_steps(window: int, sizes: Sequence[int], like: Tensor) -> Tuple[Tensor
     return coord, steps
 
 
-def _draw_heatmaps(out: Tensor, xy: Tensor, drawable: Tensor, hm_shape: Tuple[int, int],
+def _draw_heatmaps(out: Tensor, xy: Tensor, drawable: Tensor, *, hm_shape: Tuple[int, int],
                    channels: int, sigma: float, compact: bool) -> None:
     """Add the drawable joints' Gaussians into `out` (people summed), then clip at 1.
 
@@ -113,7 +114,53 @@ def _draw_heatmaps(out: Tensor, xy: Tensor, drawable: Tensor, hm_shape: Tuple[in
     out.index_copy_(0, index, out.index_select(0, index).clamp_(max=1.0))
 
 
-def _draw_fields(out: Tensor, xy: Tensor, drawable: Tensor, limbs: Tensor,
+class _LimbSegments(NamedTuple):
+    """The limbs to draw, one row each, in the (a, b) frame of their major axis.
+
+    entry: (Lv,) flat (frame, person, limb); person: (Lv,) frame * P + p; limb: (Lv,) its index.
+    unit: (Lv, 2) unit direction (x, y); length: (Lv,); degenerate: (Lv,) zero length;
+    rejected: (Lv,) rows that must draw nothing (degenerate, and when not compact, invalid).
+    x_major: (Lv,) x is the major axis (then (a, b) = (x, y), else (y, x)).
+    p0_a, p0_b, p1_a, v_a, v_b: (Lv,) the first joint, the second joint's a, the direction.
+    size_a, size_b: (Lv,) map pixels along a and along b.
+    """
+
+    entry: Tensor
+    person: Tensor
+    limb: Tensor
+    unit: Tensor
+    length: Tensor
+    degenerate: Tensor
+    rejected: Tensor
+    x_major: Tensor
+    p0_a: Tensor
+    p0_b: Tensor
+    p1_a: Tensor
+    v_a: Tensor
+    v_b: Tensor
+    size_a: Tensor
+    size_b: Tensor
+
+
+class _Candidates(NamedTuple):
+    """The candidate pixels of every limb: M lines a = const of C pixels across the band.
+
+    lines, across: M and C; start_a: (Lv,) first line; start_b: (Lv, M) first b of each line;
+    index_a: (1, M) or (Lv, M) line steps; index_b: (1, 1, C) or (Lv, 1, C) steps across;
+    d_a: (Lv, M, 1), d_b: (Lv, M, C) the candidates' a - p0_a and b - p0_b.
+    """
+
+    lines: int
+    across: int
+    start_a: Tensor
+    start_b: Tensor
+    index_a: Tensor
+    index_b: Tensor
+    d_a: Tensor
+    d_b: Tensor
+
+
+def _draw_fields(out: Tensor, xy: Tensor, drawable: Tensor, limbs: Tensor, *,
                  hm_shape: Tuple[int, int], channels: int, channel0: int,
                  paf_sigma: float, compact: bool) -> None:
     """Add the drawable limbs' part affinity fields into `out`, averaged over people.
@@ -128,19 +175,33 @@ def _draw_fields(out: Tensor, xy: Tensor, drawable: Tensor, limbs: Tensor,
         compact: draw the drawable limbs only (else all, the others rejected by the test, with
             windows of a fixed size; see _render).
     """
+    seg = _limb_segments(xy, drawable, limbs, hm_shape=hm_shape, compact=compact)
+    if seg is None:
+        return
+    cand = _candidates(seg, hm_shape=hm_shape, paf_sigma=paf_sigma, compact=compact)
+    if cand is None:
+        return
+    margin = _on_margin(seg, cand, paf_sigma)
+    address = _addresses(out, seg, cand, people=drawable.shape[1], hm_shape=hm_shape,
+                         channels=channels, channel0=channel0)
+    _add_mean_directions(out, seg, cand, margin, address, hw=hm_shape[0] * hm_shape[1],
+                         compact=compact)
+
+
+def _limb_segments(xy: Tensor, drawable: Tensor, limbs: Tensor, *, hm_shape: Tuple[int, int],
+                   compact: bool) -> Optional[_LimbSegments]:
+    """The limbs to draw (all of them unless compact) and their geometry; None: none."""
     height, width = hm_shape
-    hw = height * width
-    n_frames, people, joints = drawable.shape
+    _, _, joints = drawable.shape
     num_limbs = limbs.shape[0]
-    device, dtype = xy.device, xy.dtype
     valid = drawable.index_select(2, limbs[:, 0]) & drawable.index_select(2, limbs[:, 1])
     valid = valid.reshape(-1)
     if compact:
         entry = valid.nonzero().squeeze(1)  # (Lv,) flat (frame, person, limb)
     else:
-        entry = torch.arange(valid.numel(), device=device)
+        entry = torch.arange(valid.numel(), device=xy.device)
     if entry.numel() == 0:
-        return
+        return None
     person = entry // num_limbs  # frame * P + p
     limb = entry - person * num_limbs
     ends = xy.index_select(0, ((person * joints)[:, None] + limbs.index_select(0, limb))
@@ -152,27 +213,36 @@ def _draw_fields(out: Tensor, xy: Tensor, drawable: Tensor, limbs: Tensor,
     unit = delta / length.clamp(min=1e-12)[..., None]  # (Lv, 2)
     degenerate = length == 0  # a zero-length limb covers nothing
     rejected = degenerate if compact else degenerate | ~valid
-
     # Work in (a, b) = (x, y) for limbs with |v_x| >= |v_y| (x is their major axis), (y, x) for
     # the others: a line a = const then crosses the band over at most C pixels.
     x_major = unit[:, 0].abs() >= unit[:, 1].abs()  # (Lv,); degenerate limbs: True
     geom = torch.cat((ends, unit[:, None]), dim=1)  # (Lv, [p0, p1, v], [x, y])
     geom = torch.where(x_major[:, None, None], geom, geom.flip(-1))  # (Lv, 3, [a, b])
-    p0_a, p0_b, v_a, v_b = geom[:, 0, 0], geom[:, 0, 1], geom[:, 2, 0], geom[:, 2, 1]
-    size_a = torch.where(x_major, width, height)  # (Lv,) map pixels along a, along b
-    size_b = torch.where(x_major, height, width)
+    return _LimbSegments(
+        entry=entry, person=person, limb=limb, unit=unit, length=length, degenerate=degenerate,
+        rejected=rejected, x_major=x_major, p0_a=geom[:, 0, 0], p0_b=geom[:, 0, 1],
+        p1_a=geom[:, 1, 0], v_a=geom[:, 2, 0], v_b=geom[:, 2, 1],
+        size_a=torch.where(x_major, width, height), size_b=torch.where(x_major, height, width))
+
+
+def _candidates(seg: _LimbSegments, *, hm_shape: Tuple[int, int], paf_sigma: float,
+                compact: bool) -> Optional[_Candidates]:
+    """The windows of candidate pixels around each limb's band; None: no line to draw."""
+    height, width = hm_shape
+    device, dtype = seg.unit.device, seg.unit.dtype
+    size_a, size_b = seg.size_a, seg.size_b
     # Lines a = lo .. hi hold the band (the limb's extent grown by paf_sigma), clipped to the map.
     grow = paf_sigma + _BAND_SLACK
-    lo = torch.ceil(torch.minimum(p0_a, geom[:, 1, 0]) - grow).clamp_(min=0)
-    hi = torch.minimum(torch.floor(torch.maximum(p0_a, geom[:, 1, 0]) + grow), size_a - 1)
+    lo = torch.ceil(torch.minimum(seg.p0_a, seg.p1_a) - grow).clamp_(min=0)
+    hi = torch.minimum(torch.floor(torch.maximum(seg.p0_a, seg.p1_a) + grow), size_a - 1)
     if compact:
         lines = int((hi - lo).max().item()) + 1  # M: the longest extent in this batch
         if lines <= 0:
-            return
+            return None
     else:
         lines = max(height, width)  # a bound known without waiting for the device
     # Every limb gets M lines, moved back onto the map where they would run past its end; the
-    # extra lines are harmless: the exact test below rejects them.
+    # extra lines are harmless: the exact test rejects them.
     start_a = torch.minimum(lo, size_a - lines).clamp_(min=0)
     across = int(math.floor(2.0 * (math.sqrt(2.0) * paf_sigma + _BAND_SLACK))) + 1  # C
     index_a = torch.arange(lines, device=device)[None]  # (1, M)
@@ -186,64 +256,85 @@ def _draw_fields(out: Tensor, xy: Tensor, drawable: Tensor, limbs: Tensor,
         index_a = torch.minimum(index_a, size_a[:, None] - 1)
         step_b = step_b.masked_fill(index_b >= size_b[:, None, None], math.inf)  # (Lv, 1, C)
         index_b = torch.minimum(index_b, size_b[:, None, None] - 1)
-    d_a = start_a[:, None] + index_a - p0_a[:, None]  # (Lv, M): a - p0_a of each line
+    d_a = start_a[:, None] + index_a - seg.p0_a[:, None]  # (Lv, M): a - p0_a of each line
     # On a line the band's centre is b = p0_b + (a - p0_a) v_b / v_a, its half-width
     # paf_sigma / |v_a| <= sqrt(2) paf_sigma (|v_a| >= 1/sqrt(2) on the major axis).
-    v_a_safe = v_a + degenerate  # degenerate limbs: any non-zero value, they draw nothing
-    centre = d_a * (v_b / v_a_safe)[:, None] + p0_b[:, None]  # (Lv, M)
+    v_a_safe = seg.v_a + seg.degenerate  # degenerate limbs: any non-zero value, they draw nothing
+    centre = d_a * (seg.v_b / v_a_safe)[:, None] + seg.p0_b[:, None]  # (Lv, M)
     # The window's first b, kept on the map (NaN, from coordinates near the float range, to 0)
     # so that every candidate's address is in its limb's channel.
     start_b = torch.ceil(centre - (grow / v_a_safe.abs())[:, None]).nan_to_num_(0.0)
     start_b = torch.minimum(start_b.clamp_(min=0), (size_b - across).clamp_(min=0)[:, None])
     if past_a is not None:
         d_a = d_a.masked_fill(past_a, math.inf)
-    d_b = (start_b[:, :, None] + step_b).sub_(p0_b[:, None, None])  # (Lv, M, C): b - p0_b
-    d_a = d_a[:, :, None]
+    d_b = (start_b[:, :, None] + step_b).sub_(seg.p0_b[:, None, None])  # (Lv, M, C): b - p0_b
+    return _Candidates(lines=lines, across=across, start_a=start_a, start_b=start_b,
+                       index_a=index_a, index_b=index_b, d_a=d_a[:, :, None], d_b=d_b)
 
-    # The dense test, 0 <= v.(p - p0) <= |p1 - p0| and |v_perp.(p - p0)| <= paf_sigma, in (a, b):
-    # v_a d_a + v_b d_b is the dense v_x dx + v_y dy up to the order of the (exact, commutative)
-    # sum, and |v_b d_a - v_a d_b| is the dense |v_y dx - v_x dy| or its negation.
-    v_a, v_b = v_a[:, None, None], v_b[:, None, None]
-    along = (v_b * d_b).add_(v_a * d_a)
-    off_axis = (v_a * d_b).sub_(v_b * d_a).abs_()
-    reach = length.masked_fill(rejected, -1.0)[:, None, None]
+
+def _on_margin(seg: _LimbSegments, cand: _Candidates, paf_sigma: float) -> Tensor:
+    """(Lv, M, C): >= 0 exactly where a candidate pixel is on its limb (NaN: off).
+
+    The dense test, 0 <= v.(p - p0) <= |p1 - p0| and |v_perp.(p - p0)| <= paf_sigma, in (a, b):
+    v_a d_a + v_b d_b is the dense v_x dx + v_y dy up to the order of the (exact, commutative)
+    sum, and |v_b d_a - v_a d_b| is the dense |v_y dx - v_x dy| or its negation.
+    """
+    v_a, v_b = seg.v_a[:, None, None], seg.v_b[:, None, None]
+    along = (v_b * cand.d_b).add_(v_a * cand.d_a)
+    off_axis = (v_a * cand.d_b).sub_(v_b * cand.d_a).abs_()
+    reach = seg.length.masked_fill(seg.rejected, -1.0)[:, None, None]
     # on = (along >= 0) & (along <= reach) & (off_axis <= paf_sigma), as one comparison: a float
     # difference has the sign of the exact one, so min(...) >= 0 decides the same (and is NaN,
     # i.e. off, where a +inf step made along NaN).
-    margin = torch.minimum(torch.minimum(along, reach - along), off_axis.neg_().add_(paf_sigma))
+    return torch.minimum(torch.minimum(along, reach - along), off_axis.neg_().add_(paf_sigma))
 
-    # Flat output address of every candidate, then only the on-pixels from here on. The big
-    # (Lv, M, C) sum is in int32 where the output allows it: half the memory traffic of int64.
+
+def _addresses(out: Tensor, seg: _LimbSegments, cand: _Candidates, *, people: int,
+               hm_shape: Tuple[int, int], channels: int, channel0: int) -> Tensor:
+    """(Lv, M, C) flat output address of every candidate pixel in its limb's x channel.
+
+    The big (Lv, M, C) sum is in int32 where the output allows it: half the memory traffic of
+    int64.
+    """
+    height, width = hm_shape
     index_dtype = torch.int32 if out.numel() < 2 ** 31 else torch.int64
-    frame = person // people
-    base = (frame * channels + channel0 + 2 * limb) * hw  # (Lv,) the limb's x channel
-    stride_a = torch.where(x_major, 1, width)  # pixel = a * stride_a + b * stride_b
+    frame = seg.person // people
+    base = (frame * channels + channel0 + 2 * seg.limb) * (height * width)  # (Lv,) x channel
+    stride_a = torch.where(seg.x_major, 1, width)  # pixel = a * stride_a + b * stride_b
     stride_b = (width + 1) - stride_a
-    line = ((start_a.long()[:, None] + index_a) * stride_a[:, None] + base[:, None]
-            + start_b.long() * stride_b[:, None])  # (Lv, M): address of (a, start_b)
-    address = (line.to(index_dtype)[:, :, None]
-               + (index_b * stride_b[:, None, None]).to(index_dtype))  # (Lv, M, C)
-    # The mean over the people covering a pixel: count them in the x channel first (nothing
-    # else writes there), read the count back, reset, then add v / count per person.
-    if compact:
+    line = ((cand.start_a.long()[:, None] + cand.index_a) * stride_a[:, None] + base[:, None]
+            + cand.start_b.long() * stride_b[:, None])  # (Lv, M): address of (a, start_b)
+    return (line.to(index_dtype)[:, :, None]
+            + (cand.index_b * stride_b[:, None, None]).to(index_dtype))  # (Lv, M, C)
+
+
+def _add_mean_directions(out: Tensor, seg: _LimbSegments, cand: _Candidates, margin: Tensor,
+                         address: Tensor, *, hw: int, compact: bool) -> None:
+    """Add each on-pixel's v / (people covering it) into the x and y channels: the mean.
+
+    The people covering a pixel are counted in the x channel first (nothing else writes there),
+    read back, reset, and then each person adds its share.
+    """
+    device, dtype = seg.unit.device, seg.unit.dtype
+    if compact:  # only the on-pixels from here on
         hit = (margin >= 0).view(-1).nonzero().squeeze(1)
         x_index = address.view(-1).index_select(0, hit).long()  # (hits,)
         out.index_add_(0, x_index, torch.ones(x_index.shape[0], device=device, dtype=dtype))
         count = out.index_select(0, x_index)
         out.index_fill_(0, x_index, 0.0)
-        value = unit.index_select(0, hit // (lines * across)) / count[:, None]  # (hits, 2)
+        value = seg.unit.index_select(0, hit // (cand.lines * cand.across)) / count[:, None]
     else:  # every candidate, weighted by on (0/1); the others add 0 wherever they point
         x_index = address.view(-1).long()  # (Lv * M * C,)
         on = (margin >= 0).view(-1).to(dtype)
         out.index_add_(0, x_index, on)
         count = out.index_select(0, x_index).clamp_(min=1.0)
         out.index_fill_(0, x_index, 0.0)
-        value = ((on / count).view(-1, lines * across, 1) * unit[:, None]).view(-1, 2)
+        value = ((on / count).view(-1, cand.lines * cand.across, 1) * seg.unit[:, None]).view(-1, 2)
     out.index_add_(0, x_index, value[:, 0])
     out.index_add_(0, x_index + hw, value[:, 1])
 
 
-def _render(coords: Tensor, scores: Tensor, limbs: Optional[Tensor], hm_shape: Sequence[int],
+def _render(coords: Tensor, scores: Tensor, limbs: Optional[Tensor], hm_shape: Sequence[int], *,
             hm_sigma: Optional[float], paf_sigma: float, score_thr: float,
             compact: Optional[bool] = None) -> Tensor:
     """Heatmaps (unless hm_sigma is None) then PAFs (unless limbs is None), in one output.
@@ -278,16 +369,17 @@ def _render(coords: Tensor, scores: Tensor, limbs: Optional[Tensor], hm_shape: S
     out = torch.zeros(n_frames, channels, height, width, device=coords.device, dtype=xy.dtype)
     flat = out.view(-1)
     if hm_sigma is not None:
-        _draw_heatmaps(flat, xy, (scores > score_thr) & finite, (height, width), channels,
-                       hm_sigma, compact)
+        _draw_heatmaps(flat, xy, (scores > score_thr) & finite, hm_shape=(height, width),
+                       channels=channels, sigma=hm_sigma, compact=compact)
     if limbs is not None:
-        _draw_fields(flat, xy, (scores >= score_thr) & finite, limbs, (height, width),
-                     channels, heat_channels, paf_sigma, compact)
+        _draw_fields(flat, xy, (scores >= score_thr) & finite, limbs, hm_shape=(height, width),
+                     channels=channels, channel0=heat_channels, paf_sigma=paf_sigma,
+                     compact=compact)
     return out.to(coords.dtype)
 
 
 @torch.no_grad()
-def render_joint_heatmaps(coords: Tensor, scores: Tensor, hm_shape: Sequence[int],
+def render_joint_heatmaps(coords: Tensor, scores: Tensor, hm_shape: Sequence[int], *,
                           sigma: float = 0.5, score_thr: float = 0.1) -> Tensor:
     """Gaussian joint heatmaps, summed over people and clipped at 1.
 
@@ -299,12 +391,13 @@ def render_joint_heatmaps(coords: Tensor, scores: Tensor, hm_shape: Sequence[int
     Returns:
         (N, J, H, W) with value exp(-((x-jx)^2 + (y-jy)^2) / (2 sigma^2)), in coords.dtype.
     """
-    return _render(coords, scores, None, hm_shape, sigma, 1.0, score_thr)
+    return _render(coords, scores, None, hm_shape, hm_sigma=sigma, paf_sigma=1.0,
+                   score_thr=score_thr)
 
 
 @torch.no_grad()
 def render_part_affinity_fields(coords: Tensor, scores: Tensor, limbs: Tensor,
-                                hm_shape: Sequence[int], paf_sigma: float = 1.0,
+                                hm_shape: Sequence[int], *, paf_sigma: float = 1.0,
                                 score_thr: float = 0.1) -> Tensor:
     """Part affinity fields: the unit limb direction on the pixels a limb covers.
 
@@ -322,11 +415,12 @@ def render_part_affinity_fields(coords: Tensor, scores: Tensor, limbs: Tensor,
     Returns:
         (N, 2*L, H, W), channels ordered limb 0 x, limb 0 y, limb 1 x, ...; in coords.dtype.
     """
-    return _render(coords, scores, limbs, hm_shape, None, paf_sigma, score_thr)
+    return _render(coords, scores, limbs, hm_shape, hm_sigma=None, paf_sigma=paf_sigma,
+                   score_thr=score_thr)
 
 
 @torch.no_grad()
-def render_pose_maps(coords: Tensor, scores: Tensor, limbs: Tensor, hm_shape: Sequence[int],
+def render_pose_maps(coords: Tensor, scores: Tensor, limbs: Tensor, hm_shape: Sequence[int], *,
                      hm_sigma: float = 0.5, paf_sigma: float = 1.0,
                      score_thr: float = 0.1) -> Tensor:
     """Pose-network input: (N, P, J, 2), (N, P, J) -> (N, J + 2*L, H, W) = [heatmaps, PAFs].
@@ -334,4 +428,5 @@ def render_pose_maps(coords: Tensor, scores: Tensor, limbs: Tensor, hm_shape: Se
     Both parts are drawn straight into one output tensor (no concatenation copy); the values
     are those of `render_joint_heatmaps` and `render_part_affinity_fields`.
     """
-    return _render(coords, scores, limbs, hm_shape, hm_sigma, paf_sigma, score_thr)
+    return _render(coords, scores, limbs, hm_shape, hm_sigma=hm_sigma, paf_sigma=paf_sigma,
+                   score_thr=score_thr)

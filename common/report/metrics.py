@@ -164,13 +164,7 @@ def evaluation_report(*, clip_probs: np.ndarray, clip_labels: np.ndarray,
     if len(clip_labels) != len(clip_probs) or len(video_labels) != len(video_probs):
         raise ValueError(f"probabilities for {len(clip_probs)} clips / {len(video_probs)} "
                          f"videos but {len(clip_labels)} / {len(video_labels)} labels")
-    if class_names is None:
-        names = [str(i) for i in range(class_num)]
-    else:
-        names = [str(n) for n in class_names]
-        if len(names) != class_num:
-            raise ValueError(f"{len(names)} class names for {class_num} classes")
-
+    names = _class_names(class_names, class_num)
     confusion = confusion_matrix(video_probs.argmax(axis=1), video_labels, class_num)
     report: Dict[str, Any] = {
         "video_top1": topk_accuracy(video_probs, video_labels, 1),
@@ -185,19 +179,38 @@ def evaluation_report(*, clip_probs: np.ndarray, clip_labels: np.ndarray,
         "clips": int(len(clip_labels)),
     }
     if clip_gates is not None or video_gates is not None:
-        if video_gates is not None:
-            per_class = per_class_mean(video_gates, video_labels, class_num)
-        else:
-            per_class = per_class_mean(clip_gates, clip_labels, class_num)
-        # The clip mean is what test.py's summary has always reported as `gate_mean`.
-        spread = np.asarray(clip_gates if clip_gates is not None else video_gates,
-                            dtype=np.float64).reshape(-1)
-        report["gate"] = {
-            "mean": float(spread.mean()) if len(spread) else None,
-            "per_class": _none_for_nan(per_class),
-            "histogram": histogram(spread, bins=20, value_range=(0.0, 1.0)),
-        }
+        report["gate"] = _gate_report(clip_gates=clip_gates, clip_labels=clip_labels,
+                                      video_gates=video_gates, video_labels=video_labels,
+                                      class_num=class_num)
     return report
+
+
+def _class_names(class_names: Optional[Sequence[str]], class_num: int) -> List[str]:
+    """The C class names as strings; the class indices without names."""
+    if class_names is None:
+        return [str(i) for i in range(class_num)]
+    names = [str(n) for n in class_names]
+    if len(names) != class_num:
+        raise ValueError(f"{len(names)} class names for {class_num} classes")
+    return names
+
+
+def _gate_report(*, clip_gates: Optional[np.ndarray], clip_labels: np.ndarray,
+                 video_gates: Optional[np.ndarray], video_labels: np.ndarray,
+                 class_num: int) -> Dict[str, Any]:
+    """`evaluation_report`'s 'gate' entry (see there); one of the two gate arrays may be None."""
+    if video_gates is not None:
+        per_class = per_class_mean(video_gates, video_labels, class_num)
+    else:
+        per_class = per_class_mean(clip_gates, clip_labels, class_num)
+    # The clip mean is what test.py's summary has always reported as `gate_mean`.
+    spread = np.asarray(clip_gates if clip_gates is not None else video_gates,
+                        dtype=np.float64).reshape(-1)
+    return {
+        "mean": float(spread.mean()) if len(spread) else None,
+        "per_class": _none_for_nan(per_class),
+        "histogram": histogram(spread, bins=20, value_range=(0.0, 1.0)),
+    }
 
 
 def format_report(report: Dict[str, Any]) -> List[str]:

@@ -69,7 +69,6 @@ def plot_confusion_matrix(confusion: np.ndarray, class_names: Sequence[str], pat
     else:
         shown = confusion
         vmax = max(float(confusion.max()), 1.0)
-
     with_ticks = class_num <= MAX_TICK_LABELS
     # ~0.2 inch per class keeps small matrices readable; the cap bounds the file for large C.
     side = float(np.clip(3.0 + 0.2 * class_num, 5.0, 14.0)) if with_ticks else 10.0
@@ -79,20 +78,7 @@ def plot_confusion_matrix(confusion: np.ndarray, class_names: Sequence[str], pat
                       aspect="equal")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04,
                  label="fraction of the true class" if normalize else "videos")
-    if with_ticks:
-        fontsize = float(np.clip(360.0 / class_num, 5.0, 10.0))
-        ticks = np.arange(class_num)
-        ax.set_xticks(ticks)
-        ax.set_yticks(ticks)
-        ax.set_xticklabels([str(n) for n in class_names], rotation=90, fontsize=fontsize)
-        ax.set_yticklabels([str(n) for n in class_names], fontsize=fontsize)
-        ax.set_xlabel("Predicted class")
-        ax.set_ylabel("True class")
-    else:
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_xlabel(f"Predicted class ({class_num} classes, labels omitted)")
-        ax.set_ylabel(f"True class ({class_num} classes, labels omitted)")
+    _label_confusion_axes(ax, class_names, with_ticks=with_ticks)
     if class_num <= MAX_CELL_NUMBERS:
         for (row, col), value in np.ndenumerate(shown):
             text = "%.2f" % value if normalize else "%d" % value
@@ -101,6 +87,25 @@ def plot_confusion_matrix(confusion: np.ndarray, class_names: Sequence[str], pat
     ax.set_title(title + (" (row-normalised)" if normalize else ""))
     fig.tight_layout()
     return _save_figure(fig, path)
+
+
+def _label_confusion_axes(ax: Any, class_names: Sequence[str], *, with_ticks: bool) -> None:
+    """The confusion matrix's axis labels: a tick per class named, or only the class count."""
+    class_num = len(class_names)
+    if not with_ticks:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlabel(f"Predicted class ({class_num} classes, labels omitted)")
+        ax.set_ylabel(f"True class ({class_num} classes, labels omitted)")
+        return
+    fontsize = float(np.clip(360.0 / class_num, 5.0, 10.0))
+    ticks = np.arange(class_num)
+    ax.set_xticks(ticks)
+    ax.set_yticks(ticks)
+    ax.set_xticklabels([str(n) for n in class_names], rotation=90, fontsize=fontsize)
+    ax.set_yticklabels([str(n) for n in class_names], fontsize=fontsize)
+    ax.set_xlabel("Predicted class")
+    ax.set_ylabel("True class")
 
 
 def plot_gate(gates: np.ndarray, labels: np.ndarray, class_names: Sequence[str], path: str, *,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Dict, Iterable, Optional
+from typing import Dict, Iterable, Mapping, Optional
 
 from common.errors import DataError
 
@@ -93,3 +93,12 @@ class ProblemTally:
     def reset(self) -> None:
         self.counts.clear()
         self._warned.clear()
+
+
+def sum_counts(per_rank: Iterable[Mapping[str, int]]) -> Dict[str, int]:
+    """Several tallies' `counts` (one per rank) added up, key by key."""
+    total: Dict[str, int] = {}
+    for counts in per_rank:
+        for key, value in counts.items():
+            total[key] = total.get(key, 0) + value
+    return total

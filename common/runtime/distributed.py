@@ -11,11 +11,12 @@ context on GPU 0.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, List, Optional, Tuple
+from typing import Any, Iterator, List, Optional, Tuple
 
 import torch
 import torch.distributed as dist
@@ -112,6 +113,18 @@ def shutdown_distributed() -> None:
     """Leave the process group (a no-op without one)."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def distributed_process(gpu_ids: Optional[str], backend: Optional[str] = None
+                        ) -> Iterator[Tuple[DistInfo, torch.device, List[int]]]:
+    """`with distributed_process(...) as (info, device, gpu_ids):` `init_distributed` on
+    entry, `shutdown_distributed` on the way out, whatever the way."""
+    setup = init_distributed(gpu_ids, backend)
+    try:
+        yield setup
+    finally:
+        shutdown_distributed()
 
 
 def barrier(info: DistInfo) -> None:

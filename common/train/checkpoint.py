@@ -16,7 +16,6 @@ import os
 import os.path as osp
 import re
 import socket
-import tempfile
 import time
 import uuid
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
@@ -25,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from common.errors import CheckpointError
+from common.io.atomic_file import atomic_write
 from common.stages import MERGE_SOURCES, RGB_ONLY, RGB_POSE, STREAM_MODULES
 
 __all__ = ["CheckpointError", "STREAM_MODULES"]  # re-exported for the entry points
@@ -41,7 +41,7 @@ AGREEMENT_PREFIX = "aggregator.agreement."
 # Temporary files of `atomic_save`: `.tmp_<host>_<pid>_<random>.pth.tar`, so that a later run can
 # tell the leftovers of a dead process from the file another live process is writing.
 TMP_PREFIX = ".tmp_"
-# The host part has no '_' (`_tmp_name_prefix` replaces it); mkstemp's random part may have one.
+# The host part has no '_' (`_tmp_name_prefix` replaces it); the random part may have one.
 TMP_RE = re.compile(r"^\.tmp_(?P<host>[^_]+)_(?P<pid>\d+)_.+\.pth\.tar$")
 # A temporary of another machine (a shared file system) counts as stale after this long.
 FOREIGN_TMP_STALE_S = 6 * 3600
@@ -56,16 +56,24 @@ def partial_snapshot_path(model_dir: str, epoch: int, iteration: int) -> str:
     return osp.join(model_dir, f"snapshot_{epoch}_iter{iteration}.pth")
 
 
-def list_partial_snapshots(model_dir: str) -> List[Tuple[int, int, str]]:
-    """(epoch, iteration, path) of every mid-epoch snapshot in the folder, newest first."""
+def _numbered_files(model_dir: str, pattern: re.Pattern
+                   ) -> List[Tuple[Tuple[int, ...], str]]:
+    """(the numbers `pattern` captures, path) of each file of the folder whose name it matches,
+    highest numbers first; none when the folder does not exist."""
     if not osp.isdir(model_dir):
         return []
     found = []
     for name in os.listdir(model_dir):
-        match = PARTIAL_RE.match(name)
+        match = pattern.match(name)
         if match:
-            found.append((int(match.group(1)), int(match.group(2)), osp.join(model_dir, name)))
+            found.append((tuple(int(g) for g in match.groups()), osp.join(model_dir, name)))
     return sorted(found, reverse=True)
+
+
+def list_partial_snapshots(model_dir: str) -> List[Tuple[int, int, str]]:
+    """(epoch, iteration, path) of every mid-epoch snapshot in the folder, newest first."""
+    return [(epoch, iteration, path)
+            for (epoch, iteration), path in _numbered_files(model_dir, PARTIAL_RE)]
 
 
 def remove_partial_snapshots(model_dir: str, *, before: Tuple[int, int]) -> List[str]:
@@ -105,40 +113,22 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def current_umask() -> int:
-    """The process's umask (read by setting it and putting it back: there is no getter)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def _tmp_name_prefix() -> str:
     host = re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname()) or "host"
     return f"{TMP_PREFIX}{host}_{os.getpid()}_"
 
 
 def atomic_save(obj: Dict[str, Any], path: str) -> None:
-    """torch.save to a temporary file beside `path`, fsync, then rename over it.
+    """torch.save through `common.io.atomic_file.atomic_write`: a temporary file beside `path`,
+    fsync, then a rename over it.
 
     A crash during the write leaves the previous file (or none) instead of a truncated one, and
-    at worst a temporary that `remove_stale_temporaries` recognises later. The file gets the
-    permissions of an ordinary new file (0666 minus the umask), not mkstemp's 0600, so that
-    colleagues on a shared machine can read the snapshots.
+    at worst a temporary (`.tmp_<host>_<pid>_<random>.pth.tar`) that `remove_stale_temporaries`
+    recognises later. The file gets the permissions of an ordinary new file (0666 minus the
+    umask), so that colleagues on a shared machine can read the snapshots.
     """
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=_tmp_name_prefix(), suffix=".pth.tar", dir=folder)
-    try:
-        os.fchmod(fd, 0o666 & ~current_umask())
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_write(path, "wb", tmp_prefix=_tmp_name_prefix(), tmp_suffix=".pth.tar") as f:
+        torch.save(obj, f)
 
 
 def _process_alive(pid: int) -> bool:
@@ -186,7 +176,7 @@ def new_run_info() -> Dict[str, Any]:
 
 
 def save_snapshot(path: str, model: nn.Module, optimizer: Optional[torch.optim.Optimizer],
-                  epoch: int, mode: str, config: Optional[Mapping[str, Any]] = None,
+                  epoch: int, mode: str, *, config: Optional[Mapping[str, Any]] = None,
                   run: Optional[Mapping[str, Any]] = None,
                   extra: Optional[Mapping[str, Any]] = None) -> None:
     """Write a snapshot in the authors' layout plus `mode`, `merged`, `config`, the `run` that
@@ -349,14 +339,7 @@ def load_stage_heads(model: nn.Module, network: Mapping[str, Tensor], path: str)
 
 def list_snapshots(model_dir: str) -> List[Tuple[int, str]]:
     """(epoch, path) of every `snapshot_N.pth.tar` in the folder, newest epoch first."""
-    if not osp.isdir(model_dir):
-        return []
-    found = []
-    for name in os.listdir(model_dir):
-        match = SNAPSHOT_RE.match(name)
-        if match:
-            found.append((int(match.group(1)), osp.join(model_dir, name)))
-    return sorted(found, reverse=True)
+    return [(epoch, path) for (epoch,), path in _numbered_files(model_dir, SNAPSHOT_RE)]
 
 
 def _run_key(snap: Mapping[str, Any], path: str) -> Tuple[str, float]:

@@ -14,7 +14,8 @@ from torch import Tensor
 
 
 def person_box_mask(pose_coords: Tensor, pose_scores: Tensor, img_shape: Sequence[int],
-                    hm_shape: Sequence[int], margin: float = 0.15, score_thr: float = 0.1) -> Tensor:
+                    hm_shape: Sequence[int], *, margin: float = 0.15,
+                    score_thr: float = 0.1) -> Tensor:
     """Union of the people's joint boxes (grown by `margin` of their size on each side).
 
     Args:
@@ -48,7 +49,7 @@ def person_box_mask(pose_coords: Tensor, pose_scores: Tensor, img_shape: Sequenc
     return inside.any(dim=2, keepdim=False).unsqueeze(2).to(pose_coords.dtype)
 
 
-def swap_context(video: Tensor, pose_coords: Tensor, pose_scores: Tensor,
+def swap_context(video: Tensor, pose_coords: Tensor, pose_scores: Tensor, *,
                  hm_shape: Sequence[int], prob: float, margin: float = 0.15,
                  pose_frame_factor: int = 1, generator: Optional[torch.Generator] = None
                  ) -> Tuple[Tensor, Tensor]:
@@ -78,7 +79,7 @@ def swap_context(video: Tensor, pose_coords: Tensor, pose_scores: Tensor,
     partner = (torch.arange(b) + shift) % b
     coords = pose_coords[:, ::pose_frame_factor]
     scores = pose_scores[:, ::pose_frame_factor]
-    mask = person_box_mask(coords, scores, video.shape[-2:], hm_shape, margin)
+    mask = person_box_mask(coords, scores, video.shape[-2:], hm_shape, margin=margin)
     drawn = draw.to(device=device, dtype=mask.dtype).view(b, 1, 1, 1, 1)
     keep = mask * drawn + (1 - drawn)  # clips not drawn keep all their pixels
     partner = partner.to(device)

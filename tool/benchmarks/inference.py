@@ -25,7 +25,6 @@ from common.runtime.device import move_batch
 from common.train.engine import predict
 from common.train.inference import eval_chunk_clips, optimize_for_inference
 from common.model import build_model
-from common.nets.pose_maps_dense import render_pose_maps_dense
 from common.runtime.precision import Precision, resolve_precision
 from data.clip_loader import build_clip_loader
 from data.collate import collate_clips
@@ -33,6 +32,7 @@ from data.registry import build_dataset
 from data.samplers import ShardedBatchSampler
 from data.video_pose_dataset import LoadingOptions
 from tool.benchmarks.baselines.loading import BASELINE_LOADING
+from tool.benchmarks.baselines.pose_maps_dense import render_pose_maps_dense
 from tool.benchmarks.data import benchmark_config
 from tool.benchmarks.measure import ratio, sync
 from tool.benchmarks.roofline import conv_flops, peak_conv_rate
@@ -61,19 +61,20 @@ def _baseline_predict(model: nn.Module, dataset: Any, batch_size: int,
     return np.concatenate(probs)
 
 
-def network_steps(model: nn.Module, batch: Dict[str, Any], *, device: torch.device,
-                  repeats: int, chunk: Optional[int]) -> List[Dict[str, Any]]:
+def network_steps(model: nn.Module, batch: Dict[str, Any], *, baseline: nn.Module,
+                  device: torch.device, repeats: int, chunk: Optional[int]
+                  ) -> List[Dict[str, Any]]:
     """The network alone on one in-memory batch, as each evaluation step is added in turn:
     the original's way (dense renderer, BatchNorm layers, NCHW, the whole batch), then the
     windowed renderer, BatchNorm folded, channels_last, and `chunk`-clip sub-batches (skipped
-    when None: a GPU takes the batch whole). The variants are timed round-robin, `repeats`
+    when None: a GPU takes the batch whole). `baseline` is `model` with the dense renderer (the
+    same weights). The variants are timed round-robin, `repeats`
     rounds, median per variant.
 
     Returns: one row per step: 'step', 'per_clip_s', 'vs_original' (the original's time per
     clip over this step's).
     """
-    original = copy.deepcopy(model).eval()
-    original.pose_renderer = render_pose_maps_dense
+    original = copy.deepcopy(baseline).eval()
     windowed = copy.deepcopy(model).eval()
     nchw = Precision(amp="off", channels_last=False, device_type=device.type)
     nhwc = Precision(amp="off", channels_last=True, device_type=device.type)
@@ -112,8 +113,11 @@ def run(*, device: torch.device, repeats: int, smoke: bool, data_dir: str,
     model = build_model(cfg, dataset.class_num, joints.limbs, joints.joint_num)
     model.init_weights(None)
     model = _trained_looking(model).to(device)
-    baseline_model = copy.deepcopy(model)
-    baseline_model.pose_renderer = render_pose_maps_dense
+    # The same network and weights with the dense renderer: the original's arithmetic.
+    baseline_model = build_model(cfg, dataset.class_num, joints.limbs, joints.joint_num,
+                                 pose_renderer=render_pose_maps_dense)
+    baseline_model.load_state_dict(model.state_dict())
+    baseline_model = baseline_model.to(device).eval()
     precision = resolve_precision(cfg, device, training=False)
     chunk = eval_chunk_clips(cfg.eval_chunk_frames, cfg.frame_per_seg, device)  # as test.py
     ours_model, _ = optimize_for_inference(model, precision, chunk_clips=chunk)
@@ -146,7 +150,8 @@ def run(*, device: torch.device, repeats: int, smoke: bool, data_dir: str,
     peak = peak_conv_rate(device, channels_last=precision.channels_last,
                           frames=min(32, first["video"].shape[0] * cfg.frame_per_seg))
     floor_s = flops / peak["flops_per_s"]
-    steps = network_steps(model, first, device=device, repeats=repeats, chunk=chunk)
+    steps = network_steps(model, first, baseline=baseline_model, device=device, repeats=repeats,
+                          chunk=chunk)
     return {
         "case": "test.py evaluation (rgb+pose, 10 clips per video)",
         "clips": clips, "workers": cfg.num_thread,

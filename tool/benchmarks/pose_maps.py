@@ -1,7 +1,8 @@
 """Case 1: rendering the pose maps (joint heatmaps + PAFs), ours against the dense formulation.
 
-The baseline is `common.nets.pose_maps_dense.render_pose_maps_dense`, written straight from
-SPEC.md the way the original computes it: one (N, P, L, H, W) tensor per mask.
+The baseline is `tool.benchmarks.baselines.pose_maps_dense.render_pose_maps_dense`, written
+straight from docs/data_format.md the way the original computes it: one (N, P, L, H, W) tensor
+per mask.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any, Callable, Dict
 import torch
 
 from common.nets.pose_maps import render_pose_maps
-from common.nets.pose_maps_dense import render_pose_maps_dense
+from tool.benchmarks.baselines.pose_maps_dense import render_pose_maps_dense
 from data.joint_sets import OPENPOSE_18
 from tool.benchmarks.measure import peak_memory_mib, ratio, time_pair
 
@@ -49,7 +50,8 @@ def make_call(*, side: str, clips: int, frames: int, people: int, real: int, hm:
 
     def call() -> torch.Tensor:
         with torch.no_grad():
-            return renderer(poses["coords"], poses["scores"], limbs, (hm, hm), 0.5, 1.0, 0.1)
+            return renderer(poses["coords"], poses["scores"], limbs, (hm, hm), hm_sigma=0.5,
+                            paf_sigma=1.0, score_thr=0.1)
     return call
 
 

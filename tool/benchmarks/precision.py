@@ -44,7 +44,7 @@ def mixed_precision(device: torch.device) -> Precision:
     return Precision(amp=amp, channels_last=True, cudnn_benchmark=gpu, device_type=device.type)
 
 
-def _training_step(stage: str, cfg: Any, dataset: Any, batch: Dict[str, torch.Tensor],
+def _training_step(stage: str, cfg: Any, dataset: Any, batch: Dict[str, torch.Tensor], *,
                    precision: Precision, device: torch.device) -> Callable[[], None]:
     """train.py's step for `stage` in `precision`, on `batch`, from the same initial weights."""
     joints = dataset.joint_set
@@ -67,7 +67,7 @@ def _training_step(stage: str, cfg: Any, dataset: Any, batch: Dict[str, torch.Te
     return step
 
 
-def _stage_rows(stage: str, data_dir: str, device: torch.device, repeats: int, smoke: bool,
+def _stage_rows(stage: str, *, data_dir: str, device: torch.device, repeats: int, smoke: bool,
                 batch_size: int) -> Dict[str, Any]:
     cfg = benchmark_config(data_dir, smoke=smoke, mode=stage, train_batch_size=batch_size)
     dataset = build_dataset(cfg, cfg.dataset, "train")
@@ -75,7 +75,7 @@ def _stage_rows(stage: str, data_dir: str, device: torch.device, repeats: int, s
     sides = {"fp32": Precision(amp="off", channels_last=False,
                                cudnn_benchmark=device.type == "cuda", device_type=device.type),
              "mixed": mixed_precision(device)}
-    steps = {name: _training_step(stage, cfg, dataset, batch, p, device)
+    steps = {name: _training_step(stage, cfg, dataset, batch, precision=p, device=device)
              for name, p in sides.items()}
     for step in steps.values():  # warm-up: kernels built, cuDNN's algorithms chosen
         for _ in range(3 if device.type == "cuda" and not smoke else 1):
@@ -100,7 +100,8 @@ def run(*, device: torch.device, repeats: int, smoke: bool, data_dir: str) -> Di
     batches = [2] if smoke else [8, 32] if gpu else [8]
     # A GPU step takes milliseconds: more repeats cost little and steady the medians.
     repeats = max(repeats, 10) if gpu and not smoke else repeats
-    rows = [_stage_rows(stage, data_dir, device, repeats, smoke, b)
+    rows = [_stage_rows(stage, data_dir=data_dir, device=device, repeats=repeats, smoke=smoke,
+                        batch_size=b)
             for b in batches for stage in STAGES]
     best: Dict[str, Dict[str, Any]] = {}
     for row in rows:

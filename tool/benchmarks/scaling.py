@@ -9,10 +9,11 @@ which 2 real, 56 x 56 maps, 224 x 224 RGB, 18 joints, 17 limbs):
 - batch size (clips): 1 ... 16.
 
 Each point times the pose-map rendering of ours (`common.nets.pose_maps`) and of the dense
-baseline (`common.nets.pose_maps_dense`) alternately, and checks that they agree. The frames
-and batch sweeps also time the rgb+pose network's forward pass, as test.py runs it (BatchNorm
-folded, channels_last, on the CPU 16 frames' worth of clips at a time, `inference_mode`, ours
-rendering inside), on random inputs: no data is read. The network's points stop below the
+baseline (`tool.benchmarks.baselines.pose_maps_dense`) alternately, and checks that they agree.
+The frames and
+batch sweeps also time the rgb+pose network's forward pass, as test.py runs it (BatchNorm folded,
+channels_last, on the CPU 16 frames' worth of clips at a time, `inference_mode`, ours rendering
+inside), on random inputs: no data is read. The network's points stop below the
 largest rendering points (16 frames, batch 8), because on a 2-core CPU one forward pass there
 already takes seconds.
 

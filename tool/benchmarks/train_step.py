@@ -14,7 +14,8 @@ from typing import Any, Dict, List
 import torch
 
 from common.train.engine import make_optimizer, optimizer_step, step_losses
-from common.model import build_model
+from common.model import IntegralAction, build_model
+from common.nets.pose_maps import render_pose_maps
 from common.runtime.precision import Precision
 from common.stages import STAGES
 from data.registry import build_dataset
@@ -39,26 +40,25 @@ def _loading_time(dataset: Any, batch_size: int, repeats: int) -> float:
     return (time.perf_counter() - start) / count * batch_size
 
 
-def _stage_row(stage: str, data_dir: str, device: torch.device, repeats: int,
+def _stage_row(stage: str, *, data_dir: str, device: torch.device, repeats: int,
                smoke: bool) -> Dict[str, Any]:
     cfg = benchmark_config(data_dir, smoke=smoke, mode=stage)
     dataset = build_dataset(cfg, cfg.dataset, "train")
     batch = training_batch(cfg, dataset, device)
     joints = dataset.joint_set
     torch.manual_seed(0)
-    model = build_model(cfg, dataset.class_num, joints.limbs, joints.joint_num)
+    renders: List[int] = []
+
+    def counting_renderer(*args: Any, **kwargs: Any) -> torch.Tensor:
+        renders.append(1)
+        return render_pose_maps(*args, **kwargs)
+
+    model = build_model(cfg, dataset.class_num, joints.limbs, joints.joint_num,
+                        pose_renderer=counting_renderer)
     model.init_weights(None)
     model.freeze_for_stage()
     model.to(device).train()
     optimizer = make_optimizer(model, cfg)
-    renders: List[int] = []
-    renderer = model.pose_renderer
-
-    def counting_renderer(*args: Any) -> torch.Tensor:
-        renders.append(1)
-        return renderer(*args)
-
-    model.pose_renderer = counting_renderer
 
     fp32 = Precision(device_type=device.type)
 
@@ -68,9 +68,29 @@ def _stage_row(stage: str, data_dir: str, device: torch.device, repeats: int,
 
     step_s = time_call(step, device=device, repeats=repeats).median
     renders_per_step = len(renders) / (repeats + 1)
-    model.pose_renderer = renderer
     clips = cfg.train_batch_size
-    b, t = clips, cfg.frame_per_seg
+    parts = _part_times(model, batch, clips=clips, device=device, repeats=repeats)
+    optimizer.zero_grad(set_to_none=True)
+    load_s = _loading_time(dataset, clips, repeats)
+    rest = max(step_s - sum(parts.values()), 0.0)
+    # The parts are timed alone, so on a busy machine their sum can exceed the step: the
+    # shares are then of the parts' sum, so that they always add up to 1.
+    total = max(step_s, sum(parts.values())) + load_s
+    return {
+        "stage": stage, "clips_per_s": clips / step_s, "step_s": step_s, "load_s": load_s,
+        "renders_per_step": renders_per_step, "batch_keys": sorted(batch),
+        "share": {"loading": load_s / total, "rendering": parts["render"] / total,
+                  "backbones": (parts["img_backbone"] + parts["pose_backbone"]) / total,
+                  "rest": rest / total},
+        "parts_s": {**parts, "rest": rest},
+    }
+
+
+def _part_times(model: IntegralAction, batch: Dict[str, Any], *, clips: int,
+                device: torch.device, repeats: int) -> Dict[str, float]:
+    """Seconds of the step's parts, each timed alone: the pose-map rendering and each
+    backbone's forward (and backward, where the stage trains it)."""
+    b, t = clips, model.frame_per_seg
     parts = {"render": 0.0, "img_backbone": 0.0, "pose_backbone": 0.0}
     trains = set(model.trainable_modules())
     coords, scores = batch["pose_coords"], batch["pose_scores"]
@@ -95,24 +115,12 @@ def _stage_row(stage: str, data_dir: str, device: torch.device, repeats: int,
             if feat.requires_grad:
                 feat.sum().backward()
         parts["img_backbone"] = time_call(img_part, device=device, repeats=repeats).median
-    optimizer.zero_grad(set_to_none=True)
-    load_s = _loading_time(dataset, clips, repeats)
-    rest = max(step_s - sum(parts.values()), 0.0)
-    # The parts are timed alone, so on a busy machine their sum can exceed the step: the
-    # shares are then of the parts' sum, so that they always add up to 1.
-    total = max(step_s, sum(parts.values())) + load_s
-    return {
-        "stage": stage, "clips_per_s": clips / step_s, "step_s": step_s, "load_s": load_s,
-        "renders_per_step": renders_per_step, "batch_keys": sorted(batch),
-        "share": {"loading": load_s / total, "rendering": parts["render"] / total,
-                  "backbones": (parts["img_backbone"] + parts["pose_backbone"]) / total,
-                  "rest": rest / total},
-        "parts_s": {**parts, "rest": rest},
-    }
+    return parts
 
 
 def run(*, device: torch.device, repeats: int, smoke: bool, data_dir: str) -> Dict[str, Any]:
-    rows = [_stage_row(stage, data_dir, device, repeats, smoke) for stage in STAGES]
+    rows = [_stage_row(stage, data_dir=data_dir, device=device, repeats=repeats, smoke=smoke)
+            for stage in STAGES]
     by = {row["stage"]: row for row in rows}
     fused_vs_sum = by["rgb+pose"]["step_s"] / (by["rgb_only"]["step_s"] + by["pose_only"]["step_s"])
     worst_render = max(row["parts_s"]["render"] / row["step_s"] for row in rows)

@@ -1,1 +1,2 @@
-"""The plain implementations the benchmark cases measure the product against."""
+"""The reference implementations the benchmarks time the product against (never imported by
+the product)."""

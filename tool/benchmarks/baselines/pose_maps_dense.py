@@ -1,13 +1,14 @@
-"""Dense pose-map renderer: the baseline written straight from SPEC.md.
+"""Dense pose-map renderer: the baseline written straight from docs/data_format.md's formulas.
 
 Every (frame, person, joint) and every (frame, person, limb) is evaluated on every pixel of
 the map, padded people and dropped joints included, so the intermediates are
 (N, P, J, H, W) and (N, P, L, H, W) tensors: the full pixel grid, the two-dimensional Gaussian
 and one float tensor per mask, multiplied together. It is the arithmetic the original runs,
 kept as the reference that `common.nets.pose_maps` (the windowed renderer the model uses) is
-tested against, and as the baseline of `tool/benchmark.py`. Not for the hot path.
+tested against, and as the baseline of `tool/benchmark.py`. Not for the hot path, nor for the
+product: pass it to `IntegralAction(pose_renderer=...)` to time the network with it.
 
-Until commit 4f47248 this file held a cheaper dense variant (a separable Gaussian, boolean
+An earlier version of this baseline was a cheaper dense variant (a separable Gaussian, boolean
 masks), about 3x faster than the original's arithmetic; docs/performance.md gives both ratios.
 
 Known difference from the fast renderer: a NaN coordinate poisons the dense maps even where
@@ -32,7 +33,7 @@ def _grid(height: int, width: int, like: Tensor) -> Tuple[Tensor, Tensor]:
     return ys.to(like.dtype)[None, None, None], xs.to(like.dtype)[None, None, None]
 
 
-def render_joint_heatmaps_dense(coords: Tensor, scores: Tensor, hm_shape: Sequence[int],
+def render_joint_heatmaps_dense(coords: Tensor, scores: Tensor, hm_shape: Sequence[int], *,
                                 sigma: float = 0.5, score_thr: float = 0.1) -> Tensor:
     """Gaussian joint heatmaps, summed over people and clipped at 1.
 
@@ -56,24 +57,10 @@ def render_joint_heatmaps_dense(coords: Tensor, scores: Tensor, hm_shape: Sequen
 
 
 def render_part_affinity_fields_dense(coords: Tensor, scores: Tensor, limbs: Tensor,
-                                      hm_shape: Sequence[int], paf_sigma: float = 1.0,
+                                      hm_shape: Sequence[int], *, paf_sigma: float = 1.0,
                                       score_thr: float = 0.1) -> Tensor:
-    """Part affinity fields: the unit limb direction on the pixels a limb covers.
-
-    A pixel p is on limb j0 -> j1 of a person when 0 <= v.(p - p0) <= |p1 - p0| and
-    |v_perp.(p - p0)| <= paf_sigma, with v the unit direction and both joint scores >= score_thr.
-    A zero-length limb covers nothing. Where several people's limbs cover a pixel the field is
-    the mean of their directions.
-
-    Args:
-        coords: (N, P, J, 2) on the heatmap grid.
-        scores: (N, P, J).
-        limbs: (L, 2) long tensor of joint index pairs.
-        hm_shape: (H, W).
-
-    Returns:
-        (N, 2*L, H, W), channels ordered limb 0 x, limb 0 y, limb 1 x, ...
-    """
+    """Part affinity fields, evaluated on every pixel: the definition, arguments and result of
+    `common.nets.pose_maps.render_part_affinity_fields`, (N, 2*L, H, W)."""
     ys, xs = _grid(int(hm_shape[0]), int(hm_shape[1]), coords)
     limbs = limbs.to(coords.device)
     p0 = coords[:, :, limbs[:, 0]]  # (N, P, L, 2)
@@ -101,10 +88,11 @@ def render_part_affinity_fields_dense(coords: Tensor, scores: Tensor, limbs: Ten
 
 
 def render_pose_maps_dense(coords: Tensor, scores: Tensor, limbs: Tensor,
-                           hm_shape: Sequence[int], hm_sigma: float = 0.5,
+                           hm_shape: Sequence[int], *, hm_sigma: float = 0.5,
                            paf_sigma: float = 1.0, score_thr: float = 0.1) -> Tensor:
     """Pose-network input: (N, P, J, 2), (N, P, J) -> (N, J + 2*L, H, W) = [heatmaps, PAFs]."""
-    heatmaps = render_joint_heatmaps_dense(coords, scores, hm_shape, hm_sigma, score_thr)
-    pafs = render_part_affinity_fields_dense(coords, scores, limbs, hm_shape, paf_sigma,
-                                             score_thr)
+    heatmaps = render_joint_heatmaps_dense(coords, scores, hm_shape, sigma=hm_sigma,
+                                           score_thr=score_thr)
+    pafs = render_part_affinity_fields_dense(coords, scores, limbs, hm_shape,
+                                             paf_sigma=paf_sigma, score_thr=score_thr)
     return torch.cat((heatmaps, pafs), dim=1)
