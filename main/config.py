@@ -67,6 +67,8 @@ def _stage_lrs() -> str:
     return ", ".join(f"{s.default_lr:g} for {s.name}" for s in STAGES.values())
 
 
+# One declaration per field, all of one shape: a table of data, not repeated logic (a
+# line-similarity check pairs its rows).
 FIELDS: Tuple[Field, ...] = (
     # --- network
     Field("mode", str, "rgb+pose", "network",

@@ -69,7 +69,11 @@ class LapTimer:
 
 # --------------------------------------------------------------------------- 1. command line
 def make_parser() -> argparse.ArgumentParser:
-    """The demo's command line (the pose options: `main.pose_options`)."""
+    """The demo's command line (the pose options: `main.pose_options`).
+
+    Its options are declarations of argparse's one shape, like `tool/extract_poses.py`'s; the
+    options the two share are declared once, in `main.pose_options` and `main.video_options`.
+    """
     parser = OneLineParser(
         prog="demo.py", description=__doc__.split("\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,

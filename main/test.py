@@ -8,10 +8,10 @@ network (`test_snapshot`), predict on every rank (`predict_all_ranks`), then sco
 the results (`report`).
 """
 
-import os.path as osp
 import json
 import logging
 import os
+import os.path as osp
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np

@@ -22,14 +22,15 @@ Prints a table and writes every figure, with the machine and the command, to
 `scaling` also draws `--plot` (default `<output_dir>/vis/benchmark_scaling.png`).
 """
 
-import os.path as osp
-import sys
 import argparse
+import importlib
 import json
 import os
+import os.path as osp
 import platform
+import sys
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -40,6 +41,10 @@ from common.io.provenance import describe_revision, git_revision
 # `precision` by default only on a GPU (a CPU without bf16 instructions has no use for it).
 DEFAULT_CASES = ("pose_maps", "loading", "train_step", "inference")
 CASES = DEFAULT_CASES + ("precision", "scaling")
+# The keyword arguments each case's `run` takes beside device, repeats and smoke.
+CASE_ARGS: Dict[str, Tuple[str, ...]] = {
+    "pose_maps": (), "loading": ("data_dir", "workers"), "train_step": ("data_dir",),
+    "inference": ("data_dir", "workers"), "precision": ("data_dir",), "scaling": ("plot_path",)}
 
 
 def default_cases(device: torch.device) -> Sequence[str]:
@@ -203,34 +208,15 @@ def run_cases(cases: Sequence[str], *, device: torch.device, repeats: int, smoke
     from tool.benchmarks.data import benchmark_data
 
     results: Dict[str, Any] = {}
-    data_dir = None
+    available: Dict[str, Any] = {"workers": workers, "plot_path": plot_path, "data_dir": None}
     for name in cases:
         start = time.perf_counter()
-        if name in ("loading", "train_step", "inference", "precision") and data_dir is None:
-            data_dir = benchmark_data(output_dir, smoke=smoke)
-        if name == "pose_maps":
-            from tool.benchmarks import pose_maps
-            results[name] = pose_maps.run(device=device, repeats=repeats, smoke=smoke)
-        elif name == "loading":
-            from tool.benchmarks import loading
-            results[name] = loading.run(device=device, repeats=repeats, smoke=smoke,
-                                        data_dir=data_dir, workers=workers)
-        elif name == "train_step":
-            from tool.benchmarks import train_step
-            results[name] = train_step.run(device=device, repeats=repeats, smoke=smoke,
-                                           data_dir=data_dir)
-        elif name == "inference":
-            from tool.benchmarks import inference
-            results[name] = inference.run(device=device, repeats=repeats, smoke=smoke,
-                                          data_dir=data_dir, workers=workers)
-        elif name == "precision":
-            from tool.benchmarks import precision
-            results[name] = precision.run(device=device, repeats=repeats, smoke=smoke,
-                                          data_dir=data_dir)
-        elif name == "scaling":
-            from tool.benchmarks import scaling
-            results[name] = scaling.run(device=device, repeats=repeats, smoke=smoke,
-                                        plot_path=plot_path)
+        if "data_dir" in CASE_ARGS[name] and available["data_dir"] is None:
+            available["data_dir"] = benchmark_data(output_dir, smoke=smoke)
+        # Imported when run: a case's imports (the baselines, the synthetic data) cost start-up.
+        case = importlib.import_module(f"tool.benchmarks.{name}")
+        extra = {arg: available[arg] for arg in CASE_ARGS[name]}
+        results[name] = case.run(device=device, repeats=repeats, smoke=smoke, **extra)
         results[name]["seconds"] = time.perf_counter() - start
         print(f"[benchmark] {name} done in {results[name]['seconds']:.0f} s", flush=True)
     return results

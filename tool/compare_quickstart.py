@@ -17,8 +17,8 @@ Prints a table and writes every figure, with the machine, both revisions and the
 `<output_dir>/quickstart_compare/`.
 """
 
-import os.path as osp
 import argparse
+import os.path as osp
 from typing import Any, Dict, Optional, Sequence
 
 from common.errors import exit_on_error

@@ -246,7 +246,11 @@ def write_index_files(entries: Sequence[Dict[str, Any]], classes: Sequence[str],
 
 
 def make_parser() -> argparse.ArgumentParser:
-    """The tool's command line (the pose options: `main.pose_options`)."""
+    """The tool's command line (the pose options: `main.pose_options`).
+
+    Its options are declarations of argparse's one shape, like `main/demo.py`'s; the options
+    the two share are declared once, in `main.pose_options` and `main.video_options`.
+    """
     parser = OneLineParser(prog="extract_poses.py", description=__doc__.split("\n")[0])
     parser.add_argument("--src", required=True,
                         help="a video file, or a folder with one sub-folder of videos per class")

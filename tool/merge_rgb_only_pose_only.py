@@ -8,8 +8,8 @@ rgb_only snapshot, `pose_backbone.*` and `pose2feat.*` from the pose_only one; e
 stage's classifier is kept as `aggregator.agreement.*` for `--stream_agreement`.
 """
 
-import os.path as osp
 import argparse
+import os.path as osp
 from typing import Optional, Sequence
 
 from common.train.checkpoint import atomic_save, load_snapshot, merge_single_stream_snapshots

@@ -17,10 +17,10 @@ recipe of this project (configs/robust.toml: `stream_agreement` and `context_aug
 README).
 """
 
-import os.path as osp
 import argparse
 import json
 import os
+import os.path as osp
 import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple

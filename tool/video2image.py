@@ -13,11 +13,11 @@ quote or a `;` broke the extraction or ran a command. Here the videos are decode
 PyAV: no shell is ever started, and any name that is legal for a file works.
 """
 
-import os.path as osp
-import sys
 import argparse
 import os
+import os.path as osp
 import shutil
+import sys
 import uuid
 from concurrent.futures import ProcessPoolExecutor
 from typing import Dict, List, Optional, Sequence, Tuple

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -102,22 +102,38 @@ def network_steps(model: nn.Module, batch: Dict[str, Any], *, baseline: nn.Modul
             for (name, _), t in zip(variants, per_clip)]
 
 
+def _two_networks(cfg: Any, dataset: Any, device: torch.device) -> Tuple[nn.Module, nn.Module]:
+    """Ours (trained-looking weights) and the same network and weights with the dense
+    renderer, the original's arithmetic, both on `device`."""
+    joints = dataset.joint_set
+    torch.manual_seed(0)
+    model = build_model(cfg, dataset.class_num, joints.limbs, joints.joint_num)
+    model.init_weights(None)
+    model = _trained_looking(model).to(device)
+    baseline_model = build_model(cfg, dataset.class_num, joints.limbs, joints.joint_num,
+                                 pose_renderer=render_pose_maps_dense)
+    baseline_model.load_state_dict(model.state_dict())
+    return model, baseline_model.to(device).eval()
+
+
+def _convolution_floor(model: nn.Module, batch: Dict[str, Any], *, cfg: Any,
+                       device: torch.device, precision: Precision
+                       ) -> Tuple[float, Dict[str, float]]:
+    """The network's convolution work per clip (FLOP) and the best rate this device reaches on
+    its 3x3 shapes: together the floor no fp32 evaluation of the same network gets below."""
+    flops = conv_flops(model, lambda: model(batch)) / batch["video"].shape[0]
+    peak = peak_conv_rate(device, channels_last=precision.channels_last,
+                          frames=min(32, batch["video"].shape[0] * cfg.frame_per_seg))
+    return flops, peak
+
+
 def run(*, device: torch.device, repeats: int, smoke: bool, data_dir: str,
         workers: int) -> Dict[str, Any]:
     cfg = benchmark_config(data_dir, smoke=smoke, mode="rgb+pose", num_thread=workers)
     as_bytes = cfg.num_thread > 0 and device.type == "cuda"  # as test.py
     dataset = build_dataset(cfg, cfg.dataset, "test",
                             loading=LoadingOptions(video_as_bytes=as_bytes))
-    joints = dataset.joint_set
-    torch.manual_seed(0)
-    model = build_model(cfg, dataset.class_num, joints.limbs, joints.joint_num)
-    model.init_weights(None)
-    model = _trained_looking(model).to(device)
-    # The same network and weights with the dense renderer: the original's arithmetic.
-    baseline_model = build_model(cfg, dataset.class_num, joints.limbs, joints.joint_num,
-                                 pose_renderer=render_pose_maps_dense)
-    baseline_model.load_state_dict(model.state_dict())
-    baseline_model = baseline_model.to(device).eval()
+    model, baseline_model = _two_networks(cfg, dataset, device)
     precision = resolve_precision(cfg, device, training=False)
     chunk = eval_chunk_clips(cfg.eval_chunk_frames, cfg.frame_per_seg, device)  # as test.py
     ours_model, _ = optimize_for_inference(model, precision, chunk_clips=chunk)
@@ -142,13 +158,10 @@ def run(*, device: torch.device, repeats: int, smoke: bool, data_dir: str,
             seconds[name].append(time.perf_counter() - start)
     best = {name: float(np.median(values)) for name, values in seconds.items()}
     clips = len(dataset)
-    # The convolution floor: the network's convolution work at the best rate this device
-    # reaches on its 3x3 shapes; no fp32 evaluation of the same network gets below it.
     first = move_batch(collate_clips([dataset[i] for i in range(min(batch_size, clips))]),
                        device)
-    flops = conv_flops(ours_model, lambda: ours_model(first)) / first["video"].shape[0]
-    peak = peak_conv_rate(device, channels_last=precision.channels_last,
-                          frames=min(32, first["video"].shape[0] * cfg.frame_per_seg))
+    flops, peak = _convolution_floor(ours_model, first, cfg=cfg, device=device,
+                                     precision=precision)
     floor_s = flops / peak["flops_per_s"]
     steps = network_steps(model, first, baseline=baseline_model, device=device, repeats=repeats,
                           chunk=chunk)
