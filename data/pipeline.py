@@ -24,9 +24,9 @@ from typing import Any, Callable, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from data.pose_geometry import select_top_k_frames, transform_pose
 from data.transforms import (center_crop_box, crop_affine, input_clip, input_clip_bytes,
-                             resize_shape, sample_train_crop, select_top_k_frames,
-                             transform_pose)
+                             resize_shape, sample_train_crop)
 
 Box = Tuple[int, int, int, int]
 # `(frames, resized_hw, matrix, do_flip, out_shape) -> (T, 3, h, w)` float32 in [0, 1]: how a

@@ -15,7 +15,7 @@ import numpy as np
 from common.errors import DataError
 from common.report.problems import JOINTS_ZEROED, POSE_ZEROED, SKIPPED, Problem
 from data.parsing import strip_path
-from data.transforms import PAD_COORD
+from data.pose_geometry import PAD_COORD
 
 # `(coords (P, J, 2), scores (P, J))` of one frame, or None: no people.
 FramePeople = Optional[Tuple[np.ndarray, np.ndarray]]

@@ -14,10 +14,9 @@ from data.transforms import (
     crop_scale_pairs,
     resize_shape,
     sample_train_crop,
-    select_top_k,
-    transform_pose,
     warp_frames,
 )
+from data.pose_geometry import select_top_k, transform_pose
 from data.joint_sets import NTU_25, OPENPOSE_18
 
 

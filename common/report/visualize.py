@@ -28,7 +28,7 @@ TEXT_SCALE = 0.45
 
 
 def rank_people(scores: np.ndarray) -> np.ndarray:
-    """People of one frame ordered as `select_top_k` keeps them: by mean joint score, highest
+    """People of one frame ordered as the loaders keep them: by mean joint score, highest
     first, ties in input order. `scores (P, J)` -> indices `(P,)`."""
     scores = np.asarray(scores, dtype=np.float32)
     if len(scores) == 0:
