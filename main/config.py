@@ -23,14 +23,16 @@ from __future__ import annotations
 import difflib
 import os.path as osp
 from types import MappingProxyType
-from typing import Any, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Collection, List, Mapping, Optional, Tuple
 
 from easydict import EasyDict
 
 from common.runtime.device import parse_gpu_ids
 from common.errors import CheckpointError, UsageError
 from common.stages import MODES, STAGES, get_stage
-from main.config_values import Field, same_value, show_value, value_from_python
+from main.config_values import (AT_LEAST_ONE, AT_LEAST_ZERO, POSITIVE, PROBABILITY, SHAPE_HW,
+                                 Field, Range, range_error, same_value, show_value,
+                                 value_from_python)
 
 ROOT_DIR = osp.abspath(osp.join(osp.dirname(osp.abspath(__file__)), ".."))
 
@@ -76,7 +78,7 @@ FIELDS: Tuple[Field, ...] = (
           choices=MODES),
     Field("class_num", Optional[int], None, "network",
           "number of action classes; none: the data set's own count (Kinetics50: 50, NTU: 60), "
-          "else the largest label + 1"),
+          "else the largest label + 1", range=AT_LEAST_ONE),
     Field("pose_gate", bool, True, "network",
           "the pose-driven gate of the fusion (false: the paper's no-gate ablation)"),
     Field("gate_input", str, "pose", "network",
@@ -87,7 +89,8 @@ FIELDS: Tuple[Field, ...] = (
           "whose scene the context augmentation took from another class)",
           choices=("pose", "swap")),
     Field("gate_hidden", int, 0, "network",
-          "width of a hidden ReLU layer in the gate (0: the paper's single Linear layer)"),
+          "width of a hidden ReLU layer in the gate (0: the paper's single Linear layer)",
+          range=AT_LEAST_ZERO),
     Field("stream_agreement", bool, False, "network",
           "scale the RGB term of the fusion by how far the rgb_only and pose_only stages' own "
           "classifiers agree on the clip"),
@@ -95,28 +98,35 @@ FIELDS: Tuple[Field, ...] = (
           choices=(18, 34, 50)),
     Field("pose_resnet_type", int, 18, "network", "depth of the pose stream's ResNet",
           choices=(18, 34, 50)),
-    Field("agg_feat_dim", int, 512, "network", "feature width of the fusion (aggregator)"),
-    Field("dropout", float, 0.5, "network", "dropout probability before the classifier"),
+    Field("agg_feat_dim", int, 512, "network", "feature width of the fusion (aggregator)",
+          range=AT_LEAST_ONE),
+    Field("dropout", float, 0.5, "network", "dropout probability before the classifier",
+          range=Range(min=0, max=1, max_open=True)),
     # --- input
     Field("video_shape", Optional[Tuple[int, ...]], None, "input",
           "frame size after resizing: one number (the shorter side) or H,W; "
-          "none: 256 (240,320 for NTU)"),
+          "none: 256 (240,320 for NTU)", range=Range(min=1, lengths=(1, 2))),
     Field("input_img_shape", Tuple[int, ...], (224, 224), "input",
-          "crop fed to the RGB stream, H,W"),
-    Field("input_hm_shape", Tuple[int, ...], (56, 56), "input", "grid of the pose maps, H,W"),
-    Field("hm_sigma", float, 0.5, "input", "Gaussian sigma of the joint heatmaps (grid pixels)"),
+          "crop fed to the RGB stream, H,W", range=SHAPE_HW),
+    Field("input_hm_shape", Tuple[int, ...], (56, 56), "input", "grid of the pose maps, H,W",
+          range=SHAPE_HW),
+    Field("hm_sigma", float, 0.5, "input", "Gaussian sigma of the joint heatmaps (grid pixels)",
+          range=POSITIVE),
     Field("paf_sigma", float, 1.0, "input",
-          "half-width of a limb in the part affinity fields (grid pixels)"),
-    Field("top_k_pose", int, 5, "input", "most people per frame (by mean joint score)"),
-    Field("frame_per_seg", int, 8, "input", "frames per clip"),
-    Field("frame_interval", int, 8, "input", "step between the frames of a clip"),
+          "half-width of a limb in the part affinity fields (grid pixels)", range=POSITIVE),
+    Field("top_k_pose", int, 5, "input", "most people per frame (by mean joint score)",
+          range=AT_LEAST_ONE),
+    Field("frame_per_seg", int, 8, "input", "frames per clip", range=AT_LEAST_ONE),
+    Field("frame_interval", int, 8, "input", "step between the frames of a clip",
+          range=AT_LEAST_ONE),
     Field("pose_frame_factor", int, 1, "input",
-          "the pose stream sees this many times more frames (must divide frame_interval)"),
+          "the pose stream sees this many times more frames (must divide frame_interval)",
+          range=AT_LEAST_ONE),
     Field("fast_decode", bool, False, "input",
           "decode frames at least twice their resize target at 1/2, 1/4 or 1/8 size (libjpeg "
           "DCT scaling): faster, but not the reference pixels"),
     Field("pose_score_thr", float, 0.1, "input",
-          "joints scoring below this are left out of the pose maps"),
+          "joints scoring below this are left out of the pose maps", range=PROBABILITY),
     # --- data
     Field("dataset", str, "Kinetics", "data",
           "Kinetics, Mimetics (test only) or NTU", choices=DATASETS),
@@ -127,22 +137,30 @@ FIELDS: Tuple[Field, ...] = (
           "backbone weights a run starts from: 'imagenet' (torchvision), a local ResNet "
           "state-dict file, or 'none' (random)", metavar="WEIGHTS"),
     Field("lr", Optional[float], None, "training",
-          f"learning rate; none: the stage's ({_stage_lrs()})"),
+          f"learning rate; none: the stage's ({_stage_lrs()})", range=POSITIVE),
     Field("lr_dec_epoch", Tuple[int, ...], (21, 26), "training",
-          "epochs at which the learning rate is divided by lr_dec_factor"),
-    Field("lr_dec_factor", float, 10.0, "training", "learning-rate divisor at each lr_dec_epoch"),
+          "epochs at which the learning rate is divided by lr_dec_factor (one at or past "
+          "end_epoch never comes)",
+          range=Range(min=1, increasing=True)),
+    Field("lr_dec_factor", float, 10.0, "training", "learning-rate divisor at each lr_dec_epoch",
+          range=POSITIVE),
     Field("end_epoch", int, 30, "training",
-          "train epochs up to end_epoch - 1 (may be raised on --continue)"),
-    Field("momentum", float, 0.9, "training", "SGD momentum"),
-    Field("weight_decay", float, 1e-4, "training", "SGD weight decay"),
-    Field("train_batch_size", int, 8, "training", "clips per GPU per step"),
+          "train epochs up to end_epoch - 1 (may be raised on --continue)", range=AT_LEAST_ONE),
+    Field("momentum", float, 0.9, "training", "SGD momentum",
+          range=Range(min=0, max=1, max_open=True)),
+    Field("weight_decay", float, 1e-4, "training", "SGD weight decay",
+          range=AT_LEAST_ZERO),
+    Field("train_batch_size", int, 8, "training", "clips per GPU per step",
+          range=AT_LEAST_ONE),
     Field("train_aug", bool, True, "training", "multi-scale crop and flip of training clips"),
-    Field("reg_weight", float, 1.5, "training", "weight (lambda) of the pose-gate loss"),
+    Field("reg_weight", float, 1.5, "training", "weight (lambda) of the pose-gate loss",
+          range=AT_LEAST_ZERO),
     Field("context_aug_prob", float, 0.0, "training",
           "rgb+pose: probability that a clip's pixels outside its people's pose boxes come "
-          "from another clip (0: off, the paper)"),
+          "from another clip (0: off, the paper)", range=PROBABILITY),
     Field("context_aug_box_margin", float, 0.15, "training",
-          "how far the context augmentation grows each pose box, as a fraction of its size"),
+          "how far the context augmentation grows each pose box, as a fraction of its size",
+          range=AT_LEAST_ZERO),
     Field("init_snapshot", Optional[str], None, "training",
           "snapshot rgb+pose starts from; none: <model_dir>/snapshot_0.pth.tar (the merge "
           "tool's output)", metavar="PATH"),
@@ -150,26 +168,34 @@ FIELDS: Tuple[Field, ...] = (
           "rgb+pose: the frozen streams use their BatchNorm statistics instead of updating them"),
     Field("seed", Optional[int], None, "training",
           "random seed: the same seed gives the same losses and weights on a CPU; none: a "
-          "random one, recorded in the snapshots so that --continue still resumes exactly"),
+          "random one, recorded in the snapshots so that --continue still resumes exactly",
+          range=Range(min=0, max=2**32 - 1)),
     Field("lr_schedule", str, "step", "training",
           "'step' (the original: divide by lr_dec_factor at each lr_dec_epoch) or 'cosine' "
           "(from lr to lr_min over the stage's epochs, per iteration)", choices=("step", "cosine")),
-    Field("lr_min", float, 0.0, "training", "the cosine schedule's final learning rate"),
+    Field("lr_min", float, 0.0, "training", "the cosine schedule's final learning rate",
+          range=AT_LEAST_ZERO),
     Field("warmup_epochs", float, 0.0, "training",
-          "linear warm-up at the start of the stage, in epochs (fractions allowed; 0: none)"),
+          "linear warm-up at the start of the stage, in epochs (fractions allowed; 0: none)",
+          range=AT_LEAST_ZERO),
     Field("warmup_factor", float, 0.01, "training",
-          "the warm-up starts at lr x warmup_factor and reaches lr after warmup_epochs"),
+          "the warm-up starts at lr x warmup_factor and reaches lr after warmup_epochs",
+          range=Range(min=0, max=1, min_open=True)),
     # --- testing
-    Field("test_infer_num", int, 10, "testing", "clips per video at test time (averaged)"),
-    Field("test_batch_size", int, 16, "testing", "clips per test batch"),
+    Field("test_infer_num", int, 10, "testing", "clips per video at test time (averaged)",
+          range=AT_LEAST_ONE),
+    Field("test_batch_size", int, 16, "testing", "clips per test batch",
+          range=AT_LEAST_ONE),
     Field("eval_chunk_frames", Optional[int], None, "testing",
           "evaluation runs the network on sub-batches of whole clips of about this many frames "
           "(the same outputs; on a CPU a small sub-batch's activations stay in cache); none: "
-          "16 on the CPU, the whole batch on a GPU; 0: the whole batch"),
+          "16 on the CPU, the whole batch on a GPU; 0: the whole batch", range=AT_LEAST_ZERO),
     Field("test_epoch", Optional[int], None, "testing",
-          "the snapshot_<N>.pth.tar that test.py evaluates (test.py needs it)"),
+          "the snapshot_<N>.pth.tar that test.py evaluates (test.py needs it)",
+          range=AT_LEAST_ZERO),
     # --- runtime
-    Field("num_thread", int, 4, "runtime", "DataLoader worker processes (0: the main process)"),
+    Field("num_thread", int, 4, "runtime", "DataLoader worker processes (0: the main process)",
+          range=AT_LEAST_ZERO),
     Field("gpu_ids", Optional[str], None, "runtime",
           "GPUs: '0', '0,1', '0-3' or 'cpu'; none: the first visible GPU, else the CPU",
           flags=("--gpu",), metavar="GPUS"),
@@ -179,13 +205,15 @@ FIELDS: Tuple[Field, ...] = (
           "a stage started without --continue may replace its existing snapshots"),
     Field("strict", bool, False, "runtime",
           "every data problem (a skipped clip, a zeroed pose) stops the run"),
-    Field("log_interval", int, 20, "runtime", "log the loss every N iterations (0: never)"),
+    Field("log_interval", int, 20, "runtime", "log the loss every N iterations (0: never)",
+          range=AT_LEAST_ZERO),
     Field("progress_bar", bool, True, "runtime", "show a progress bar"),
     Field("max_iters_per_epoch", Optional[int], None, "runtime",
-          "cap on iterations per epoch, for smoke runs; none: the whole epoch"),
+          "cap on iterations per epoch, for smoke runs; none: the whole epoch", range=AT_LEAST_ONE),
     Field("save_every", Optional[int], None, "runtime",
           "also save a resumable snapshot every N iterations within an epoch (--continue then "
-          "goes on with the next unseen batch); none: at the end of each epoch only"),
+          "goes on with the next unseen batch); none: at the end of each epoch only",
+          range=AT_LEAST_ONE),
     Field("amp", str, "auto", "runtime",
           "mixed precision: 'bf16', 'fp16' (with a gradient scaler), 'off'; 'auto': training on "
           "a GPU in bf16 (fp16 where the GPU has no bf16), the CPU and test.py in fp32",
@@ -273,15 +301,31 @@ def build_config(overrides: Optional[Mapping[str, Any]] = None, *,
     return finalize_config(apply_overrides(default_config(), overrides), entry=entry)
 
 
-def finalize_config(cfg: EasyDict, *, entry: Optional[str] = None) -> EasyDict:
-    """Check every field, fill the derived ones; `cfg` is changed in place and returned."""
+def finalize_config(cfg: EasyDict, *, entry: Optional[str] = None,
+                    from_snapshot: Collection[str] = ()) -> EasyDict:
+    """Check every field, fill the derived ones; `cfg` is changed in place and returned.
+
+    Args:
+        entry: as in `build_config`.
+        from_snapshot: the fields whose value a snapshot's saved config gave: their type is
+            checked but not their range (they were valid for the code that trained it), nor the
+            relations among them alone.
+
+    Raises:
+        UsageError: a value of the wrong type or out of its field's range (the message names
+            the option, the value and the range), or fields that cannot be used together.
+    """
     if entry not in (None,) + ENTRIES:
         raise ValueError(f"entry must be one of {ENTRIES} or None, got {entry!r}")
+    see_help = f" (see {entry}.py --help)" if entry else ""
     for field in FIELDS:
         try:
             cfg[field.name] = value_from_python(field, cfg[field.name])
         except ValueError as err:
             raise UsageError(f"{field.option}: {err}") from None
+        problem = None if field.name in from_snapshot else range_error(field, cfg[field.name])
+        if problem:
+            raise UsageError(problem + see_help)
 
     if entry == "train" and cfg.dataset in TEST_ONLY_DATASETS:
         raise UsageError(
@@ -291,38 +335,6 @@ def finalize_config(cfg: EasyDict, *, entry: Optional[str] = None) -> EasyDict:
         raise UsageError("test.py needs --test_epoch N (it tests <model_dir>/snapshot_N.pth.tar)")
     parse_gpu_ids(cfg.gpu_ids)  # the syntax only: which GPUs exist is known to select_device
 
-    # Values out of these ranges would fail far from the option that set them.
-    for name, lowest in (("class_num", 1), ("gate_hidden", 0), ("agg_feat_dim", 1),
-                         ("top_k_pose", 1), ("frame_per_seg", 1), ("frame_interval", 1),
-                         ("pose_frame_factor", 1), ("end_epoch", 0), ("train_batch_size", 1),
-                         ("test_infer_num", 1), ("test_batch_size", 1), ("test_epoch", 0),
-                         ("num_thread", 0), ("log_interval", 0), ("max_iters_per_epoch", 1),
-                         ("save_every", 1)):
-        if cfg[name] is not None and cfg[name] < lowest:
-            raise UsageError(f"--{name} must be {lowest} or more, got {cfg[name]}")
-    if cfg.warmup_epochs < 0 or cfg.lr_min < 0 or not 0 < cfg.warmup_factor <= 1:
-        raise UsageError("--warmup_epochs and --lr_min must be 0 or more and --warmup_factor in "
-                         f"(0, 1], got {cfg.warmup_epochs}, {cfg.lr_min}, {cfg.warmup_factor}")
-    for name in ("lr", "lr_dec_factor", "hm_sigma", "paf_sigma"):
-        if cfg[name] is not None and not cfg[name] > 0:
-            raise UsageError(f"--{name} must be positive, got {cfg[name]}")
-    if not 0 <= cfg.dropout < 1:
-        raise UsageError(f"--dropout must be in [0, 1), got {cfg.dropout}")
-    if not 0 <= cfg.context_aug_prob <= 1:
-        raise UsageError(f"--context_aug_prob must be in [0, 1], got {cfg.context_aug_prob}")
-    for name, lengths in (("video_shape", (1, 2)), ("input_img_shape", (2,)),
-                          ("input_hm_shape", (2,))):
-        shape = cfg[name]
-        if shape is not None and (len(shape) not in lengths or min(shape) < 1):
-            wanted = "H,W" if lengths == (2,) else "one number (the shorter side) or H,W"
-            raise UsageError(f"--{name} must be {wanted} of positive integers, "
-                             f"got {show_value(shape)}")
-    if cfg.gate_target == "swap" and not cfg.context_aug_prob > 0:
-        raise UsageError("--gate_target swap needs context augmentation (--context_aug_prob > 0)")
-    if cfg.frame_interval % cfg.pose_frame_factor != 0:
-        raise UsageError(f"--pose_frame_factor {cfg.pose_frame_factor} must divide "
-                         f"--frame_interval {cfg.frame_interval}")
-
     if cfg.lr is None:
         cfg.lr = get_stage(cfg.mode).default_lr
     if cfg.video_shape is None:
@@ -331,7 +343,41 @@ def finalize_config(cfg: EasyDict, *, entry: Optional[str] = None) -> EasyDict:
     cfg.vis_dir = cfg.vis_dir or osp.join(cfg.output_dir, "vis")
     cfg.log_dir = cfg.log_dir or osp.join(cfg.output_dir, "log")
     cfg.result_dir = cfg.result_dir or osp.join(cfg.output_dir, "result")
+    check_relations(cfg, from_snapshot=from_snapshot)
     return cfg
+
+
+def check_relations(cfg: EasyDict, *, from_snapshot: Collection[str] = ()) -> None:
+    """The rules between fields, on the resolved config (each field is in its range already).
+
+    A rule whose fields all come from a snapshot's saved config is not checked: the snapshot
+    was valid for the code that trained it and must still load.
+
+    Raises:
+        UsageError: the first rule broken, naming both options and their values.
+    """
+    rules: Tuple[Tuple[Tuple[str, ...], Callable[[], Optional[str]]], ...] = (
+        (("gate_target", "context_aug_prob"), lambda: (
+            "--gate_target swap needs context augmentation (--context_aug_prob > 0)"
+            if cfg.gate_target == "swap" and not cfg.context_aug_prob > 0 else None)),
+        (("pose_frame_factor", "frame_interval"), lambda: (
+            f"--pose_frame_factor {cfg.pose_frame_factor} must divide --frame_interval "
+            f"{cfg.frame_interval}" if cfg.frame_interval % cfg.pose_frame_factor else None)),
+        (("lr_min", "lr", "lr_schedule"), lambda: (
+            f"--lr_min {cfg.lr_min:g} must not exceed --lr {cfg.lr:g}: the cosine schedule "
+            "falls from lr to lr_min" if cfg.lr_schedule == "cosine" and cfg.lr_min > cfg.lr
+            else None)),
+        (("warmup_epochs", "end_epoch"), lambda: (
+            f"--warmup_epochs {cfg.warmup_epochs:g} must not exceed --end_epoch {cfg.end_epoch}: "
+            "the learning rate would never reach --lr" if cfg.warmup_epochs > cfg.end_epoch
+            else None)),
+    )
+    for fields, broken in rules:
+        if set(fields) <= set(from_snapshot):
+            continue
+        problem = broken()
+        if problem:
+            raise UsageError(problem)
 
 
 # ------------------------------------------------------------------------------ snapshots
@@ -382,7 +428,8 @@ def config_from_snapshot(saved: Mapping[str, Any], overrides: Mapping[str, Any],
         CheckpointError: the snapshot's config holds a value of the wrong type.
     """
     cfg = apply_overrides(default_config(), overrides)
-    for name in snapshot_fields(purpose, saved):
+    taken = snapshot_fields(purpose, saved)
+    for name in taken:
         field = FIELD_BY_NAME[name]
         try:
             value = value_from_python(field, saved[name])
@@ -397,7 +444,8 @@ def config_from_snapshot(saved: Mapping[str, Any], overrides: Mapping[str, Any],
                 f"{field.option} {show_value(cfg[name])} contradicts {snapshot}, which was "
                 f"trained with {name} {show_value(value)}: {way_out} or pick another snapshot")
         cfg[name] = value
-    return finalize_config(cfg, entry=entry)
+    return finalize_config(cfg, entry=entry,
+                           from_snapshot=[n for n in taken if n not in overrides])
 
 
 def describe_config(cfg: EasyDict) -> List[str]:

@@ -3,7 +3,9 @@
 A `Field` states a field's type; `value_from_text` reads a command-line string as that type,
 `value_from_python` checks a value that is already typed (a snapshot's saved config, a recipe
 file's TOML value, a Python override) and `show_value` writes a value back as the command line
-spells it. The field table itself is `main.config.FIELDS`.
+spells it. A field's `Range` says which of those values it takes (`range_error`); the type checks
+and the range checks are separate because a snapshot's saved values are type-checked only (they
+were valid for the code that trained it). The field table itself is `main.config.FIELDS`.
 """
 from __future__ import annotations
 
@@ -11,6 +13,76 @@ import math
 import re
 from dataclasses import dataclass
 from typing import Any, Optional, Tuple, Union, get_args, get_origin
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a number field takes, or each item of a tuple field.
+
+    Attributes:
+        min, max: the bounds; None: unbounded on that side.
+        min_open, max_open: the bound itself is excluded (`> 0` rather than `0 or more`).
+        lengths: tuple fields: the numbers of items allowed (None: any).
+        increasing: tuple fields: each item above the one before.
+    """
+
+    min: Optional[float] = None
+    max: Optional[float] = None
+    min_open: bool = False
+    max_open: bool = False
+    lengths: Optional[Tuple[int, ...]] = None
+    increasing: bool = False
+
+    def holds(self, value: Any) -> bool:
+        """`value` (a number, or a tuple of numbers) is inside the range."""
+        if isinstance(value, tuple):
+            if self.lengths is not None and len(value) not in self.lengths:
+                return False
+            if self.increasing and any(b <= a for a, b in zip(value, value[1:])):
+                return False
+            return all(self.holds(v) for v in value)
+        low = self.min is None or (value > self.min if self.min_open else value >= self.min)
+        high = self.max is None or (value < self.max if self.max_open else value <= self.max)
+        return low and high
+
+    def _number_words(self) -> str:
+        low, high = _number(self.min), _number(self.max)
+        if self.min is not None and self.max is not None:
+            return (f"in {'(' if self.min_open else '['}{low}, {high}"
+                    f"{')' if self.max_open else ']'}")
+        if self.min is not None:
+            return f"> {low}" if self.min_open else f"{low} or more"
+        if self.max is not None:
+            return f"< {high}" if self.max_open else f"{high} or less"
+        return "any number"
+
+    def words(self) -> str:
+        """The range in words, for messages and `--help` (`1 or more`, `in [0, 1)`)."""
+        item = self._number_words()
+        if self.lengths is None and not self.increasing:
+            return item
+        items = "positive integers" if item == "1 or more" else f"integers, each {item}"
+        if self.lengths == (2,):
+            return f"H,W of {items}"
+        if self.lengths == (1, 2):
+            return f"one number (the shorter side) or H,W of {items}"
+        return f"{'increasing ' if self.increasing else ''}{items}"
+
+
+def _number(x: Optional[float]) -> str:
+    """A bound as a user writes it: whole numbers without a decimal point or exponent."""
+    if x is None:
+        return ""
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+# The ranges most fields share.
+AT_LEAST_ONE = Range(min=1)
+AT_LEAST_ZERO = Range(min=0)
+POSITIVE = Range(min=0, min_open=True)
+PROBABILITY = Range(min=0, max=1)
+SHAPE_HW = Range(min=1, lengths=(2,))
+
 
 @dataclass(frozen=True)
 class Field:
@@ -26,6 +98,8 @@ class Field:
         choices: the only values accepted, where there is a short list.
         flags: further option names for the field (the original's `--gpu`, `--continue`).
         metavar: how `--help` names the value; None: from the type.
+        range: the values a number or tuple field takes (None: any value of its type, or
+            `choices`); `none` is always allowed for an optional field.
     """
 
     name: str
@@ -36,6 +110,7 @@ class Field:
     choices: Optional[Tuple[Any, ...]] = None
     flags: Tuple[str, ...] = ()
     metavar: Optional[str] = None
+    range: Optional[Range] = None
 
     @property
     def optional(self) -> bool:
@@ -131,6 +206,19 @@ def value_from_python(field: Field, value: Any) -> Any:
                            and out not in field.choices):
         raise ValueError(f"expected {_expected(field)}, got {value!r}")
     return out
+
+
+def range_error(field: Field, value: Any, label: Optional[str] = None) -> Optional[str]:
+    """'<label> must be <range>, got <value>' when a typed `value` is outside the field's
+    range; None when it is inside (or the field has no range, or the value is none).
+
+    Args:
+        label: how the message names the field; None: its option (`--lr`).
+    """
+    if field.range is None or value is None or field.range.holds(value):
+        return None
+    return (f"{label or field.option} must be {field.range.words()}, "
+            f"got {show_value(value)}")
 
 
 def show_value(value: Any) -> str:
