@@ -1,9 +1,14 @@
 """The names of a trained network's classes, from a file given on the command line or from the
-files of the data set it was trained on (class index -> name)."""
+files of the data set it was trained on (class index -> name).
+
+A `--labels` file must name every class of the snapshot: fewer names than classes is an error
+(the names would be shifted or missing); more names is a warning, and the names of classes
+0..N-1 are used (a label file of a larger release listing the same classes first).
+"""
 from __future__ import annotations
 
 import os.path as osp
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from common.errors import DataError, UsageError
 from data.parsing import read_json_file
@@ -71,3 +76,34 @@ def find_class_names(labels: Optional[str], source_set: Mapping[str, Any]
                 except UsageError:
                     continue
     return {}, "none found (pass --labels): class indices are shown"
+
+
+def names_for_classes(names: Mapping[int, str], class_num: int, *, labels: Optional[str],
+                      snapshot: str) -> Tuple[List[str], Optional[str]]:
+    """The name of each of a network's `class_num` classes, and a warning or None.
+
+    Args:
+        names: class index -> name (`find_class_names`).
+        labels: the `--labels` file the names came from; None: found in the data set's files,
+            where a class without a name is shown as its index.
+        snapshot: the snapshot's path, for messages.
+
+    Raises:
+        UsageError: a `--labels` file names fewer classes than the snapshot has (both counts in
+            the message).
+    """
+    if labels is None:
+        return [names.get(i, str(i)) for i in range(class_num)], None
+    missing = [i for i in range(class_num) if i not in names]
+    if missing:
+        shown = ", ".join(str(i) for i in missing[:5]) + (", ..." if len(missing) > 5 else "")
+        raise UsageError(f"--labels {labels} has {len(names)} class names but {snapshot} has "
+                         f"{class_num} classes (no name for class {shown}): give one name per "
+                         "class (a text file: line i = class i)")
+    extra = sorted(i for i in names if i >= class_num)
+    warning = None
+    if extra:
+        warning = (f"--labels {labels} has {len(names)} class names but {snapshot} has "
+                   f"{class_num} classes: using the names of classes 0-{class_num - 1}, "
+                   f"ignoring the other {len(extra)}")
+    return [names[i] for i in range(class_num)], warning

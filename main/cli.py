@@ -117,6 +117,8 @@ def make_parser(entry: str) -> argparse.ArgumentParser:
             shown = ("required" if field.name in required else
                      f"default: {show_value(field.default)}")
             text = f"{field.help} ({shown})"
+            if field.range is not None:
+                text += f" [range: {field.range.words()}]"
             kwargs: Dict[str, Any] = dict(
                 dest=field.name, type=_argparse_type(field), metavar=_metavar(field),
                 help=text.replace("%", "%%"))  # argparse %-formats help strings

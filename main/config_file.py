@@ -23,8 +23,8 @@ the stage being run, the command line.
 Values are TOML's own types: strings, integers, floats, booleans, and arrays of integers for the
 shapes (`input_img_shape = [224, 224]`, `video_shape = [256]`). TOML has no none: an optional
 field is left at none by leaving it out. A key that is no field, a field under another group's
-table, a value of the wrong type, or a file that is not TOML is refused with one line that names
-the file and the field.
+table, a value of the wrong type or out of the field's range (`train.py --help` shows each range),
+or a file that is not TOML is refused with one line that names the file and the field.
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ from typing import Any, Dict, Iterable, Mapping
 from common.errors import UsageError
 from common.stages import MODES, STAGES
 from main.config import FIELD_BY_NAME, GROUP_NAMES, nearest_fields
-from main.config_values import value_from_python
+from main.config_values import range_error, value_from_python
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -91,6 +91,9 @@ def _typed_fields(path: str, groups: Any, where: str) -> Dict[str, Any]:
                 out[name] = value_from_python(found, value)
             except ValueError as err:
                 raise UsageError(f"{path}: [{where}{group}] {name}: {err}") from None
+            problem = range_error(found, out[name], f"[{where}{group}] {name}")
+            if problem:
+                raise UsageError(f"{path}: {problem}")
     return out
 
 

@@ -23,6 +23,7 @@ probabilities averaged) and writes to `--out_dir`:
 
 import argparse
 import os.path as osp
+import sys
 import time
 from typing import Any, Dict, Optional, Sequence, Tuple
 
@@ -35,7 +36,7 @@ from common.stages import MODES, get_stage
 from common.train.checkpoint import (check_stage, classifier_class_count, load_network,
                                      load_snapshot, snapshot_stage)
 from data.Kinetics.Kinetics import read_kinetics_skeleton
-from data.class_names import find_class_names
+from data.class_names import find_class_names, names_for_classes
 from data.joint_sets import OPENPOSE_18
 from data.pose_extraction import estimate_frame_poses, frames_to_estimate, write_pose_file
 from data.registry import DATASETS
@@ -93,7 +94,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--labels", metavar="PATH",
                         help="class names: a text file (line i = class i), a COCO annotation "
                              "file (action_name) or a kinetics-skeleton label file; default: "
-                             "the snapshot's data set's files under --data_dir, else indices")
+                             "the snapshot's data set's files under --data_dir, else indices. "
+                             "It must name every class of the snapshot (more names: classes "
+                             "0..N-1 are used, with a warning)")
     parser.add_argument("--data_dir", default=None, metavar="PATH",
                         help="where the snapshot's data set is, for its class names (default: "
                              "the data_dir the snapshot was trained with, else data/)")
@@ -179,7 +182,8 @@ def load_demo_network(args: argparse.Namespace) -> DemoNetwork:
     """The snapshot of `--ckpt`, its configuration and its class names.
 
     Raises:
-        UsageError: the snapshot needs poses of another joint set than the demo's OpenPose-18.
+        UsageError: the snapshot needs poses of another joint set than the demo's OpenPose-18,
+            or `--labels` names fewer classes than the snapshot has.
     """
     snap, mode, class_num = read_demo_snapshot(args.ckpt, args.mode)
     cfg = demo_config(snap, args.ckpt, mode=mode, test_infer_num=args.test_infer_num,
@@ -193,7 +197,10 @@ def load_demo_network(args: argparse.Namespace) -> DemoNetwork:
         raise UsageError(f"{args.ckpt} was trained on {source_set['dataset']}'s "
                          f"{joint_set.name} skeletons; the demo's poses are OpenPose-18")
     names_by_index, names_from = find_class_names(args.labels, source_set)
-    names = [names_by_index.get(i, str(i)) for i in range(class_num)]
+    names, warning = names_for_classes(names_by_index, class_num, labels=args.labels,
+                                       snapshot=args.ckpt)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
     return DemoNetwork(snap=snap, cfg=cfg, stage=stage, joint_set=joint_set, names=names,
                        names_from=names_from)
 

@@ -233,3 +233,35 @@ def test_resume_picks_the_newest_snapshot_of_the_stage(tmp_path):
     path, _ = find_resume_snapshot(folder, "pose_only")
     assert path == snapshot_path(folder, 29)
     assert find_resume_snapshot(folder, "rgb_only") is None
+
+
+@pytest.mark.parametrize("content,problem", [
+    ({"epoch": 1, "network": [torch.zeros(2)]}, "(a list)"),
+    ({"epoch": 1, "network": {"fc.weight": [1.0, 2.0]}}, "('fc.weight' holds a list, not a tensor)"),
+    ({"epoch": 1, "network": {3: torch.zeros(2)}}, "(its key 3 is not a parameter name)"),
+])
+def test_a_network_entry_that_is_no_state_dict_is_one_line(tmp_path, content, problem):
+    path = str(tmp_path / "snapshot_1.pth.tar")
+    torch.save(content, path)
+    with pytest.raises(CheckpointError) as err:
+        load_snapshot(path)
+    assert str(err.value) == (f"{path} is not a snapshot: its 'network' entry is not a state "
+                              f"dict {problem}")
+    # Something else saved whole: named as what it holds.
+    torch.save([torch.zeros(2)], path)
+    with pytest.raises(CheckpointError, match=r"is not a snapshot \(it holds a list\)$"):
+        load_snapshot(path)
+
+
+def test_merge_tool_names_a_file_that_is_no_snapshot(tmp_path, capsys):
+    _train_stage_snapshots(str(tmp_path))
+    rgb = str(tmp_path / "snapshot_29_rgb_only.pth.tar")
+    bad = str(tmp_path / "not_a_snapshot.pth.tar")
+    torch.save({"network": ["weights"]}, bad)
+    with pytest.raises(SystemExit) as exc:
+        merge_rgb_only_pose_only.main(["--rgb", rgb, "--pose", bad,
+                                       "--out", str(tmp_path / "x.pth.tar")])
+    assert exc.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{bad} is not a snapshot: its 'network' entry is not a state " \
+        "dict (a list)" in err[0]

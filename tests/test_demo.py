@@ -235,3 +235,27 @@ def test_errors_are_one_line(inputs, tmp_path, capsys, case):
     assert stop.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and expected in err[0], err
+
+
+def test_labels_must_name_every_class(inputs, tmp_path, capsys):
+    snap = inputs["snaps"]["rgb_only"]
+    argv = ["--video", inputs["video"], "--ckpt", snap, "--device", "cpu",
+            "--out_dir", str(tmp_path), "--test_infer_num", "2", "--video_format", "none"]
+    # Fewer names than classes: the names would be shifted or missing, so it stops.
+    short = tmp_path / "short.txt"
+    short.write_text("".join(f"{name}\n" for name in CLASSES[:4]))
+    with pytest.raises(SystemExit) as stop:
+        main(argv + ["--labels", str(short)])
+    assert stop.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: --labels {short} has 4 class names but {snap} has 6 classes (no name "
+                   "for class 4, 5): give one name per class (a text file: line i = class i)"]
+    # More names: the first six are used, and a warning says so.
+    long = tmp_path / "long.txt"
+    long.write_text("".join(f"{name}\n" for name in CLASSES + ["swim", "fly"]))
+    summary = main(argv + ["--labels", str(long)])
+    assert summary["top5"][0]["name"] == "wave"
+    assert {t["name"] for t in summary["top5"]} <= set(CLASSES)
+    assert capsys.readouterr().err.splitlines() == [
+        f"warning: --labels {long} has 8 class names but {snap} has 6 classes: using the names "
+        "of classes 0-5, ignoring the other 2"]

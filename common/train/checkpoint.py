@@ -211,8 +211,28 @@ def load_snapshot(path: str, map_location: Any = "cpu", mmap: bool = False) -> D
     except Exception as err:
         raise CheckpointError(f"cannot read snapshot {path}: {type(err).__name__}: {err}") from err
     if not isinstance(snap, dict) or "network" not in snap:
-        raise CheckpointError(f"{path} is not a snapshot (no 'network' entry)")
+        what = ("no 'network' entry" if isinstance(snap, dict) else
+                f"it holds a {type(snap).__name__}")
+        raise CheckpointError(f"{path} is not a snapshot ({what})")
+    problem = _state_dict_problem(snap["network"])
+    if problem:
+        raise CheckpointError(f"{path} is not a snapshot: its 'network' entry is not a state "
+                              f"dict ({problem})")
     return snap
+
+
+def _state_dict_problem(network: Any) -> Optional[str]:
+    """Why `network` is not a state dict (parameter name -> tensor), or None when it is: caught
+    here, every reader of snapshots (test.py, the demo, the merge tool, --continue) gets one
+    line naming the file rather than an error deep in `load_state_dict`."""
+    if not isinstance(network, Mapping):
+        return f"a {type(network).__name__}"
+    for key, value in network.items():
+        if not isinstance(key, str):
+            return f"its key {key!r} is not a parameter name"
+        if not isinstance(value, Tensor):
+            return f"{key!r} holds a {type(value).__name__}, not a tensor"
+    return None
 
 
 def _at_init(tensor: Tensor, value: float) -> bool:
