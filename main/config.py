@@ -140,18 +140,15 @@ FIELDS: Tuple[Field, ...] = (
           f"learning rate; none: the stage's ({_stage_lrs()})", range=POSITIVE),
     Field("lr_dec_epoch", Tuple[int, ...], (21, 26), "training",
           "epochs at which the learning rate is divided by lr_dec_factor (one at or past "
-          "end_epoch never comes)",
-          range=Range(min=1, increasing=True)),
+          "end_epoch never comes)", range=Range(min=1, increasing=True)),
     Field("lr_dec_factor", float, 10.0, "training", "learning-rate divisor at each lr_dec_epoch",
           range=POSITIVE),
     Field("end_epoch", int, 30, "training",
           "train epochs up to end_epoch - 1 (may be raised on --continue)", range=AT_LEAST_ONE),
     Field("momentum", float, 0.9, "training", "SGD momentum",
           range=Range(min=0, max=1, max_open=True)),
-    Field("weight_decay", float, 1e-4, "training", "SGD weight decay",
-          range=AT_LEAST_ZERO),
-    Field("train_batch_size", int, 8, "training", "clips per GPU per step",
-          range=AT_LEAST_ONE),
+    Field("weight_decay", float, 1e-4, "training", "SGD weight decay", range=AT_LEAST_ZERO),
+    Field("train_batch_size", int, 8, "training", "clips per GPU per step", range=AT_LEAST_ONE),
     Field("train_aug", bool, True, "training", "multi-scale crop and flip of training clips"),
     Field("reg_weight", float, 1.5, "training", "weight (lambda) of the pose-gate loss",
           range=AT_LEAST_ZERO),
@@ -184,8 +181,7 @@ FIELDS: Tuple[Field, ...] = (
     # --- testing
     Field("test_infer_num", int, 10, "testing", "clips per video at test time (averaged)",
           range=AT_LEAST_ONE),
-    Field("test_batch_size", int, 16, "testing", "clips per test batch",
-          range=AT_LEAST_ONE),
+    Field("test_batch_size", int, 16, "testing", "clips per test batch", range=AT_LEAST_ONE),
     Field("eval_chunk_frames", Optional[int], None, "testing",
           "evaluation runs the network on sub-batches of whole clips of about this many frames "
           "(the same outputs; on a CPU a small sub-batch's activations stay in cache); none: "

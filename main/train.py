@@ -60,8 +60,14 @@ def train(cfg: Any, overrides: Mapping[str, Any], *, info: DistInfo, device: tor
     log_run_setup(logger, cfg, revision=revision, device=device, gpu_ids=gpu_ids, info=info,
                   precision=precision)
     if start.epoch >= cfg.end_epoch:
-        logger.info("nothing left to do: %s is epoch %d and end_epoch is %d; raise --end_epoch "
-                    "to train further", start.path, start.epoch - 1, cfg.end_epoch)
+        if start.resumed:
+            logger.info("nothing left to do: the run in %s already ended at epoch %d and "
+                        "end_epoch is %d; raise --end_epoch to %d or more to train further",
+                        cfg.model_dir, start.epoch - 1, cfg.end_epoch, start.epoch + 1)
+        else:  # from the merged snapshot (a fresh start, at epoch 0, is before end_epoch >= 1)
+            logger.info("nothing left to do: %s starts at epoch %d, after %s, and end_epoch is "
+                        "%d; use --end_epoch %d or more", stage.name, start.epoch, start.path,
+                        cfg.end_epoch, start.epoch + 1)
         return None
     check_no_overwrite(cfg, stage, start)
     seed = run_seed(cfg, start, info)

@@ -265,3 +265,21 @@ def test_merge_tool_names_a_file_that_is_no_snapshot(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"{bad} is not a snapshot: its 'network' entry is not a state " \
         "dict (a list)" in err[0]
+
+
+def test_nothing_to_train_after_the_merged_snapshot_says_so_in_words(tmp_path, capsys):
+    from main import train as train_entry
+    _train_stage_snapshots(str(tmp_path))
+    merged = tmp_path / "out" / "model_dump" / "snapshot_0.pth.tar"
+    merge_rgb_only_pose_only.main([
+        "--rgb", str(tmp_path / "snapshot_29_rgb_only.pth.tar"),
+        "--pose", str(tmp_path / "snapshot_29_pose_only.pth.tar"), "--out", str(merged)])
+    capsys.readouterr()
+    result = train_entry.main(["--mode", "rgb+pose", "--end_epoch", "1", "--gpu", "cpu",
+                               "--output_dir", str(tmp_path / "out"), "--num_thread", "0",
+                               "--frame_per_seg", "2", "--input_hm_shape", "8,8"])
+    assert result is None
+    captured = capsys.readouterr()
+    assert (f"nothing left to do: rgb+pose starts at epoch 1, after {merged}, and end_epoch is "
+            "1; use --end_epoch 2 or more") in captured.out + captured.err
+    assert sorted(os.listdir(merged.parent)) == ["snapshot_0.pth.tar"]
