@@ -16,7 +16,10 @@ e.g.::
     python main/train.py --mode rgb_only --end_epoch 2 --train_batch_size 2 --img_resnet_type 34
     python main/train.py --config configs/paper/kinetics50_rgb_only.toml --end_epoch 2
 
-A value that cannot be used stops the program with one line that names the option.
+Each field declares the values it takes (`Field.range`: bounds, shape lengths, order; or its
+`choices`), shown in `--help`; the rules between fields are `check_relations`. A value that cannot
+be used stops the program with one line that names the option, the value and the range, before
+any data is read. A snapshot's own saved values are not range-checked: they must still load.
 """
 from __future__ import annotations
 
