@@ -54,8 +54,9 @@ def test_short_soak_keeps_shared_memory_bounded_and_memory_flat(tmp_path):
     # The pool plus the batches on their way: never more than the pool's slots allow.
     assert max(s["shm_segments"] for s in samples) <= soak.segment_bound(6) == 25
     assert summary["end"]["shmem_rss_mib"] <= summary["warm"]["shmem_rss_mib"] + 1
-    # Over 90 iterations the measured noise is under 0.1 MiB (an allocator step is 2 MiB).
-    assert abs(summary["growth"]["total_rss_mib"]["mib"]) < 4.0
+    # The main process's RSS moves by up to 8 MiB between steps (the allocator); the quarters'
+    # medians moved by at most 4 MiB in the soaks measured (docs/performance.md).
+    assert abs(summary["growth"]["total_rss_mib"]["mib"]) < 12.0
     assert summary["targets"]["no batch missed a pool slot after warm-up"]
 
 
