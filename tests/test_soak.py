@@ -67,3 +67,13 @@ def test_soak_is_opt_in_and_needs_enough_iterations(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == (
         "error: --soak_iters 10: a soak needs at least 40 iterations (a warm-up and four "
         "quarters to compare)")
+
+
+def test_the_table_shows_the_soak_figures_and_its_targets():
+    summary = soak.summarize(_samples(0.0), iters=1000, workers=2, seconds=12.5)
+    text = benchmark.table({"soak": summary})
+    assert "| soak: 1000 iterations, 2 workers | after warm-up | end |" in text
+    assert "| main process RSS | 100.0 MiB | 100.0 MiB | +0.00 MiB |" in text
+    assert ("torch shared-memory segments mapped: 5 after warm-up, at most 5 after it (bound "
+            "25); batches that missed a pool slot after warm-up: 0; 12.50 s") in text
+    assert "RSS and private memory growth < 8 MiB / 1000 iterations: yes" in text
