@@ -5,6 +5,7 @@
     python tool/benchmark.py --device cuda           # on a GPU (adds the precision case)
     python tool/benchmark.py --smoke                 # tiny sizes, seconds (the test suite runs it)
     python tool/benchmark.py --cases scaling         # opt-in: cost against the input's sizes, a plot
+    python tool/benchmark.py --cases soak            # opt-in: memory flat over a long training run
 
 Cases (see tool/benchmarks/): `pose_maps` (rendering against the dense formulation of
 docs/data_format.md), `loading` (clips/s of the real loader against a plain per-frame
@@ -12,7 +13,8 @@ read/resize/warp), `train_step` (each stage's step and where its time goes), `in
 authors' way of running the same network), on a GPU `precision` (training clips/s in fp32
 against mixed precision with channels_last; on the CPU only when named), and, only when named,
 `scaling` (how rendering and the network's forward pass grow with batch size, frames, people
-and heatmap size, with a plot).
+and heatmap size, with a plot), and, only when named, `soak` (train.py's loader and loop for
+`--soak_iters` iterations: resident and shared memory after warm-up, docs/performance.md).
 Each side of a comparison is timed alternately with the other, so a machine that changes speed
 during the run affects both alike: read the ratios; absolute times mean something only on a
 machine of your own.
@@ -37,14 +39,18 @@ import torch
 from common.errors import UsageError, exit_on_error
 from common.io.provenance import describe_revision, git_revision
 
-# What runs by default; `scaling` (about 3 minutes on 2 cores) only when --cases names it, and
-# `precision` by default only on a GPU (a CPU without bf16 instructions has no use for it).
+# What runs by default; `scaling` (about 3 minutes on 2 cores) and `soak` (a few minutes) only
+# when --cases names them, and `precision` by default only on a GPU (a CPU without bf16
+# instructions has no use for it).
 DEFAULT_CASES = ("pose_maps", "loading", "train_step", "inference")
-CASES = DEFAULT_CASES + ("precision", "scaling")
+CASES = DEFAULT_CASES + ("precision", "scaling", "soak")
+# The shortest soak whose growth means anything (--soak_iters).
+MIN_SOAK_ITERS = 40
 # The keyword arguments each case's `run` takes beside device, repeats and smoke.
 CASE_ARGS: Dict[str, Tuple[str, ...]] = {
     "pose_maps": (), "loading": ("data_dir", "workers"), "train_step": ("data_dir",),
-    "inference": ("data_dir", "workers"), "precision": ("data_dir",), "scaling": ("plot_path",)}
+    "inference": ("data_dir", "workers"), "precision": ("data_dir",), "scaling": ("plot_path",),
+    "soak": ("workers", "soak_iters")}
 
 
 def default_cases(device: torch.device) -> Sequence[str]:
@@ -75,6 +81,7 @@ def table(results: Dict[str, Any]) -> str:
     lines += _inference_lines(results.get("inference"))
     lines += _train_step_lines(results.get("train_step"))
     lines += _precision_lines(results.get("precision"))
+    lines += _soak_lines(results.get("soak"))
     scaling = results.get("scaling")
     if scaling:
         lines += ([""] if lines else []) + scaling_table(scaling)
@@ -90,7 +97,7 @@ def _comparison_lines(results: Dict[str, Any]) -> List[str]:
     rows = []
     for name in CASES:
         r = results.get(name)
-        if r is None or name in ("train_step", "precision", "scaling"):
+        if r is None or name in ("train_step", "precision", "scaling", "soak"):
             continue
         rows += r["rows"] if name == "loading" else [r]
     if not rows:  # e.g. --cases scaling: no comparison to show
@@ -172,6 +179,24 @@ def _precision_lines(mixed: Optional[Dict[str, Any]]) -> List[str]:
                                                                     " (targets: GPU only)")]
 
 
+def _soak_lines(soak: Optional[Dict[str, Any]]) -> List[str]:
+    if not soak:
+        return []
+    warm, end, grow = soak["warm"], soak["end"], soak["growth"]
+    lines = ["", f"| soak: {soak['iters']} iterations, {soak['workers']} workers | after warm-up "
+                 f"| end | growth / 1000 iterations |", "|---|---|---|---|"]
+    for key, label in (("main_rss_mib", "main process RSS"), ("workers_rss_mib", "workers' RSS"),
+                       ("total_private_mib", "private memory, all processes"),
+                       ("shmem_rss_mib", "shared memory resident")):
+        lines.append(f"| {label} | {warm[key]:.1f} MiB | {end[key]:.1f} MiB | "
+                     f"{grow[key]['mib_per_1000_iters']:+.2f} MiB |")
+    return lines + ["", f"torch shared-memory segments mapped: {warm['shm_segments']} after "
+                        f"warm-up, at most {soak['max_shm_segments']} after it (bound "
+                        f"{soak['shm_segment_bound']}); batches that missed a pool slot after "
+                        f"warm-up: {soak['pool_misses_after_warmup']}; "
+                        f"{_fmt_s(soak['seconds'])}; {_checks(soak['targets'])}"]
+
+
 def _per_batch(point: Dict[str, Any], side: str) -> str:
     """A point's time per batch and per clip, e.g. '12.30 ms (1.54 ms/clip)'."""
     seconds = point.get(f"{side}_s")
@@ -202,13 +227,15 @@ def scaling_table(scaling: Dict[str, Any]) -> List[str]:
 
 
 def run_cases(cases: Sequence[str], *, device: torch.device, repeats: int, smoke: bool,
-              output_dir: str, workers: int, plot_path: Optional[str] = None) -> Dict[str, Any]:
+              output_dir: str, workers: int, plot_path: Optional[str] = None,
+              soak_iters: Optional[int] = None) -> Dict[str, Any]:
     """Run the named cases; returns {case: its figures}. `plot_path`: scaling's PNG (None:
-    no plot)."""
+    no plot); `soak_iters`: the soak's iterations (None: its default)."""
     from tool.benchmarks.data import benchmark_data
 
     results: Dict[str, Any] = {}
-    available: Dict[str, Any] = {"workers": workers, "plot_path": plot_path, "data_dir": None}
+    available: Dict[str, Any] = {"workers": workers, "plot_path": plot_path, "data_dir": None,
+                                 "soak_iters": soak_iters}
     for name in cases:
         start = time.perf_counter()
         if "data_dir" in CASE_ARGS[name] and available["data_dir"] is None:
@@ -236,6 +263,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (default: torch's choice)")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of ours")
+    parser.add_argument("--soak_iters", type=int, default=None,
+                        help="iterations of the soak case (default 3000; 60 in --smoke)")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: a check that it runs")
     parser.add_argument("--output_dir", default=osp.join(osp.dirname(osp.dirname(
         osp.abspath(__file__))), "output"))
@@ -250,6 +279,9 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     unknown = [c for c in cases if c not in CASES]
     if unknown:
         raise UsageError(f"--cases: unknown case(s) {', '.join(unknown)}; known: {', '.join(CASES)}")
+    if args.soak_iters is not None and args.soak_iters < MIN_SOAK_ITERS:
+        raise UsageError(f"--soak_iters {args.soak_iters}: a soak needs at least "
+                         f"{MIN_SOAK_ITERS} iterations (a warm-up and four quarters to compare)")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UsageError(f"--device {args.device}: no GPU is visible; use --device cpu")
     if args.threads:
@@ -260,7 +292,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
                                    else 5 if name == "scaling" else 3)
         results.update(run_cases([name], device=device, repeats=repeats, smoke=args.smoke,
                                  output_dir=args.output_dir, workers=args.workers,
-                                 plot_path=plot_path))
+                                 plot_path=plot_path, soak_iters=args.soak_iters))
     text = table(results)
     print()
     print(f"Machine: {machine(device)}; code: git {describe_revision(git_revision())}")
