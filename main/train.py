@@ -7,9 +7,10 @@ The steps: parse the command line (`main`), find where the run starts and build 
 network (`train`), then loop over the epochs (`common.train.run.run_epochs`).
 """
 
+import contextlib
 import logging
 import math
-import os
+import os.path as osp
 from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
 import torch
@@ -18,6 +19,7 @@ from torch.utils.data import BatchSampler
 from common.errors import exit_on_error
 from common.io.logger import setup_logging
 from common.io.provenance import git_revision
+from common.io.run_lock import ensure_writable_folders, run_lock
 from common.report.problems import ProblemTally
 from common.runtime.distributed import DistInfo, distributed_process
 from common.runtime.precision import resolve_precision
@@ -50,7 +52,27 @@ def main(argv: Optional[Sequence[str]] = None) -> Optional[str]:
 
 def train(cfg: Any, overrides: Mapping[str, Any], *, info: DistInfo, device: torch.device,
           gpu_ids: List[int]) -> Optional[str]:
-    """The body of `main`, once the process knows its device and rank."""
+    """The body of `main`, once the process knows its device and rank: the output folders
+    checked and the stage's lock held before any work (`stage_lock`), then `train_stage`."""
+    ensure_writable_folders((cfg.model_dir, cfg.log_dir, cfg.result_dir, cfg.vis_dir))
+    with stage_lock(cfg.model_dir, info):
+        return train_stage(cfg, overrides, info=info, device=device, gpu_ids=gpu_ids)
+
+
+def stage_lock(model_dir: str, info: DistInfo) -> Any:
+    """Rank 0's exclusive lock on the stage's snapshot folder, held for the whole run, so that
+    two runs never write the same snapshots at once. The lock file lies beside the folder
+    (`<parent>/.<folder>.train.lock`): the snapshot folder holds snapshots only."""
+    if not info.is_main:
+        return contextlib.nullcontext()
+    folder = osp.abspath(model_dir)
+    path = osp.join(osp.dirname(folder), f".{osp.basename(folder)}.train.lock")
+    return run_lock(path, subject=model_dir, what="training run")
+
+
+def train_stage(cfg: Any, overrides: Mapping[str, Any], *, info: DistInfo,
+                device: torch.device, gpu_ids: List[int]) -> Optional[str]:
+    """Train the stage: its start, data, network and epochs."""
     stage = get_stage(cfg.mode)
     start_logging(cfg, stage, info)
     start = find_start(cfg, stage)
@@ -92,9 +114,7 @@ def train(cfg: Any, overrides: Mapping[str, Any], *, info: DistInfo, device: tor
 
 
 def start_logging(cfg: Any, stage: Stage, info: DistInfo) -> None:
-    """The run's folders and log file; rank 0 clears the temporaries a killed save left."""
-    for folder in (cfg.model_dir, cfg.log_dir, cfg.result_dir, cfg.vis_dir):
-        os.makedirs(folder, exist_ok=True)
+    """The run's log file; rank 0 clears the temporaries a killed save left."""
     setup_logging(cfg.log_dir, f"train_{stage.slug}", rank=info.rank)
     if info.is_main:
         remove_stale_temporaries(cfg.model_dir)
