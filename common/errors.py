@@ -94,6 +94,31 @@ def quiet_worker_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
+def stop_quietly_on_sigterm(worker_id: int = 0) -> None:
+    """For DataLoader workers (a `worker_init_fn`): SIGTERM ends the worker as Ctrl-C does.
+
+    torch's workers end quietly on `KeyboardInterrupt`, but a SIGTERM from anyone but their
+    parent (a scheduler's or `kill`'s, sent to the whole process group) kills them, and the
+    main process then reports a dead worker with a traceback instead of its one line.
+    """
+    signal.signal(signal.SIGTERM, _raise_interrupted)
+
+
+def quiet_loader_workers(loader: Any) -> Any:
+    """Give `loader`'s workers (a DataLoader, or an object holding one as `.loader`)
+    `stop_quietly_on_sigterm`, after any `worker_init_fn` it has; returns `loader`."""
+    target = getattr(loader, "loader", loader)
+    previous = target.worker_init_fn
+    target.worker_init_fn = (stop_quietly_on_sigterm if previous is None
+                             else functools.partial(_chain_init, previous))
+    return loader
+
+
+def _chain_init(previous: Callable[[int], None], worker_id: int) -> None:
+    previous(worker_id)
+    stop_quietly_on_sigterm(worker_id)
+
+
 _depth = threading.local()
 
 

@@ -25,27 +25,12 @@ from common.io.run_lock import ensure_writable_folder, run_lock
 from common.train import checkpoint, epoch as epoch_module
 from common.train.engine import NonFiniteError, check_finite_weights
 from main import train as train_entry
-from tests.fixtures_data import write_kinetics
+# The tiny data set (9 clips, 4 iterations of 2 per epoch) and command line of the resume tests.
+from tests.test_training_state import args, data_root  # noqa: F401 (a fixture)
 from tool.recipe.runner import Runner
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TRAIN = osp.join(ROOT, "main", "train.py")
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("faults")
-    write_kinetics(str(root), num_classes=2, videos_per_class=2, frame_num=8,
-                   frame_size=(24, 32), subset="Tiny")
-    return root
-
-
-def args(root, out, *extra, workers=0):
-    return ["--mode", "rgb_only", "--data_dir", str(root), "--output_dir", str(out),
-            "--subset", "Tiny", "--frame_per_seg", "2", "--frame_interval", "2",
-            "--video_shape", "24", "--input_img_shape", "24,24", "--input_hm_shape", "8,8",
-            "--train_batch_size", "2", "--pretrained", "none", "--num_thread", str(workers),
-            "--progress_bar", "false", "--seed", "0", *extra]
 
 
 def train_fails(argv, capsys):
@@ -240,7 +225,7 @@ def test_weights_diverged_by_the_last_step_are_never_saved(data_root, tmp_path, 
     def step(loss, optimizer, scaler=None):
         real_step(loss, optimizer, scaler)
         steps.append(1)
-        if len(steps) == 2:  # the epoch's last step overflowed, after a finite loss
+        if len(steps) == 4:  # the epoch's last step overflowed, after a finite loss
             with torch.no_grad():
                 optimizer.param_groups[0]["params"][0].view(-1)[0] = float("nan")
 
@@ -248,9 +233,9 @@ def test_weights_diverged_by_the_last_step_are_never_saved(data_root, tmp_path, 
     lines = train_fails(args(data_root, out, "--end_epoch", "1"), capsys)
     assert len(lines) == 1
     assert lines[0].startswith("error: non-finite weights in img_backbone.conv1.weight after "
-                               "epoch 0, iteration 2: the snapshot is not written (the previous "
+                               "epoch 0, iteration 4: the snapshot is not written (the previous "
                                "ones are intact); lower --lr")
-    assert len(steps) == 2 and os.listdir(out / "model_dump") == []
+    assert len(steps) == 4 and os.listdir(out / "model_dump") == []
 
 
 def test_an_epoch_without_a_usable_clip_is_an_error(data_root, tmp_path, capsys):
@@ -303,7 +288,7 @@ def test_a_signal_ends_training_in_one_line_and_continue_resumes(data_root, tmp_
     assert hint == "resume with --continue"
     epoch, iteration = (int(x) for x in prefix.replace("interrupted at epoch ", "")
                         .split(", iteration "))
-    assert epoch >= 0 and 0 <= iteration <= 2
+    assert epoch >= 0 and 0 <= iteration <= 4
     dump = out / "model_dump"
     assert not [n for n in os.listdir(dump) if n.startswith(".tmp_")]
     if signum == signal.SIGTERM:
