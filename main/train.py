@@ -11,17 +11,17 @@ import contextlib
 import logging
 import math
 import os.path as osp
-from typing import Any, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch.utils.data import BatchSampler
 
-from common.errors import exit_on_error, quiet_loader_workers
+from common.errors import OutputError, exit_on_error, quiet_loader_workers
 from common.io.logger import setup_logging
 from common.io.provenance import git_revision
 from common.io.run_lock import ensure_writable_folders, run_lock
 from common.report.problems import ProblemTally
-from common.runtime.distributed import DistInfo, distributed_process
+from common.runtime.distributed import DistInfo, broadcast_object, distributed_process
 from common.runtime.precision import resolve_precision
 from common.stages import Stage, get_stage
 from common.train.checkpoint import remove_stale_temporaries
@@ -59,15 +59,25 @@ def train(cfg: Any, overrides: Mapping[str, Any], *, info: DistInfo, device: tor
         return train_stage(cfg, overrides, info=info, device=device, gpu_ids=gpu_ids)
 
 
-def stage_lock(model_dir: str, info: DistInfo) -> Any:
+@contextlib.contextmanager
+def stage_lock(model_dir: str, info: DistInfo) -> Iterator[None]:
     """Rank 0's exclusive lock on the stage's snapshot folder, held for the whole run, so that
-    two runs never write the same snapshots at once. The lock file lies beside the folder
-    (`<parent>/.<folder>.train.lock`): the snapshot folder holds snapshots only."""
-    if not info.is_main:
-        return contextlib.nullcontext()
+    two runs never write the same snapshots at once; under torchrun every rank stops when rank 0
+    cannot take it. The lock file lies beside the folder (`<parent>/.<folder>.train.lock`): the
+    snapshot folder holds snapshots only."""
     folder = osp.abspath(model_dir)
     path = osp.join(osp.dirname(folder), f".{osp.basename(folder)}.train.lock")
-    return run_lock(path, subject=model_dir, what="training run")
+    with contextlib.ExitStack() as held:
+        refused = None
+        if info.is_main:
+            try:
+                held.enter_context(run_lock(path, subject=model_dir, what="training run"))
+            except OutputError as err:
+                refused = str(err)
+        refused = broadcast_object(refused, info)
+        if refused:
+            raise OutputError(refused)
+        yield
 
 
 def train_stage(cfg: Any, overrides: Mapping[str, Any], *, info: DistInfo,
