@@ -6,6 +6,7 @@ import contextlib
 import io
 import os.path as osp
 import shlex
+import signal
 import subprocess
 import sys
 from types import ModuleType
@@ -22,7 +23,7 @@ MERGE_SCRIPT = osp.join(ROOT, "tool", "merge_rgb_only_pose_only.py")
 # How long a child stopped by a signal may take to end (its save in progress) before SIGKILL.
 CHILD_STOP_S = 120
 # The exit statuses of an entry point stopped by SIGINT or SIGTERM (`common.errors`).
-INTERRUPTED_STATUS = (128 + 2, 128 + 15)
+INTERRUPTED_STATUS = (128 + signal.SIGINT, 128 + signal.SIGTERM)
 RESUME_HINT = "run the same train_all command again to resume"
 
 
