@@ -10,7 +10,6 @@ the results (`report`).
 
 import json
 import logging
-import os
 import os.path as osp
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -23,8 +22,9 @@ from common.train.checkpoint import (CheckpointError, check_stage, classifier_cl
 from common.runtime.device import prepare_model
 from common.runtime.distributed import DistInfo, all_gather_objects, distributed_process
 from common.train.engine import evaluate, predict
-from common.errors import DataError, UsageError, exit_on_error
+from common.errors import DataError, UsageError, exit_on_error, quiet_loader_workers
 from common.io.logger import setup_logging
+from common.io.run_lock import ensure_writable_folders
 from common.report.metrics import average_clip_probs, evaluation_report, format_report, results_dict
 from common.model import build_model
 from common.report.plots import write_report_files
@@ -56,9 +56,11 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
 
 def test_snapshot(cfg: Any, overrides: Dict[str, Any], *, info: DistInfo, device: torch.device,
                   gpu_ids: List[int]) -> Dict[str, Any]:
-    """The body of `main`, once the process knows its device and rank."""
-    for folder in (cfg.log_dir, cfg.result_dir, cfg.vis_dir):
-        os.makedirs(folder, exist_ok=True)
+    """The body of `main`, once the process knows its device and rank.
+
+    test.py takes no lock: it only reads the snapshot folder, so it may test a snapshot while
+    the stage goes on training; its output folders are checked before any work."""
+    ensure_writable_folders((cfg.log_dir, cfg.result_dir, cfg.vis_dir))
     stage = get_stage(cfg.mode)
     setup_logging(cfg.log_dir, f"test_{stage.slug}", rank=info.rank)
     path, snap, class_num = read_test_snapshot(cfg)
@@ -130,6 +132,7 @@ def build_test_data(cfg: Any, *, info: DistInfo, device: torch.device, gpu_ids: 
                                   rank=info.rank, world_size=info.world_size)
     loader = build_clip_loader(dataset, batches, num_workers=cfg.num_thread,
                                pin_memory=device.type == "cuda")
+    quiet_loader_workers(loader)  # a SIGTERM to the process group ends them without a word
     return dataset, batches, loader
 
 

@@ -7,19 +7,21 @@ The steps: parse the command line (`main`), find where the run starts and build 
 network (`train`), then loop over the epochs (`common.train.run.run_epochs`).
 """
 
+import contextlib
 import logging
 import math
-import os
-from typing import Any, List, Mapping, Optional, Sequence, Tuple
+import os.path as osp
+from typing import Any, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch.utils.data import BatchSampler
 
-from common.errors import exit_on_error
+from common.errors import OutputError, exit_on_error, quiet_loader_workers
 from common.io.logger import setup_logging
 from common.io.provenance import git_revision
+from common.io.run_lock import ensure_writable_folders, run_lock
 from common.report.problems import ProblemTally
-from common.runtime.distributed import DistInfo, distributed_process
+from common.runtime.distributed import DistInfo, broadcast_object, distributed_process
 from common.runtime.precision import resolve_precision
 from common.stages import Stage, get_stage
 from common.train.checkpoint import remove_stale_temporaries
@@ -50,7 +52,37 @@ def main(argv: Optional[Sequence[str]] = None) -> Optional[str]:
 
 def train(cfg: Any, overrides: Mapping[str, Any], *, info: DistInfo, device: torch.device,
           gpu_ids: List[int]) -> Optional[str]:
-    """The body of `main`, once the process knows its device and rank."""
+    """The body of `main`, once the process knows its device and rank: the output folders
+    checked and the stage's lock held before any work (`stage_lock`), then `train_stage`."""
+    ensure_writable_folders((cfg.model_dir, cfg.log_dir, cfg.result_dir, cfg.vis_dir))
+    with stage_lock(cfg.model_dir, info):
+        return train_stage(cfg, overrides, info=info, device=device, gpu_ids=gpu_ids)
+
+
+@contextlib.contextmanager
+def stage_lock(model_dir: str, info: DistInfo) -> Iterator[None]:
+    """Rank 0's exclusive lock on the stage's snapshot folder, held for the whole run, so that
+    two runs never write the same snapshots at once; under torchrun every rank stops when rank 0
+    cannot take it. The lock file lies beside the folder (`<parent>/.<folder>.train.lock`): the
+    snapshot folder holds snapshots only."""
+    folder = osp.abspath(model_dir)
+    path = osp.join(osp.dirname(folder), f".{osp.basename(folder)}.train.lock")
+    with contextlib.ExitStack() as held:
+        refused = None
+        if info.is_main:
+            try:
+                held.enter_context(run_lock(path, subject=model_dir, what="training run"))
+            except OutputError as err:
+                refused = str(err)
+        refused = broadcast_object(refused, info)
+        if refused:
+            raise OutputError(refused)
+        yield
+
+
+def train_stage(cfg: Any, overrides: Mapping[str, Any], *, info: DistInfo,
+                device: torch.device, gpu_ids: List[int]) -> Optional[str]:
+    """Train the stage: its start, data, network and epochs."""
     stage = get_stage(cfg.mode)
     start_logging(cfg, stage, info)
     start = find_start(cfg, stage)
@@ -98,9 +130,7 @@ def train(cfg: Any, overrides: Mapping[str, Any], *, info: DistInfo, device: tor
 
 
 def start_logging(cfg: Any, stage: Stage, info: DistInfo) -> None:
-    """The run's folders and log file; rank 0 clears the temporaries a killed save left."""
-    for folder in (cfg.model_dir, cfg.log_dir, cfg.result_dir, cfg.vis_dir):
-        os.makedirs(folder, exist_ok=True)
+    """The run's log file; rank 0 clears the temporaries a killed save left."""
     setup_logging(cfg.log_dir, f"train_{stage.slug}", rank=info.rank)
     if info.is_main:
         remove_stale_temporaries(cfg.model_dir)
@@ -131,6 +161,7 @@ def build_training_data(cfg: Any, *, seed: int, info: DistInfo, device: torch.de
                                # The loader's own generator: it must not draw from the global
                                # one, whose state a snapshot restores.
                                generator=torch.Generator().manual_seed(seed))
+    quiet_loader_workers(loader)  # a SIGTERM to the process group ends them without a word
     iters_per_epoch = (sampler.num_samples // batch_size if drop_last
                        else math.ceil(sampler.num_samples / batch_size))
     logger.info("%s train: %d clips per epoch, %d classes, %d process(es) x batch %d, %d "

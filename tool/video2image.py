@@ -25,6 +25,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from common.errors import exit_on_error, quiet_worker_signals
 from data.sources.jpeg_folder import FRAME_NAME
 from data.video_decode import (VIDEO_EXTENSIONS, apply_rotation, is_video_file,
                                iter_video_frames, resize_short_side, video_stem)
@@ -211,13 +212,19 @@ def extract_tree(src: str, dst: str, *, short_side: int = 256, quality: int = 95
         for job in jobs:
             record(job, _extract_job(job))
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # The workers ignore Ctrl-C/SIGTERM (sent to the whole process group): this process
+        # stops them, dropping the videos not started and letting the running ones finish.
+        pool = ProcessPoolExecutor(max_workers=workers, initializer=quiet_worker_signals)
+        try:
             for job, outcome in zip(jobs, pool.map(_extract_job, jobs)):
                 record(job, outcome)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     result["failed"] = len(failures)
     return result
 
 
+@exit_on_error
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--src", required=True, help="a video file or a folder of videos")

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from common.errors import CheckpointError
 from common.io.atomic_file import atomic_write
+from common.io.run_lock import write_failure
 from common.stages import MERGE_SOURCES, RGB_ONLY, RGB_POSE, STREAM_MODULES
 
 __all__ = ["CheckpointError", "STREAM_MODULES"]  # re-exported for the entry points
@@ -126,9 +127,19 @@ def atomic_save(obj: Dict[str, Any], path: str) -> None:
     at worst a temporary (`.tmp_<host>_<pid>_<random>.pth.tar`) that `remove_stale_temporaries`
     recognises later. The file gets the permissions of an ordinary new file (0666 minus the
     umask), so that colleagues on a shared machine can read the snapshots.
+
+    A write that fails for want of room or rights (ENOSPC, EFBIG, EDQUOT, EACCES, EROFS) raises
+    `OutputError`, one line naming the file and the free space; the previous file is untouched.
     """
-    with atomic_write(path, "wb", tmp_prefix=_tmp_name_prefix(), tmp_suffix=".pth.tar") as f:
-        torch.save(obj, f)
+    try:
+        with atomic_write(path, "wb", tmp_prefix=_tmp_name_prefix(), tmp_suffix=".pth.tar") as f:
+            torch.save(obj, f)
+    except (OSError, RuntimeError) as err:
+        # torch.save's zip writer reports a failed write as a RuntimeError caused by the OSError.
+        failure = write_failure(err, path)
+        if failure is None:
+            raise
+        raise failure from None
 
 
 def _process_alive(pid: int) -> bool:

@@ -38,7 +38,30 @@ def make_optimizer(model: nn.Module, cfg: Any) -> torch.optim.Optimizer:
 
 
 class NonFiniteError(IntegralActionError):
-    """A loss or a prediction that is NaN or infinite."""
+    """A loss, a weight or a prediction that is NaN or infinite."""
+
+
+def check_finite_weights(model: nn.Module, where: str) -> None:
+    """Raise `NonFiniteError` naming the first parameter or buffer of `model` that holds a NaN
+    or an infinity; `where` says when ("after epoch 3, iteration 120").
+
+    The loss is checked before each step, but the step itself can still overflow (the last
+    one of an epoch included): this runs before a snapshot is written, so that no snapshot
+    holds such weights. One reduction per tensor and a single device sync.
+    """
+    bare = model.module if hasattr(model, "module") else model
+    named = [(n, t) for n, t in (*bare.named_parameters(), *bare.named_buffers())
+             if t.is_floating_point()]
+    if not named:
+        return
+    with torch.no_grad():
+        finite = torch.stack([torch.isfinite(t).all() for _, t in named])
+        if bool(finite.all()):
+            return
+    name = named[int((~finite).nonzero()[0])][0]
+    raise NonFiniteError(f"non-finite weights in {name} {where}: the snapshot is not written "
+                         "(the previous ones are intact); lower --lr, or resume from an earlier "
+                         "snapshot")
 
 
 def step_losses(model: nn.Module, batch: Dict[str, Any], *, reg_weight: float,

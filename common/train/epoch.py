@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from common.errors import DataError
 from common.report.problems import ProblemTally
 from common.runtime.device import move_batch
 from common.runtime.precision import Precision
@@ -185,6 +186,11 @@ def train_one_epoch(model: nn.Module, loader: Any, optimizer: torch.optim.Optimi
                 options.on_step(epoch, progress)
         tick = time.perf_counter()
     bar.close()
+    if progress.count == 0:
+        summary = options.tally.summary() if options.tally is not None else "none counted"
+        raise DataError(f"epoch {epoch} had no usable training clip ({progress.iteration} "
+                        f"batch(es), data problems: {summary}), so there is nothing to save; "
+                        "the log names the files: repair or replace them")
     return _epoch_stats(progress, lr=lr, clips=elapsed_clips,
                         seconds=time.perf_counter() - start)
 

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from common.errors import UsageError
+from common.errors import Interrupted, UsageError
 from common.model import IntegralAction, build_model
 from common.report.problems import ProblemTally, sum_counts
 from common.runtime.device import prepare_model
@@ -25,7 +25,7 @@ from common.runtime.precision import Precision, apply_precision, make_grad_scale
 from common.stages import Stage
 from common.train.checkpoint import (partial_snapshot_path, remove_partial_snapshots,
                                      save_snapshot, snapshot_path)
-from common.train.engine import make_optimizer
+from common.train.engine import check_finite_weights, make_optimizer
 from common.train.epoch import EpochProgress, LoopOptions, train_one_epoch
 from common.train.rng_state import capture_rng_state
 from common.train.start import StartPoint, restore_run_state, restore_state
@@ -143,7 +143,14 @@ class SnapshotSaver:
     run: Dict[str, Any]
     iters_per_epoch: int
 
-    def save(self, path: str, epoch: int, progress: Optional[EpochProgress]) -> None:
+    def save(self, path: str, epoch: int, progress: Optional[EpochProgress],
+             iteration: Optional[int] = None) -> None:
+        """Write the snapshot of `epoch` (mid-epoch: with its `progress`), unless a weight is
+        NaN or infinite (`NonFiniteError`, naming it and the `iteration`)."""
+        done = progress.iteration if progress is not None else iteration
+        # On every rank (DDP keeps the weights equal), so that all stop together.
+        check_finite_weights(self.trainee.net, f"after epoch {epoch}" + (
+            f", iteration {done}" if done is not None else ""))
         states = all_gather_objects(capture_rng_state(self.generator), self.info)
         if not self.info.is_main:
             return
@@ -167,10 +174,11 @@ class SnapshotSaver:
             remove_partial_snapshots(self.cfg.model_dir, before=(epoch, done))
             logger.info("mid-epoch snapshot saved: %s", partial)
 
-    def end_epoch(self, epoch: int) -> str:
-        """The epoch's snapshot (superseding its mid-epoch ones); returns its path."""
+    def end_epoch(self, epoch: int, iteration: Optional[int] = None) -> str:
+        """The epoch's snapshot (superseding its mid-epoch ones), after its `iteration`th
+        batch; returns its path."""
         path = snapshot_path(self.cfg.model_dir, epoch)
-        self.save(path, epoch, None)
+        self.save(path, epoch, None, iteration)
         if self.info.is_main:
             remove_partial_snapshots(self.cfg.model_dir, before=(epoch + 1, 0))
             logger.info("snapshot saved: %s", path)
@@ -181,15 +189,24 @@ def run_epochs(cfg: Any, *, start: StartPoint, data: EpochData, net: nn.Module,
                optimizer: torch.optim.Optimizer, loop: LoopOptions, saver: SnapshotSaver,
                info: DistInfo) -> Optional[str]:
     """Train the epochs `start.epoch .. end_epoch - 1`, a snapshot after each; returns the
-    last snapshot's path (None when there was no epoch to train)."""
+    last snapshot's path (None when there was no epoch to train).
+
+    Ctrl-C or SIGTERM raises `Interrupted` saying where the run stopped; the snapshots saved
+    before stay, and a save in progress leaves no file behind.
+    """
     path = None
-    for epoch in range(start.epoch, cfg.end_epoch):
-        loop.tally.reset()
-        progress = _start_epoch(data, epoch=epoch, start=start, max_iters=loop.max_iters)
-        stats = train_one_epoch(net, data.loader, optimizer, cfg, epoch=epoch, options=loop,
-                                progress=progress)
-        log_epoch(epoch, stats, tally=loop.tally, info=info, writer=loop.writer)
-        path = saver.end_epoch(epoch)
+    epoch, progress = start.epoch, start.progress
+    try:
+        for epoch in range(start.epoch, cfg.end_epoch):
+            loop.tally.reset()
+            progress = _start_epoch(data, epoch=epoch, start=start, max_iters=loop.max_iters)
+            stats = train_one_epoch(net, data.loader, optimizer, cfg, epoch=epoch, options=loop,
+                                    progress=progress)
+            log_epoch(epoch, stats, tally=loop.tally, info=info, writer=loop.writer)
+            path = saver.end_epoch(epoch, progress.iteration)
+    except KeyboardInterrupt as err:
+        raise Interrupted.of(err, where=f"at epoch {epoch}, iteration {progress.iteration}",
+                             hint="resume with --continue") from None
     return path
 
 

@@ -6,17 +6,25 @@ import contextlib
 import io
 import os.path as osp
 import shlex
+import signal
 import subprocess
 import sys
 from types import ModuleType
 from typing import Any, Callable, Sequence
 
-from common.errors import IntegralActionError, UsageError
+from common.errors import IntegralActionError, Interrupted, UsageError
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TRAIN_SCRIPT = osp.join(ROOT, "main", "train.py")
 TEST_SCRIPT = osp.join(ROOT, "main", "test.py")
 MERGE_SCRIPT = osp.join(ROOT, "tool", "merge_rgb_only_pose_only.py")
+
+
+# How long a child stopped by a signal may take to end (its save in progress) before SIGKILL.
+CHILD_STOP_S = 120
+# The exit statuses of an entry point stopped by SIGINT or SIGTERM (`common.errors`).
+INTERRUPTED_STATUS = (128 + signal.SIGINT, 128 + signal.SIGTERM)
+RESUME_HINT = "run the same train_all command again to resume"
 
 
 class StageError(IntegralActionError):
@@ -72,19 +80,17 @@ class Runner:
 
         Raises:
             StageError: the command failed (its own error is printed above).
+            Interrupted: Ctrl-C or SIGTERM stopped the step (said where, and how to resume).
         """
         command = self.command(script, argv, distributed)
         if self.dry_run:
             print(command, flush=True)
             return None
-        if distributed and self.nproc > 1:
-            cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                   f"--nproc_per_node={self.nproc}", script, *argv]
-            proc = subprocess.run(cmd, stdout=subprocess.DEVNULL if self.quiet else None)
-            if proc.returncode != 0:
-                raise StageError(f"{what} failed (exit status {proc.returncode}): {command}")
-            return None
         try:
+            if distributed and self.nproc > 1:
+                return self._run_child(what, command, [
+                    sys.executable, "-m", "torch.distributed.run", "--standalone",
+                    f"--nproc_per_node={self.nproc}", script, *argv])
             if self.quiet:
                 with contextlib.redirect_stdout(io.StringIO()):
                     return entry().main(list(argv))
@@ -93,6 +99,33 @@ class Runner:
             if stop.code in (0, None):
                 return None
             raise StageError(f"{what} failed (exit status {stop.code}): {command}") from None
+        except KeyboardInterrupt as err:
+            stop = Interrupted.of(err)
+            raise Interrupted(stop.signum, where=" ".join(filter(None, (f"during {what}",
+                                                                        stop.where))),
+                              hint=RESUME_HINT) from None
+
+    def _run_child(self, what: str, command: str, cmd: Sequence[str]) -> None:
+        """Run `cmd` as a child process; a Ctrl-C or SIGTERM that stops this process is passed
+        on to the child (which a terminal's Ctrl-C reaches anyway, in the same process group),
+        and the child is waited for, so that it ends its save and leaves nothing half-written."""
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL if self.quiet else None)
+        try:
+            code = proc.wait()
+        except KeyboardInterrupt as err:
+            stop = Interrupted.of(err)
+            if proc.poll() is None:
+                proc.send_signal(stop.signum)
+            try:
+                proc.wait(timeout=CHILD_STOP_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            raise
+        if code in INTERRUPTED_STATUS:  # the child was stopped by a signal on its own
+            raise Interrupted(code - 128)
+        if code != 0:
+            raise StageError(f"{what} failed (exit status {code}): {command}")
 
 
 def train_module() -> ModuleType:
