@@ -1,10 +1,15 @@
-"""Faults the data does not show by itself: damaged JPEG pixels the decoder only warns about.
+"""Faults the data does not show by itself: damaged JPEG pixels the decoder only warns about,
+annotations that contradict themselves, pose files that count frames from 0.
 
 Frames are the fixtures' 32 x 48 JPEGs written by OpenCV (tests/fixtures_data.py); a damaged one
 is made by cutting or altering the bytes of its entropy-coded scan. Clips are T = 2 frames
 every 2 frames (test clip 0 = frames 0 and 2), as in tests/test_bad_data.py.
 """
+import json
+import logging
 import os
+import os.path as osp
+import re
 
 import cv2
 import numpy as np
@@ -12,12 +17,12 @@ import pytest
 from torch.utils.data import DataLoader
 
 from common.errors import DataError
-from common.report.problems import SKIPPED, ProblemTally
+from common.report.problems import POSE_ZEROED, SKIPPED, ProblemTally
 from data.collate import collate_clips
-from data.Kinetics.Kinetics import Kinetics
+from data.Kinetics.Kinetics import Kinetics, decide_frame_base
 from data.sources.decoder_warnings import catch_decoder_output, damage_warning
 from data.sources.jpeg_folder import DECODE_FLAGS, decode_frame, frame_path, load_clip_frames
-from tests.fixtures_data import make_cfg, write_kinetics
+from tests.fixtures_data import make_cfg, write_json, write_kinetics, write_kinetics_skeleton
 
 UNUSABLE_KEYS = {"video_id", "clip_index", "problems"}
 DAMAGED = "damaged JPEG data (the decoder says 'Corrupt JPEG data: "
@@ -134,3 +139,164 @@ def test_damage_is_reported_from_loader_workers(tmp_path):
     problems = [p for b in batches for p in b["problems"]]
     assert [(p.reason, p.path) for p in problems] == [("corrupt_frame", path)]
     assert problems[0].detail.startswith(DAMAGED)
+
+
+# --------------------------------------------------------------------------- annotations
+@pytest.fixture
+def data_log():
+    """The messages of the 'integral_action.data' logger."""
+    records = []
+
+    class ListHandler(logging.Handler):
+        def emit(self, record):
+            records.append(record)
+
+    log = logging.getLogger("integral_action.data")
+    handler, level = ListHandler(level=logging.INFO), log.level
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    yield records
+    log.removeHandler(handler)
+    log.setLevel(level)
+
+
+def messages(records, level=logging.INFO):
+    return [r.getMessage() for r in records if r.levelno == level]
+
+
+def edit_annotations(info, change):
+    path = osp.join(info["data_root"], "Kinetics50_val.json")
+    with open(path) as f:
+        content = json.load(f)
+    change(content)
+    write_json(path, content)
+    return path
+
+
+def test_two_labels_for_one_video_leave_it_out_naming_both(tmp_path, data_log):
+    info = write_kinetics(str(tmp_path))  # 4 videos, labels 0, 0, 1, 1
+    path = edit_annotations(info, lambda c: c["annotations"].append(
+        {"id": 9, "image_id": 2, "action_label": 1, "action_name": "action_01"}))
+    ds = Kinetics(make_cfg(tmp_path), "test")
+    assert [r["video_id"] for r in ds.records] == [1, 3, 4]
+    assert ds.skipped == {"conflicting_labels": 1} and ds.annotated == 4
+    detail = "video 2: annotations[1] gives action_label 0, annotations[4] gives 1"
+    assert messages(data_log, logging.WARNING) == [
+        f"data problem: {path}: {detail} (conflicting_labels, skipped)"]
+    with pytest.raises(DataError, match=re.escape(f"{path}: {detail} (conflicting_labels")):
+        Kinetics(make_cfg(tmp_path, strict=True), "test")
+
+
+def test_a_file_whose_every_video_has_two_labels_stops_in_one_line(tmp_path):
+    info = write_kinetics(str(tmp_path), num_classes=1, videos_per_class=2)
+    path = edit_annotations(info, lambda c: c["annotations"].extend(
+        [dict(a, action_label=a["action_label"] + 1) for a in c["annotations"]]))
+    with pytest.raises(DataError) as err:
+        Kinetics(make_cfg(tmp_path), "test")
+    assert str(err.value) == (f"{path}: no usable video (2 video entries; left out: "
+                              "conflicting_labels: 2)")
+
+
+def test_exact_repeats_are_kept_once_counted_and_logged(tmp_path, data_log):
+    info = write_kinetics(str(tmp_path))
+
+    def repeat(content):
+        content["images"].append(dict(content["images"][0]))  # video 1 written twice
+        content["annotations"].append(dict(content["annotations"][2], id=7))  # label of 3 again
+
+    path = edit_annotations(info, repeat)
+    ds = Kinetics(make_cfg(tmp_path, strict=True), "test")  # loses nothing: not an error
+    assert [r["video_id"] for r in ds.records] == [1, 2, 3, 4]
+    assert [r["label"] for r in ds.records] == [0, 0, 1, 1]
+    assert ds.skipped == {"repeated_entry": 1} and ds.annotated == 5
+    assert messages(data_log, logging.WARNING) == []
+    assert f"{path}: 2 entries repeat an earlier one exactly, each video kept once: images[4] " \
+           "repeats images[0] (id 1); annotations[4] repeats the action_label of " \
+           "annotations[2] (video 3)" in messages(data_log)
+    summary = [m for m in messages(data_log) if m.startswith("Kinetics test")]
+    assert summary[0].startswith("Kinetics test: kept 4 of 5 annotated videos")
+    assert summary[0].endswith("left out: repeated_entry: 1")
+
+
+def test_same_id_with_other_content_is_still_a_duplicate_id(tmp_path, data_log):
+    info = write_kinetics(str(tmp_path))
+    path = edit_annotations(info, lambda c: c["images"].append(
+        dict(c["images"][0], frame_num=12)))
+    ds = Kinetics(make_cfg(tmp_path), "test")
+    assert ds.skipped == {"duplicate_id": 1} and len(ds.records) == 4
+    assert messages(data_log, logging.WARNING) == [
+        f"data problem: {path}: images[4]: id 1 is already the id of images[0] (duplicate_id, "
+        "skipped)"]
+
+
+# --------------------------------------------------------------------------- frame_index base
+def person(x):
+    return np.tile([x, 0.5], (18, 1)), np.full(18, 0.8)
+
+
+def write_numbered_skeletons(info, first_index, videos=None):
+    """Each video's pose file: one person per frame at x = 0.1 * (frame + 1) for 0-based frame
+    `frame`, written with frame_index `frame + first_index`."""
+    for video in videos or info["val"]:
+        write_kinetics_skeleton(video["skeleton_path"], {
+            k + first_index: [person(0.1 * (k + 1))] for k in range(video["frame_num"])})
+
+
+def pose_x(item):
+    """The resized-frame x of joint 0 of person 0 in each pose frame (grid -> pixels: x2 + 10,
+    then / 36 for the fraction of the width)."""
+    return [round(float((item["pose_coords"][t, 0, 0, 0] * 2 + 10) / 36), 4)
+            for t in range(item["pose_coords"].shape[0])]
+
+
+@pytest.mark.parametrize("first_index", [0, 1])
+def test_frame_index_base_is_decided_at_start_up_and_logged(tmp_path, data_log, first_index):
+    info = write_kinetics(str(tmp_path), num_classes=1, videos_per_class=2)
+    write_numbered_skeletons(info, first_index)
+    ds = Kinetics(make_cfg(tmp_path), "test")
+    assert ds.frame_base == first_index
+    # Clip 0 = frames 0 and 2: the people written for frames 0 and 2, whatever the numbering.
+    item = ds[0]
+    assert item["problems"] == [] and pose_x(item) == [0.1, 0.3]
+    paths = [v["skeleton_path"] for v in info["val"]]
+    (decision,) = [m for m in messages(data_log) if m.startswith("Kinetics pose files")]
+    assert decision == {
+        0: "Kinetics pose files (test): frame_index counts from 0: frame k is frame_index k "
+           f"(frame_index 0 in 2 of the 2 pose files read at start-up: {paths[0]}, {paths[1]})",
+        1: "Kinetics pose files (test): frame_index counts from 1 (the kinetics-skeleton "
+           "convention): frame k is frame_index k + 1 (no frame_index 0 in the 2 pose files "
+           f"read at start-up: {paths[0]} ... {paths[1]})"}[first_index]
+
+
+def test_start_up_reads_a_bounded_sample_and_a_later_contradiction_is_reported(
+        tmp_path, monkeypatch, data_log):
+    info = write_kinetics(str(tmp_path), num_classes=1, videos_per_class=3)
+    write_numbered_skeletons(info, 0, videos=info["val"][2:])  # only the third counts from 0
+    paths = [v["skeleton_path"] for v in info["val"]]
+    assert decide_frame_base(paths)[0] == 0  # the default sample (8 files) holds all three
+    monkeypatch.setattr(Kinetics, "frame_base_sample", 2)
+    ds = Kinetics(make_cfg(tmp_path), "test")
+    assert ds.frame_base == 1  # decided from the first two files only
+    (decision,) = [m for m in messages(data_log) if m.startswith("Kinetics pose files")]
+    assert decision.endswith(f"in the 2 pose files read at start-up: {paths[0]} ... {paths[1]})")
+    item = next(ds[i] for i in range(len(ds)) if int(ds[i]["video_id"]) == 3)
+    (problem,) = item["problems"]
+    assert (problem.reason, problem.path, problem.action) == (
+        "bad_pose_file", paths[2], POSE_ZEROED)
+    assert problem.detail == ("frame_index 0, but this data set's pose files count frames from "
+                              "1 (decided at start-up, see the log): its poses would be one "
+                              "frame off; number its frames like the others")
+
+
+def test_unreadable_pose_files_are_passed_over_by_the_decision(tmp_path):
+    info = write_kinetics(str(tmp_path), num_classes=1, videos_per_class=2)
+    with open(info["val"][0]["skeleton_path"], "w") as f:
+        f.write('{"data": [')
+    write_numbered_skeletons(info, 0, videos=info["val"][1:])
+    paths = [v["skeleton_path"] for v in info["val"]]
+    base, decision = decide_frame_base(paths)
+    assert base == 0 and decision.endswith(f"in 1 of the 1 pose files read at start-up: "
+                                           f"{paths[1]})")
+    assert decide_frame_base(paths[:1]) == (1, (
+        "frame_index counts from 1 (the kinetics-skeleton convention; none of the 1 pose files "
+        "tried at start-up could be read)"))
