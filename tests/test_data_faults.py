@@ -5,7 +5,6 @@ Frames are the fixtures' 32 x 48 JPEGs written by OpenCV (tests/fixtures_data.py
 is made by cutting or altering the bytes of its entropy-coded scan. Clips are T = 2 frames
 every 2 frames (test clip 0 = frames 0 and 2), as in tests/test_bad_data.py.
 """
-import json
 import logging
 import os
 import os.path as osp
@@ -22,7 +21,8 @@ from data.collate import collate_clips
 from data.Kinetics.Kinetics import Kinetics, decide_frame_base
 from data.sources.decoder_warnings import catch_decoder_output, damage_warning
 from data.sources.jpeg_folder import DECODE_FLAGS, decode_frame, frame_path, load_clip_frames
-from tests.fixtures_data import make_cfg, write_json, write_kinetics, write_kinetics_skeleton
+from tests.fixtures_data import make_cfg, write_kinetics, write_kinetics_skeleton
+from tests.test_bad_data import data_log, edit_json, messages  # noqa: F401 (a fixture)
 
 UNUSABLE_KEYS = {"video_id", "clip_index", "problems"}
 DAMAGED = "damaged JPEG data (the decoder says 'Corrupt JPEG data: "
@@ -142,34 +142,9 @@ def test_damage_is_reported_from_loader_workers(tmp_path):
 
 
 # --------------------------------------------------------------------------- annotations
-@pytest.fixture
-def data_log():
-    """The messages of the 'integral_action.data' logger."""
-    records = []
-
-    class ListHandler(logging.Handler):
-        def emit(self, record):
-            records.append(record)
-
-    log = logging.getLogger("integral_action.data")
-    handler, level = ListHandler(level=logging.INFO), log.level
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    yield records
-    log.removeHandler(handler)
-    log.setLevel(level)
-
-
-def messages(records, level=logging.INFO):
-    return [r.getMessage() for r in records if r.levelno == level]
-
-
 def edit_annotations(info, change):
     path = osp.join(info["data_root"], "Kinetics50_val.json")
-    with open(path) as f:
-        content = json.load(f)
-    change(content)
-    write_json(path, content)
+    edit_json(path, change)
     return path
 
 
