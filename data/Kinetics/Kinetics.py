@@ -43,8 +43,8 @@ FRAME_BASE_SAMPLE = 8
 
 class PeopleTable(dict):
     """`{frame_index (int): (coords (P, J, 2), scores (P, J))}` of the frames with people in a
-    kinetics-skeleton file, and `first_index`: the smallest `frame_index` of its entries, with people or not
-    (None for a file without entries); 0 marks a file that counts frames from 0."""
+    kinetics-skeleton file, and `first_index`: the smallest `frame_index` of its entries, with
+    people or not (None for a file without entries); 0 marks a file counting frames from 0."""
 
     first_index: Optional[int] = None
 

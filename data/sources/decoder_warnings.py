@@ -4,11 +4,12 @@ libjpeg(-turbo), which OpenCV decodes JPEGs with, does not fail on a damaged ent
 segment (a scan cut short, flipped bytes, a stray marker): it prints a warning such as
 `Corrupt JPEG data: premature end of data segment` on the process's stderr and returns an image
 whose damaged part is grey or garbage. OpenCV gives no access to that warning, and the other
-decoders at hand either ignore it as well (PIL) or decode other pixels. So `catch_decoder_output`
-runs OpenCV's decode with file descriptor 2 pointed at a private file for the call's duration
-and returns what was written there: the pixels stay exactly OpenCV's, for a few system calls
-per frame. `damage_warning` tells the decoder's damage warnings from anything else, which is
-passed on to the real stderr.
+decoders at hand (PIL, torchvision) notice a stray marker at most, not a scan cut short or
+garbled, and would cost a second decode. So `catch_decoder_output` runs OpenCV's decode with
+file descriptor 2 pointed at a private file for the call's duration and returns what was
+written there: the pixels stay exactly OpenCV's, for a few system calls per frame.
+`damage_warning` tells the decoder's damage warnings from anything else, which is passed on to
+the real stderr.
 """
 from __future__ import annotations
 
