@@ -19,7 +19,7 @@ from common.errors import DataError
 from common.report.problems import POSE_ZEROED, SKIPPED, ProblemTally
 from data.collate import collate_clips
 from data.Kinetics.Kinetics import Kinetics, decide_frame_base
-from data.sources.decoder_warnings import catch_decoder_output, damage_warning
+from data.sources.decoder_warnings import catching_decoder_output, damage_warning
 from data.sources.jpeg_folder import DECODE_FLAGS, decode_frame, frame_path, load_clip_frames
 from tests.fixtures_data import make_cfg, write_kinetics, write_kinetics_skeleton
 from tests.test_bad_data import data_log, edit_json, messages  # noqa: F401 (a fixture)
@@ -117,15 +117,21 @@ def test_intact_jpeg_decodes_to_opencvs_pixels(tmp_path, capfd):
 
 
 def test_other_stderr_output_is_passed_on_not_swallowed(capfd):
-    result, said = catch_decoder_output(lambda: os.write(2, b"a note\n") and 7)
-    assert result == 7 and said == "a note\n"
-    assert capfd.readouterr().err == ""  # caught...
-    assert damage_warning(said) is None
-    assert capfd.readouterr().err == "a note\n"  # ...and passed on
-    said = "Corrupt JPEG data: bad ICC marker\nCorrupt JPEG data: bad Huffman code\n"
-    assert damage_warning(said) == "Corrupt JPEG data: bad Huffman code"
-    assert capfd.readouterr().err == "Corrupt JPEG data: bad ICC marker\n"
-    assert catch_decoder_output(lambda: 1) == (1, "")  # the capture starts empty again
+    with catching_decoder_output() as output:
+        os.write(2, b"a note\n")
+        assert output.damage() is None
+        assert capfd.readouterr().err == ""  # caught for now...
+        os.write(2, b"Corrupt JPEG data: bad ICC marker\nCorrupt JPEG data: bad Huffman code\n")
+        assert output.damage() == "Corrupt JPEG data: bad Huffman code"
+        assert output.damage() is None  # each warning is read once
+    assert capfd.readouterr().err == "a note\nCorrupt JPEG data: bad ICC marker\n"  # ...passed on
+    assert damage_warning("Premature end of JPEG file\n\n") == ("Premature end of JPEG file", [])
+    with pytest.raises(RuntimeError), catching_decoder_output():
+        os.write(2, b"said before a failure\n")
+        raise RuntimeError
+    assert capfd.readouterr().err == "said before a failure\n"
+    with catching_decoder_output() as output:
+        assert output.damage() is None  # the capture starts empty again
 
 
 def test_damage_is_reported_from_loader_workers(tmp_path):

@@ -5,20 +5,19 @@ segment (a scan cut short, flipped bytes, a stray marker): it prints a warning s
 `Corrupt JPEG data: premature end of data segment` on the process's stderr and returns an image
 whose damaged part is grey or garbage. OpenCV gives no access to that warning, and the other
 decoders at hand (PIL, torchvision) notice a stray marker at most, not a scan cut short or
-garbled, and would cost a second decode. So `catch_decoder_output` runs OpenCV's decode with
-file descriptor 2 pointed at a private file for the call's duration and returns what was
-written there: the pixels stay exactly OpenCV's, for a few system calls per frame.
-`damage_warning` tells the decoder's damage warnings from anything else, which is passed on to
-the real stderr.
+garbled, and would cost a second decode. So OpenCV's decodes run inside
+`catching_decoder_output`, with file descriptor 2 pointed at a private file, and what was
+written there is read after each frame: the pixels stay exactly OpenCV's, for a few system
+calls per clip. `damage_warning` tells the decoder's damage warnings from anything else, which
+is passed on to the real stderr.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import threading
-from typing import Callable, Optional, Tuple, TypeVar
-
-T = TypeVar("T")
+from typing import Iterator, List, Optional, Tuple
 
 # libjpeg's warnings about the image data itself (JWRN_HIT_MARKER, JWRN_EXTRANEOUS_DATA,
 # JWRN_HUFF_BAD_CODE, JWRN_ARITH_BAD_CODE, JWRN_JPEG_EOF, JWRN_MUST_RESYNC...): the pixels after
@@ -42,11 +41,36 @@ def _capture_fd() -> int:
     return _capture["file"].fileno()
 
 
-def catch_decoder_output(decode: Callable[[], T]) -> Tuple[T, str]:
-    """Run `decode()` with its writes to file descriptor 2 caught.
+class DecoderOutput:
+    """What was written to file descriptor 2 inside a `catching_decoder_output` block."""
 
-    Returns:
-        `(decode's result, what it wrote to stderr)` ('' almost always).
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self.passed_on: List[str] = []
+
+    def damage(self) -> Optional[str]:
+        """The first damage warning (`damage_warning`) written since the last call, None when
+        there is none. The rest of what was written is kept for the real stderr."""
+        size = os.lseek(self._fd, 0, os.SEEK_CUR)
+        if size == 0:
+            return None
+        os.lseek(self._fd, 0, os.SEEK_SET)
+        written = os.read(self._fd, size).decode("utf-8", errors="replace")
+        os.lseek(self._fd, 0, os.SEEK_SET)
+        os.ftruncate(self._fd, 0)
+        damage, rest = damage_warning(written)
+        self.passed_on.extend(rest)
+        return damage
+
+
+@contextlib.contextmanager
+def catching_decoder_output() -> Iterator[DecoderOutput]:
+    """Within the block, writes to file descriptor 2 go to this process's capture file; read
+    them with the yielded `DecoderOutput.damage()` after each decode. On leaving, stderr is
+    restored and whatever was not a damage warning is written to it. Not to be nested.
+
+    One block can span a whole clip: that is a handful of system calls per clip, plus one
+    per frame to see whether anything was written.
     """
     with _lock:
         fd = _capture_fd()
@@ -55,39 +79,31 @@ def catch_decoder_output(decode: Callable[[], T]) -> Tuple[T, str]:
         except OSError:  # no stderr at all: restore that state after
             saved = None
         os.dup2(fd, 2)
+        output = DecoderOutput(fd)
         try:
-            result = decode()
+            yield output
         finally:
+            output.damage()  # collect (and clear) anything written after the last look
             if saved is None:
                 os.close(2)
             else:
                 os.dup2(saved, 2)
                 os.close(saved)
-        size = os.lseek(fd, 0, os.SEEK_CUR)
-        if size == 0:
-            return result, ""
-        os.lseek(fd, 0, os.SEEK_SET)
-        written = os.read(fd, size)
-        os.lseek(fd, 0, os.SEEK_SET)
-        os.ftruncate(fd, 0)
-    return result, written.decode("utf-8", errors="replace")
+                if output.passed_on:
+                    os.write(2, ("\n".join(output.passed_on) + "\n").encode(
+                        "utf-8", errors="replace"))
 
 
-def damage_warning(output: str) -> Optional[str]:
-    """The first line of the decoder's `output` that reports damaged image data, None when
-    there is none. The other lines (not the decoder's damage warnings: another thread's
-    output, a benign libjpeg note) are written on to stderr, so that nothing is swallowed."""
+def damage_warning(output: str) -> Tuple[Optional[str], List[str]]:
+    """`(the first line of the decoder's output that reports damaged image data or None, the
+    other non-empty lines)`: those are no damage warning (another thread's output, a benign
+    libjpeg note) and go on to stderr, so that nothing is swallowed."""
     damage: Optional[str] = None
-    passed_on = []
+    rest = []
     for line in output.splitlines():
         text = line.strip()
         if text.startswith(DAMAGE_PREFIXES) and not any(w in text for w in METADATA_WARNINGS):
             damage = damage or text
         elif text:
-            passed_on.append(line)
-    if passed_on:
-        try:
-            os.write(2, ("\n".join(passed_on) + "\n").encode("utf-8", errors="replace"))
-        except OSError:
-            pass  # stderr is closed: there is nowhere to pass it on to
-    return damage
+            rest.append(line)
+    return damage, rest

@@ -19,7 +19,7 @@ import numpy as np
 
 from common.errors import DataError
 from data.sources.base import FrameError, FrameSource
-from data.sources.decoder_warnings import catch_decoder_output, damage_warning
+from data.sources.decoder_warnings import DecoderOutput, catching_decoder_output
 from data.transforms import resize_shape
 
 FRAME_NAME = "%06d.jpg"
@@ -83,11 +83,16 @@ def decode_frame(raw: bytes, path: str, reduce: int = 1) -> np.ndarray:
             decoder reports damaged data (a cut or corrupt scan, which it would otherwise
             return as partly grey or garbled pixels with only a warning on stderr).
     """
-    buffer = np.frombuffer(raw, dtype=np.uint8)
-    image, said = catch_decoder_output(lambda: _imdecode(buffer, reduce))
+    with catching_decoder_output() as output:
+        return _checked_decode(raw, path, reduce, output)
+
+
+def _checked_decode(raw: bytes, path: str, reduce: int, output: DecoderOutput) -> np.ndarray:
+    """`decode_frame` inside a `catching_decoder_output` block (`output`)."""
+    image = _imdecode(np.frombuffer(raw, dtype=np.uint8), reduce)
+    damage = output.damage()
     if image is None:
         raise FrameError(path, "corrupt_frame", f"not a decodable image ({len(raw)} bytes)")
-    damage = damage_warning(said) if said else None
     if damage is not None:
         raise FrameError(path, "corrupt_frame", f"damaged JPEG data (the decoder says "
                                                 f"'{damage}')")
@@ -181,17 +186,19 @@ def load_clip_frames(
     frames: List[np.ndarray] = []
     stored_hw: Optional[Tuple[int, int]] = None
     reduce = 1
-    for n, path in enumerate(paths):
-        raw = read_frame_bytes(path)
-        if n == 0 and fast_decode_shape is not None:
-            header_hw = jpeg_size(raw)
-            if header_hw is not None:
-                stored_hw = header_hw
-                reduce = decode_reduction(header_hw, resize_shape(*header_hw,
-                                                                  fast_decode_shape))
-        frames.append(decode_frame(raw, path, reduce))
-        if n == 0 and reduce == 1:
-            stored_hw = (int(frames[0].shape[0]), int(frames[0].shape[1]))
+    # One capture of the decoder's output for the whole clip (see `decode_frame`).
+    with catching_decoder_output() as output:
+        for n, path in enumerate(paths):
+            raw = read_frame_bytes(path)
+            if n == 0 and fast_decode_shape is not None:
+                header_hw = jpeg_size(raw)
+                if header_hw is not None:
+                    stored_hw = header_hw
+                    reduce = decode_reduction(header_hw, resize_shape(*header_hw,
+                                                                      fast_decode_shape))
+            frames.append(_checked_decode(raw, path, reduce, output))
+            if n == 0 and reduce == 1:
+                stored_hw = (int(frames[0].shape[0]), int(frames[0].shape[1]))
     if stored_hw is None:
         raise ValueError("load_clip_frames needs at least one frame")
     return frames, stored_hw
