@@ -69,16 +69,17 @@ def pixel_poses(
 
 def normalized_poses(
     table: Mapping[int, Tuple[np.ndarray, np.ndarray]], frame_indices: Sequence[int], *,
-    resized_hw: Tuple[int, int], joint_num: int,
+    resized_hw: Tuple[int, int], joint_num: int, first_index: int = 1,
 ) -> Poses:
-    """The poses of `frame_indices` from a table keyed by 1-based frame number whose
-    coordinates are normalised to [0, 1] (the kinetics-skeleton files): 0-based frame k is
-    entry k + 1 (frames without an entry have nobody), scaled `x * W`, `y * H` to
-    `resized_hw = (H, W)` and stacked (`(F, P, J, 2)`, `(F, P, J)`)."""
+    """The poses of `frame_indices` from a table keyed by frame number whose coordinates are
+    normalised to [0, 1] (the kinetics-skeleton files): 0-based frame k is entry
+    k + `first_index` (1: the files count frames from 1, their convention; 0: from 0). Frames
+    without an entry have nobody. Scaled `x * W`, `y * H` to `resized_hw = (H, W)` and
+    stacked (`(F, P, J, 2)`, `(F, P, J)`)."""
     scale = np.array([resized_hw[1], resized_hw[0]], dtype=np.float32)
     per_frame: List[FramePeople] = []
     for k in frame_indices:
-        entry = table.get(k + 1)
+        entry = table.get(k + first_index)
         per_frame.append(None if entry is None else (entry[0] * scale, entry[1]))
     return stack_people(per_frame, joint_num)
 

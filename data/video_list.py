@@ -10,9 +10,11 @@ A data set that cannot be used at all (annotation file missing or not COCO layou
 video...) raises `DataError` with one line naming the file. Videos are left out, and counted in
 `skipped`, for the protocol's own reasons ('too_short', 'no_annotation', and the subclass's:
 'has_skeleton_false', 'no_skeleton_label') and for bad data ('missing_field', 'bad_field',
-'duplicate_id', 'label_out_of_range', a missing pose file, ...); bad data also goes through
-`startup_problems` (a ProblemTally: a warning naming the file, and an error with `cfg.strict`).
-`len(records) + sum(skipped.values()) == annotated`.
+'duplicate_id', 'conflicting_labels', 'label_out_of_range', a missing pose file, ...); bad data
+also goes through `startup_problems` (a ProblemTally: a warning naming the file, and an error
+with `cfg.strict`). An entry that repeats another exactly (an image entry written twice, a label
+given twice) loses nothing: the video is kept once, the repeat is logged, and a repeated image
+entry is counted as 'repeated_entry'. `len(records) + sum(skipped.values()) == annotated`.
 """
 from __future__ import annotations
 
@@ -35,6 +37,10 @@ Candidate = Tuple[int, int, int, Dict[str, Any]]
 # Videos left out by the evaluation protocol itself: counted, never a data problem (not even
 # with --strict). Every other start-up exclusion is bad data.
 PROTOCOL_EXCLUSIONS = ("too_short", "no_annotation", "has_skeleton_false", "no_skeleton_label")
+# An image entry that repeats an earlier one exactly: its video is kept once (no data problem).
+REPEATED_ENTRY = "repeated_entry"
+# Repeated entries named in the log line (the rest are counted).
+LISTED_REPEATS = 5
 
 
 class VideoList:
@@ -97,6 +103,10 @@ class VideoList:
     def inspect(self, coco: CocoVideos) -> None:
         """Hook run once before the videos are read (NTU decides its folder naming here)."""
 
+    def inspect_records(self) -> None:
+        """Hook run once on the kept `records`, before the summary line (Kinetics decides how
+        its pose files count frames here)."""
+
     def video_fields(self, image: Dict[str, Any], where: str) -> Dict[str, Any]:
         """The subclass's fields of an image entry, checked (raise `FieldError`)."""
         raise NotImplementedError
@@ -119,6 +129,9 @@ class VideoList:
         self.annotated = coco.annotated
         for problem in coco.rejected:
             self.reject(problem)
+        for _ in coco.repeated_images:
+            self.skip(REPEATED_ENTRY)
+        self._log_repeats(coco)
         # Not a video each: reported (and fatal with --strict) but not in `skipped`.
         self.startup_problems.add(coco.stray_annotations)
         self.inspect(coco)
@@ -127,6 +140,8 @@ class VideoList:
             self.cfg.class_num, self.own_class_count(), [c[1] for c in candidates])
         for candidate in candidates:
             self._keep(candidate)
+        if self.records:
+            self.inspect_records()
         self._log_summary(coco)
 
     def _candidates(self, coco: CocoVideos) -> List[Candidate]:
@@ -174,6 +189,18 @@ class VideoList:
             "video_id": video_id, "frame_num": frame_num, "label": label,
             "height": fields.get("height", 0), "width": fields.get("width", 0), **source,
         })
+
+    def _log_repeats(self, coco: CocoVideos) -> None:
+        """Log one line for the entries that repeat earlier ones exactly (none: no line)."""
+        repeats = coco.repeated_images + coco.repeated_annotations
+        if not repeats:
+            return
+        listed = "; ".join(repeats[:LISTED_REPEATS])
+        more = f"; and {len(repeats) - LISTED_REPEATS} more" if len(repeats) > LISTED_REPEATS \
+            else ""
+        logger.info("%s: %d entr%s repeat%s an earlier one exactly, each video kept once: "
+                    "%s%s", coco.path, len(repeats), "y" if len(repeats) == 1 else "ies",
+                    "s" if len(repeats) == 1 else "", listed, more)
 
     def _log_summary(self, coco: CocoVideos) -> None:
         """Log the start-up's one summary line; `DataError` when no video is usable."""

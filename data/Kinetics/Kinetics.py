@@ -6,7 +6,8 @@ Layout under `<data_dir>/Kinetics/data/`:
                                                  image_id, action_label, action_name
     frames/{train_256,val_256}/{seq_name}/{file_name}/%06d.jpg
     kinetics-skeleton/kinetics_{train,val}_label.json   {video: {has_skeleton, label, label_index}}
-    kinetics-skeleton/kinetics_{train,val}/{video}.json {"data": [{"frame_index": n (from 1),
+    kinetics-skeleton/kinetics_{train,val}/{video}.json {"data": [{"frame_index": n (from 1;
+                                                 from 0 also accepted: decided at start-up),
                                                  "skeleton": [{"pose": [x0, y0, ...] in [0, 1],
                                                                "score": [s0, ...]}]}]}
 The 'test' split reads the 'val' files. Classes: 50 for subset '50', 400 for '400', else
@@ -15,6 +16,7 @@ The 'test' split reads the 'val' files. Classes: 50 for subset '50', 400 for '40
 from __future__ import annotations
 
 import functools
+import logging
 import os.path as osp
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
@@ -31,10 +33,20 @@ from data.sources.jpeg_folder import require_folder
 from data.video_list import Record
 from data.video_pose_dataset import LoadingOptions, VideoPoseDataset
 
-PeopleTable = Dict[int, Tuple[np.ndarray, np.ndarray]]
+logger = logging.getLogger("integral_action.data")
 
 # The Kinetics subsets' own class counts.
 KINETICS_CLASS_NUMS = {"50": 50, "400": 400}
+# Pose files read at start-up to decide whether the data set counts frame_index from 0 or 1.
+FRAME_BASE_SAMPLE = 8
+
+
+class PeopleTable(dict):
+    """`{frame_index (int): (coords (P, J, 2), scores (P, J))}` of the frames with people in a
+    kinetics-skeleton file, and `first_index`: the smallest `frame_index` of its entries, with
+    people or not (None for a file without entries); 0 marks a file counting frames from 0."""
+
+    first_index: Optional[int] = None
 
 
 def skeleton_key(file_name: str, skeleton_labels: Mapping[str, Any]) -> Optional[str]:
@@ -69,7 +81,7 @@ def read_kinetics_labels(path: str) -> Dict[str, Any]:
 
 @functools.lru_cache(maxsize=64)
 def read_kinetics_skeleton(path: str, joint_num: int = OPENPOSE_18.joint_num) -> PeopleTable:
-    """Parse a kinetics-skeleton file into `{frame_index (1-based): (coords, scores)}`.
+    """Parse a kinetics-skeleton file into `{frame_index: (coords, scores)}` (a `PeopleTable`).
 
     coords `(P, J, 2)` are (x, y) normalised to [0, 1], scores `(P, J)`, as the file has them
     (NaN/inf included: the dataset zeroes such joints and reports them); both read-only
@@ -82,6 +94,7 @@ def read_kinetics_skeleton(path: str, joint_num: int = OPENPOSE_18.joint_num) ->
     what = "kinetics-skeleton pose file"
     entries = require_list_field(read_json_file(path, what), "data", path, what)
     people: Dict[int, list] = {}
+    table = PeopleTable()
     for i, entry in enumerate(entries):
         where = f"data[{i}]"
         if not isinstance(entry, dict):
@@ -91,6 +104,8 @@ def read_kinetics_skeleton(path: str, joint_num: int = OPENPOSE_18.joint_num) ->
             raise DataError(f"{path}: {where}: 'frame_index' is "
                             f"{short_repr(entry.get('frame_index'))}, not an integer")
         where += f" (frame_index {frame_index})"
+        if table.first_index is None or frame_index < table.first_index:
+            table.first_index = frame_index
         skeleton = entry.get("skeleton")
         if skeleton is None:
             continue  # no people in this frame
@@ -107,7 +122,6 @@ def read_kinetics_skeleton(path: str, joint_num: int = OPENPOSE_18.joint_num) ->
                                 f"scores, expected {2 * joint_num} and {joint_num} "
                                 f"({joint_num} joints)")
             people.setdefault(frame_index, []).append((pose.reshape(joint_num, 2), score))
-    table: PeopleTable = {}
     for frame_index, persons in people.items():
         coords = np.stack([p for p, _ in persons])
         scores = np.stack([s for _, s in persons])
@@ -115,6 +129,42 @@ def read_kinetics_skeleton(path: str, joint_num: int = OPENPOSE_18.joint_num) ->
         scores.setflags(write=False)
         table[frame_index] = (coords, scores)
     return table
+
+
+def decide_frame_base(paths: Sequence[str], joint_num: int = OPENPOSE_18.joint_num,
+                      sample: int = FRAME_BASE_SAMPLE) -> Tuple[int, str]:
+    """Whether a data set's kinetics-skeleton files count `frame_index` from 0 or from 1 (the
+    format's convention), decided from the first `sample` of its pose files `paths` that can
+    be read: 0 when any of them has a frame_index 0, else 1.
+
+    The files are read uncached (an item reads its own file again when it needs it); an
+    unreadable one is passed over here and reported by the item that reads it.
+    Returns:
+        `(0 or 1, the decision and the files it was made from, one line)`.
+    """
+    read, zero = [], []
+    for path in paths[: 2 * sample]:
+        try:
+            table = read_kinetics_skeleton.__wrapped__(path, joint_num)
+        except DataError:
+            continue
+        read.append(path)
+        if table.first_index == 0:
+            zero.append(path)
+        if len(read) == sample:
+            break
+    if zero:
+        listed = ", ".join(zero[:3]) + (f" and {len(zero) - 3} more" if len(zero) > 3 else "")
+        return 0, (f"frame_index counts from 0: frame k is frame_index k (frame_index 0 "
+                   f"in {len(zero)} of the {len(read)} pose files read at start-up: {listed})")
+    if not read:
+        return 1, ("frame_index counts from 1 (the kinetics-skeleton convention; none "
+                   f"of the {min(len(paths), 2 * sample)} pose files tried at start-up could be "
+                   "read)")
+    files = read[0] if len(read) == 1 else f"{read[0]} ... {read[-1]}"
+    return 1, (f"frame_index counts from 1 (the kinetics-skeleton convention): frame k "
+               f"is frame_index k + 1 (no frame_index 0 in the {len(read)} pose files read at "
+               f"start-up: {files})")
 
 
 class Kinetics(VideoPoseDataset):
@@ -130,6 +180,10 @@ class Kinetics(VideoPoseDataset):
 
     joint_set = OPENPOSE_18
     pose_key = "skeleton_path"
+    # frame_index of 0-based frame 0 in the pose files (`decide_frame_base`, at start-up),
+    # and how many pose files that decision reads.
+    frame_base = 1
+    frame_base_sample = FRAME_BASE_SAMPLE
 
     def __init__(self, cfg: Any, split: str, *, loading: Optional[LoadingOptions] = None) -> None:
         super().__init__(cfg, split, loading=loading)
@@ -150,6 +204,13 @@ class Kinetics(VideoPoseDataset):
         if count is None:
             return None
         return count, f"the Kinetics{self.cfg.subset} data set's own count"
+
+    def inspect_records(self) -> None:
+        """Decide, once, how the pose files count frames (`decide_frame_base`), and log it."""
+        self.frame_base, decision = decide_frame_base(
+            [r["skeleton_path"] for r in self.records], self.joint_set.joint_num,
+            self.frame_base_sample)
+        logger.info("%s pose files (%s): %s", type(self).__name__, self.split, decision)
 
     def video_fields(self, image: Dict[str, Any], where: str) -> Dict[str, Any]:
         fields = {"seq_name": name_field(image, "seq_name", where),
@@ -192,9 +253,19 @@ class Kinetics(VideoPoseDataset):
     def load_poses(
         self, record: Record, frame_indices: Sequence[int], resized_hw: Tuple[int, int]
     ) -> Tuple[np.ndarray, np.ndarray]:
-        """Poses of 0-based frames; frame k is `frame_index == k + 1` in the skeleton file
-        (the original looked up k itself: a known defect). Returns `(F, P, J, 2)` coords in
-        resized pixels (`x * W`, `y * H`) and `(F, P, J)` scores."""
-        table = read_kinetics_skeleton(record["skeleton_path"], self.joint_set.joint_num)
+        """Poses of 0-based frames; frame k is `frame_index == k + frame_base` in the skeleton
+        file (1 by the format; the original looked up k itself: a known defect). Returns
+        `(F, P, J, 2)` coords in resized pixels (`x * W`, `y * H`) and `(F, P, J)` scores.
+
+        Raises:
+            DataError: the file is unreadable, or has a frame_index 0 although the data set's
+                pose files were found to count from 1 (its poses would be one frame off).
+        """
+        path = record["skeleton_path"]
+        table = read_kinetics_skeleton(path, self.joint_set.joint_num)
+        if table.first_index == 0 and self.frame_base == 1:
+            raise DataError(f"{path}: frame_index 0, but this data set's pose files count "
+                            "frames from 1 (decided at start-up, see the log): its poses would "
+                            "be one frame off; number its frames like the others")
         return normalized_poses(table, frame_indices, resized_hw=resized_hw,
-                                joint_num=self.joint_set.joint_num)
+                                joint_num=self.joint_set.joint_num, first_index=self.frame_base)

@@ -2,7 +2,8 @@
 
 `base.FrameSource` is the interface a dataset reads frames through; `jpeg_folder.JpegFolder`
 (frames extracted as numbered JPEG files, the format of every data set here) is its one
-implementation. A new storage format (e.g. encoded video files) is a new module here with its
+implementation; `decoder_warnings` catches what the JPEG decoder says about damaged data, so
+that such a frame is reported instead of used. A new storage format (e.g. encoded video files) is a new module here with its
 own `FrameSource`, passed to a dataset in its `LoadingOptions`; nothing else changes.
 """
 from data.sources.base import FrameError, FrameSource

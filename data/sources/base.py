@@ -14,8 +14,8 @@ class FrameError(DataError, OSError):
 
     Attributes:
         path: the file the frame is in.
-        reason: 'missing_frame' (no such file) or 'corrupt_frame' (empty, truncated or not
-            decodable).
+        reason: 'missing_frame' (no such file) or 'corrupt_frame' (empty, truncated, not
+            decodable, or reported damaged by the decoder).
         detail: what is wrong, one line.
     """
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from common.errors import DataError
 from data.sources.base import FrameError, FrameSource
+from data.sources.decoder_warnings import DecoderOutput, catching_decoder_output
 from data.transforms import resize_shape
 
 FRAME_NAME = "%06d.jpg"
@@ -78,19 +79,33 @@ def decode_frame(raw: bytes, path: str, reduce: int = 1) -> np.ndarray:
     rounded up): faster, other pixels than decoding and resizing. EXIF orientation is ignored.
 
     Raises:
-        FrameError: 'corrupt_frame' when the bytes are not a decodable image.
+        FrameError: 'corrupt_frame' when the bytes are not a decodable image, or when the
+            decoder reports damaged data (a cut or corrupt scan, which it would otherwise
+            return as partly grey or garbled pixels with only a warning on stderr).
     """
-    buffer = np.frombuffer(raw, dtype=np.uint8)
-    if reduce == 1:
-        # libjpeg(-turbo) writes RGB directly: the same pixels as BGR + cvtColor, one pass less.
-        image = cv2.imdecode(buffer, DECODE_FLAGS)
-    else:
-        image = cv2.imdecode(buffer, REDUCED_DECODE_FLAGS[reduce])
-        if image is not None:
-            image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    with catching_decoder_output() as output:
+        return _checked_decode(raw, path, reduce, output)
+
+
+def _checked_decode(raw: bytes, path: str, reduce: int, output: DecoderOutput) -> np.ndarray:
+    """`decode_frame` inside a `catching_decoder_output` block (`output`)."""
+    image = _imdecode(np.frombuffer(raw, dtype=np.uint8), reduce)
+    damage = output.damage()
     if image is None:
         raise FrameError(path, "corrupt_frame", f"not a decodable image ({len(raw)} bytes)")
+    if damage is not None:
+        raise FrameError(path, "corrupt_frame", f"damaged JPEG data (the decoder says "
+                                                f"'{damage}')")
     return image
+
+
+def _imdecode(buffer: np.ndarray, reduce: int) -> Optional[np.ndarray]:
+    """OpenCV's decode of `buffer` as RGB (`decode_frame`), None when it cannot decode it."""
+    if reduce == 1:
+        # libjpeg(-turbo) writes RGB directly: the same pixels as BGR + cvtColor, one pass less.
+        return cv2.imdecode(buffer, DECODE_FLAGS)
+    image = cv2.imdecode(buffer, REDUCED_DECODE_FLAGS[reduce])
+    return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def load_frame_rgb8(path: str) -> np.ndarray:
@@ -107,7 +122,8 @@ def load_frame(path: str) -> np.ndarray:
     Raises:
         FrameError: 'missing_frame' when the file does not exist; 'corrupt_frame' when it is
             empty, a JPEG without its end-of-image marker (a truncated file, which OpenCV would
-            decode into a half-grey image with only a warning on stderr), or not decodable.
+            decode into a half-grey image with only a warning on stderr), not decodable, or
+            reported damaged by the decoder.
     """
     return load_frame_rgb8(path).astype(np.float32)
 
@@ -170,17 +186,19 @@ def load_clip_frames(
     frames: List[np.ndarray] = []
     stored_hw: Optional[Tuple[int, int]] = None
     reduce = 1
-    for n, path in enumerate(paths):
-        raw = read_frame_bytes(path)
-        if n == 0 and fast_decode_shape is not None:
-            header_hw = jpeg_size(raw)
-            if header_hw is not None:
-                stored_hw = header_hw
-                reduce = decode_reduction(header_hw, resize_shape(*header_hw,
-                                                                  fast_decode_shape))
-        frames.append(decode_frame(raw, path, reduce))
-        if n == 0 and reduce == 1:
-            stored_hw = (int(frames[0].shape[0]), int(frames[0].shape[1]))
+    # One capture of the decoder's output for the whole clip (see `decode_frame`).
+    with catching_decoder_output() as output:
+        for n, path in enumerate(paths):
+            raw = read_frame_bytes(path)
+            if n == 0 and fast_decode_shape is not None:
+                header_hw = jpeg_size(raw)
+                if header_hw is not None:
+                    stored_hw = header_hw
+                    reduce = decode_reduction(header_hw, resize_shape(*header_hw,
+                                                                      fast_decode_shape))
+            frames.append(_checked_decode(raw, path, reduce, output))
+            if n == 0 and reduce == 1:
+                stored_hw = (int(frames[0].shape[0]), int(frames[0].shape[1]))
     if stored_hw is None:
         raise ValueError("load_clip_frames needs at least one frame")
     return frames, stored_hw
