@@ -19,7 +19,6 @@ the samples with the median of the second quarter, in MiB and per 1000 iteration
 """
 from __future__ import annotations
 
-import glob
 import math
 import os
 import shutil
@@ -79,16 +78,16 @@ def _proc_bytes(pid: int, field: str, table: str = "status") -> int:
     return 0
 
 
-def child_pids(pid: int) -> List[int]:
-    """The processes `pid` started (its DataLoader workers), from /proc/<pid>/task/*/children."""
-    pids: List[int] = []
-    for path in glob.glob(f"/proc/{pid}/task/*/children"):
-        try:
-            with open(path) as f:
-                pids += [int(p) for p in f.read().split()]
-        except OSError:
-            continue
-    return sorted(set(pids))
+def worker_pids(loader: Any) -> List[int]:
+    """The process ids of `loader`'s live DataLoader workers (a `ClipLoader` or a DataLoader).
+
+    Taken from the loader's own iterator, not from the process's children: in a test run the
+    process may also hold other loaders' workers or other subprocesses, which are not this
+    loader's memory. (`_iterator` is where a DataLoader keeps its persistent workers.)
+    """
+    inner = getattr(loader, "loader", loader)
+    iterator = getattr(inner, "_iterator", None)
+    return sorted(w.pid for w in getattr(iterator, "_workers", []) if w.is_alive())
 
 
 def shm_segments(pid: int) -> Set[str]:
@@ -101,9 +100,9 @@ def shm_segments(pid: int) -> Set[str]:
         return set()
 
 
-def sample(iteration: int, *, pool: Any, started: float) -> Dict[str, Any]:
-    """One sample of the main process's and its workers' memory and of the batch pool."""
-    main, workers = os.getpid(), child_pids(os.getpid())
+def sample(iteration: int, *, loader: Any, pool: Any, started: float) -> Dict[str, Any]:
+    """One sample of the main process's and `loader`'s workers' memory and of the batch pool."""
+    main, workers = os.getpid(), worker_pids(loader)
     segments: Set[str] = set()
     for pid in [main] + workers:
         segments |= shm_segments(pid)
@@ -144,7 +143,7 @@ def soak(cfg: Any, *, iters: int, sample_every: int) -> List[Dict[str, Any]]:
     def on_step(epoch: int, progress: EpochProgress) -> None:
         done[0] += 1
         if done[0] % sample_every == 0:
-            samples.append(sample(done[0], pool=pool, started=started))
+            samples.append(sample(done[0], loader=data.loader, pool=pool, started=started))
 
     loop = LoopOptions.from_config(cfg, device=torch.device("cpu"), on_step=on_step,
                                    iters_per_epoch=data.iters_per_epoch,
