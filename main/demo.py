@@ -33,8 +33,8 @@ import torch
 from common.errors import CheckpointError, UsageError, exit_on_error
 from common.model import build_model
 from common.stages import MODES, get_stage
-from common.train.checkpoint import (check_stage, classifier_class_count, load_network,
-                                     load_snapshot, snapshot_stage)
+from common.train.checkpoint import load_network, load_snapshot
+from common.train.snapshot_stages import check_stage, classifier_class_count, snapshot_stage
 from data.Kinetics.Kinetics import read_kinetics_skeleton
 from data.class_names import find_class_names, names_for_classes
 from data.joint_sets import OPENPOSE_18

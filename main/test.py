@@ -17,8 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from common.train.checkpoint import (CheckpointError, check_stage, classifier_class_count,
-                                     list_snapshots, load_network, load_snapshot, snapshot_path)
+from common.train.checkpoint import (CheckpointError, list_snapshots, load_network, load_snapshot,
+                                     snapshot_path)
+from common.train.snapshot_stages import check_stage, classifier_class_count
 from common.runtime.device import prepare_model
 from common.runtime.distributed import DistInfo, all_gather_objects, distributed_process
 from common.train.engine import evaluate, predict

@@ -5,9 +5,10 @@ import pickle
 import pytest
 import torch
 
-from common.train.checkpoint import (CheckpointError, check_stage, find_resume_snapshot, infer_stage,
-                               load_network, load_snapshot, load_stage_heads,
-                               merge_single_stream_snapshots, save_snapshot, snapshot_path)
+from common.train.checkpoint import (CheckpointError, load_network, load_snapshot,
+                                     load_stage_heads, save_snapshot, snapshot_path)
+from common.train.snapshot_stages import (check_stage, find_resume_snapshot, infer_stage,
+                                          merge_single_stream_snapshots)
 from common.model import IntegralAction
 from data.joint_sets import OPENPOSE_18
 from tool import merge_rgb_only_pose_only

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from common.train import checkpoint
-from common.train.checkpoint import (TMP_PREFIX, atomic_save, find_resume_snapshot, load_snapshot,
-                               new_run_info, remove_stale_temporaries, save_snapshot,
-                               snapshot_path)
+from common.train.checkpoint import (TMP_PREFIX, atomic_save, load_snapshot, new_run_info,
+                                     remove_stale_temporaries, save_snapshot, snapshot_path)
+from common.train.snapshot_stages import find_resume_snapshot
 from common.errors import CheckpointError, UsageError, exit_on_error
 from common.model import IntegralAction
 from common.nets.tsm_resnet import TSMResNet

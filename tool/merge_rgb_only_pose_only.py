@@ -12,7 +12,8 @@ import argparse
 import os.path as osp
 from typing import Optional, Sequence
 
-from common.train.checkpoint import atomic_save, load_snapshot, merge_single_stream_snapshots
+from common.train.checkpoint import atomic_save, load_snapshot
+from common.train.snapshot_stages import merge_single_stream_snapshots
 from common.errors import CheckpointError, exit_on_error
 
 

@@ -16,10 +16,10 @@ from torch import nn
 
 from common.runtime.distributed import DistInfo, broadcast_object
 from common.stages import STREAM_MODULES, Stage
-from common.train.checkpoint import (CheckpointError, find_resume_snapshot, has_fusion_heads,
-                                     list_partial_snapshots, list_snapshots, load_network,
-                                     load_snapshot, load_stage_heads, new_run_info,
-                                     remove_partial_snapshots, snapshot_path, snapshot_stage)
+from common.train.checkpoint import (CheckpointError, list_partial_snapshots, list_snapshots,
+                                     load_network, load_snapshot, load_stage_heads, new_run_info,
+                                     remove_partial_snapshots, snapshot_path)
+from common.train.snapshot_stages import find_resume_snapshot, has_fusion_heads, snapshot_stage
 from common.train.epoch import EpochProgress
 from common.train.rng_state import restore_rng_state
 

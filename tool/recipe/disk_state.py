@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from common.errors import CheckpointError
-from common.train.checkpoint import (find_resume_snapshot, list_snapshots, load_snapshot,
-                                     snapshot_path)
+from common.train.checkpoint import list_snapshots, load_snapshot, snapshot_path
+from common.train.snapshot_stages import find_resume_snapshot
 from tool.recipe.plan import StagePlan
 
 
