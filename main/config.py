@@ -5,8 +5,8 @@ Every field is declared once, in `FIELDS`: its type, default, group and a one-li
 `--help`, from this table), the recipe files of `configs/` (main/config_file.py), the type checks
 (main/config_values.py) and the rules for what a snapshot's own config decides all read it.
 
-`build_config` (from defaults and overrides) and `config_from_snapshot` (from a snapshot's saved
-config, defaults and overrides) are the only places a config is made. Everything downstream
+`build_config` (from defaults and overrides) and `main.snapshot_config.config_from_snapshot`
+(from a snapshot's saved config, defaults and overrides) are the only places a config is made. Everything downstream
 receives the resulting EasyDict as an argument; nothing imports a global config.
 
 The overrides come from the command line and the `--config` files: any field can be set as
@@ -31,11 +31,10 @@ from typing import Any, Callable, Collection, List, Mapping, Optional, Tuple
 from easydict import EasyDict
 
 from common.runtime.device import parse_gpu_ids
-from common.errors import CheckpointError, UsageError
+from common.errors import UsageError
 from common.stages import MODES, STAGES, get_stage
 from main.config_values import (AT_LEAST_ONE, AT_LEAST_ZERO, POSITIVE, PROBABILITY, SHAPE_HW,
-                                 Field, Range, range_error, same_value, show_value,
-                                 value_from_python)
+                                 Field, Range, range_error, value_from_python)
 
 ROOT_DIR = osp.abspath(osp.join(osp.dirname(osp.abspath(__file__)), ".."))
 
@@ -62,11 +61,6 @@ GROUPS: Tuple[Tuple[str, str], ...] = (
     ("paths", "Folders; the ones left at none follow output_dir."),
 )
 GROUP_NAMES: Tuple[str, ...] = tuple(name for name, _ in GROUPS)
-
-# Training fields that only matter when a run starts, so a resumed run does not take them from
-# its snapshot: end_epoch (a user may extend a run), the weights a run starts from.
-_NOT_RESUMED = ("end_epoch", "pretrained", "init_snapshot")
-
 
 def _stage_lrs() -> str:
     return ", ".join(f"{s.default_lr:g} for {s.name}" for s in STAGES.values())
@@ -377,74 +371,6 @@ def check_relations(cfg: EasyDict, *, from_snapshot: Collection[str] = ()) -> No
         problem = broken()
         if problem:
             raise UsageError(problem)
-
-
-# ------------------------------------------------------------------------------ snapshots
-
-def snapshot_fields(purpose: str, saved: Optional[Mapping[str, Any]] = None) -> Tuple[str, ...]:
-    """The fields a snapshot's config decides when it is tested or resumed.
-
-    Args:
-        purpose: 'test' (the network and input groups) or 'resume' (also the training group,
-            except the fields that only matter when a run starts, and the data group).
-        saved: a snapshot's config; when given, only the fields it actually fixes (present and
-            not None), e.g. to log them.
-    """
-    if purpose == "test":
-        groups: Tuple[str, ...] = ("network", "input")
-    elif purpose == "resume":
-        groups = ("network", "input", "training", "data")
-    else:
-        raise ValueError(f"purpose must be 'test' or 'resume', got {purpose!r}")
-    names = tuple(f.name for f in FIELDS
-                  if f.group in groups and not (purpose == "resume" and f.name in _NOT_RESUMED))
-    if saved is not None:
-        names = tuple(n for n in names if saved.get(n) is not None)
-    return names
-
-
-def config_from_snapshot(saved: Mapping[str, Any], overrides: Mapping[str, Any], *,
-                         purpose: str, snapshot: str, entry: Optional[str] = None) -> EasyDict:
-    """The config to test or resume a snapshot with: its own network and input, and the rest.
-
-    The fields `snapshot_fields(purpose)` come from `saved` (a saved None means "derived at run
-    time" and fixes nothing; a field the snapshot predates keeps its override or default; saved
-    fields that no longer exist are ignored). Every other field comes from `overrides` and the
-    defaults, as in `build_config`; so does the data set at test time, since a Kinetics-trained
-    model is tested on Mimetics. A snapshot without a config (the authors') is `build_config`'s
-    case, not this one's.
-
-    Args:
-        saved: the `config` stored in the snapshot (plain Python: tuples became lists).
-        overrides: the explicit command-line values (`parse_command_line`).
-        purpose: 'test' or 'resume'.
-        snapshot: the snapshot's path, for messages.
-        entry: as in `build_config`.
-
-    Raises:
-        UsageError: an override contradicts the snapshot (names the field, both values and the
-            snapshot), or the result cannot be used.
-        CheckpointError: the snapshot's config holds a value of the wrong type.
-    """
-    cfg = apply_overrides(default_config(), overrides)
-    taken = snapshot_fields(purpose, saved)
-    for name in taken:
-        field = FIELD_BY_NAME[name]
-        try:
-            value = value_from_python(field, saved[name])
-        except ValueError as err:
-            raise CheckpointError(f"{snapshot}: its config's {name} cannot be used ({err}); "
-                                  "the snapshot's config is damaged") from None
-        if name in overrides and not same_value(cfg[name], value):
-            # --mode is required on the command line, so it cannot be left out.
-            way_out = (f"use {field.option} {show_value(value)}" if field.name == "mode" else
-                       f"leave out {field.option} (the snapshot decides)")
-            raise UsageError(
-                f"{field.option} {show_value(cfg[name])} contradicts {snapshot}, which was "
-                f"trained with {name} {show_value(value)}: {way_out} or pick another snapshot")
-        cfg[name] = value
-    return finalize_config(cfg, entry=entry,
-                           from_snapshot=[n for n in taken if n not in overrides])
 
 
 def describe_config(cfg: EasyDict) -> List[str]:

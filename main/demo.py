@@ -43,7 +43,8 @@ from data.registry import DATASETS
 from data.video_clips import PoseTable, plan_test_clips, read_frame_folder, sample_test_clips
 from data.video_decode import decode_video
 from main.cli import OneLineParser
-from main.config import build_config, config_from_snapshot
+from main.config import build_config
+from main.snapshot_config import config_from_snapshot
 from main.demo_outputs import (DemoNetwork, DemoPrediction, DemoVideo, prediction_summary,
                                print_prediction, save_prediction, write_pictures)
 from main.pose_options import add_pose_options, make_estimator, parse_pose_command

@@ -39,7 +39,8 @@ from data.registry import build_dataset
 from data.samplers import ShardedBatchSampler
 from data.video_pose_dataset import LoadingOptions
 from main.cli import parse_command_line
-from main.config import build_config, config_from_snapshot, snapshot_fields
+from main.config import build_config
+from main.snapshot_config import config_from_snapshot, snapshot_fields
 from main.run_log import log_run_setup
 
 logger = logging.getLogger("integral_action.test")

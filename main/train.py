@@ -34,7 +34,8 @@ from data.clip_loader import build_clip_loader
 from data.registry import build_dataset
 from data.samplers import TrainSampler
 from main.cli import parse_command_line
-from main.config import build_config, config_from_snapshot, snapshot_fields
+from main.config import build_config
+from main.snapshot_config import config_from_snapshot, snapshot_fields
 from main.run_log import log_run_setup
 
 logger = logging.getLogger("integral_action.train")

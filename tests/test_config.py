@@ -10,8 +10,8 @@ from common.runtime.device import parse_gpu_ids, select_device
 from common.errors import CheckpointError, UsageError
 from data.registry import DATASETS as REGISTERED_DATASETS
 from main.cli import config_from_argv, parse_command_line
-from main.config import (DATASETS, FIELDS, GROUP_NAMES, build_config, config_from_snapshot,
-                         default_config, snapshot_fields)
+from main.config import DATASETS, FIELDS, GROUP_NAMES, build_config, default_config
+from main.snapshot_config import config_from_snapshot, snapshot_fields
 
 # The original's defaults, restated: the table must not move any of them.
 ORIGINAL_DEFAULTS = {

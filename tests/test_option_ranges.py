@@ -8,7 +8,8 @@ import pytest
 
 from common.errors import UsageError
 from main.cli import config_from_argv, make_parser, parse_command_line
-from main.config import FIELDS, FIELD_BY_NAME, build_config, config_from_snapshot
+from main.config import FIELDS, FIELD_BY_NAME, build_config
+from main.snapshot_config import config_from_snapshot
 from main.config_file import read_recipe
 from main.config_values import Field, Range, show_value
 from tool.recipe.plan import plan_stages
