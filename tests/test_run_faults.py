@@ -184,13 +184,13 @@ def test_a_full_disk_during_a_save_keeps_the_previous_snapshot(data_root, tmp_pa
 
 
 def test_a_real_file_size_limit_is_one_line(tmp_path):
-    script = ("import resource, signal, torch\nfrom common.train.checkpoint import atomic_save\n"
+    script = ("import resource, signal, torch\n"
+              "from common.errors import exit_on_error\n"
+              "from common.train.checkpoint import atomic_save\n"
               "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
               "resource.setrlimit(resource.RLIMIT_FSIZE, (50000, 50000))\n"
-              "atomic_save({'w': torch.zeros(100000)}, 'big.pth.tar')\n")
-    wrapped = ("from common.errors import exit_on_error\n"
-               f"exit_on_error(lambda: exec({script!r}))()\n")
-    proc = subprocess.run([sys.executable, "-c", wrapped], cwd=tmp_path, capture_output=True,
+              "exit_on_error(atomic_save)({'w': torch.zeros(100000)}, 'big.pth.tar')\n")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith(f"error: cannot write big.pth.tar: the file size limit is "
