@@ -140,7 +140,7 @@ def test_damage_is_reported_from_loader_workers(tmp_path):
     path = frame_path(info["val"][1]["frame_dir"], 0)
     damage_frame(path, stray_marker)
     ds = Kinetics(make_cfg(tmp_path), "test")
-    ds[0]  # the parent decodes first: its capture file exists before the fork
+    ds[0]  # the parent decodes first, before the workers are forked
     batches = list(DataLoader(ds, batch_size=4, num_workers=2, collate_fn=collate_clips))
     problems = [p for b in batches for p in b["problems"]]
     assert [(p.reason, p.path) for p in problems] == [("corrupt_frame", path)]

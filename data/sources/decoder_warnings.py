@@ -26,19 +26,8 @@ DAMAGE_PREFIXES = ("Corrupt JPEG data", "Premature end of JPEG file")
 # Damage warnings about metadata only, which leave the pixels alone.
 METADATA_WARNINGS = ("bad ICC marker",)
 
-# One capture file per process: a forked loader worker must not share the parent's (nor its
-# file offset), so the owner's pid is kept with it. The lock keeps two threads of one process
-# from swapping file descriptor 2 under each other.
+# Keeps two threads of one process from swapping file descriptor 2 under each other.
 _lock = threading.Lock()
-_capture = {"pid": -1, "file": None}
-
-
-def _capture_fd() -> int:
-    """This process's capture file (created on first use), empty and positioned at 0."""
-    if _capture["pid"] != os.getpid():
-        _capture["file"] = tempfile.TemporaryFile(buffering=0)
-        _capture["pid"] = os.getpid()
-    return _capture["file"].fileno()
 
 
 class DecoderOutput:
@@ -65,15 +54,17 @@ class DecoderOutput:
 
 @contextlib.contextmanager
 def catching_decoder_output() -> Iterator[DecoderOutput]:
-    """Within the block, writes to file descriptor 2 go to this process's capture file; read
+    """Within the block, writes to file descriptor 2 go to a capture file of its own; read
     them with the yielded `DecoderOutput.damage()` after each decode. On leaving, stderr is
     restored and whatever was not a damage warning is written to it. Not to be nested.
 
     One block can span a whole clip: that is a handful of system calls per clip, plus one
     per frame to see whether anything was written.
     """
-    with _lock:
-        fd = _capture_fd()
+    # A capture file per block (one per clip): a few system calls, and no file shared with
+    # forked loader workers.
+    with _lock, tempfile.TemporaryFile(buffering=0) as capture:
+        fd = capture.fileno()
         try:
             saved: Optional[int] = os.dup(2)
         except OSError:  # no stderr at all: restore that state after
