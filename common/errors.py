@@ -104,21 +104,6 @@ def stop_quietly_on_sigterm(worker_id: int = 0) -> None:
     signal.signal(signal.SIGTERM, _raise_interrupted)
 
 
-def quiet_loader_workers(loader: Any) -> Any:
-    """Give `loader`'s workers (a DataLoader, or an object holding one as `.loader`)
-    `stop_quietly_on_sigterm`, after any `worker_init_fn` it has; returns `loader`."""
-    target = getattr(loader, "loader", loader)
-    previous = target.worker_init_fn
-    target.worker_init_fn = (stop_quietly_on_sigterm if previous is None
-                             else functools.partial(_chain_init, previous))
-    return loader
-
-
-def _chain_init(previous: Callable[[int], None], worker_id: int) -> None:
-    previous(worker_id)
-    stop_quietly_on_sigterm(worker_id)
-
-
 _depth = threading.local()
 
 

@@ -9,6 +9,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional
 import torch
 from torch.utils.data import DataLoader
 
+from common.errors import stop_quietly_on_sigterm
 from data.batch_pool import PooledBatchSampler, SharedBatchPool, pool_slots
 from data.collate import collate_clips
 
@@ -96,7 +97,10 @@ def build_clip_loader(dataset: Any, batches: Iterable[List[Any]], *, num_workers
                         pin_memory=pin_memory, collate_fn=collate_clips,
                         persistent_workers=persistent_workers and num_workers > 0,
                         prefetch_factor=prefetch_factor if num_workers > 0 else None,
-                        generator=generator)
+                        generator=generator,
+                        # A SIGTERM to the process group (a scheduler's, `kill`'s) ends the
+                        # workers without a word, as Ctrl-C does: the main process says it.
+                        worker_init_fn=stop_quietly_on_sigterm if num_workers > 0 else None)
     return ClipLoader(loader, shared)
 
 

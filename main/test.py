@@ -23,7 +23,7 @@ from common.train.snapshot_stages import check_stage, classifier_class_count
 from common.runtime.device import prepare_model
 from common.runtime.distributed import DistInfo, all_gather_objects, distributed_process
 from common.train.engine import evaluate, predict
-from common.errors import DataError, UsageError, exit_on_error, quiet_loader_workers
+from common.errors import DataError, UsageError, exit_on_error
 from common.io.logger import setup_logging
 from common.io.run_lock import ensure_writable_folders
 from common.report.metrics import average_clip_probs, evaluation_report, format_report, results_dict
@@ -134,7 +134,6 @@ def build_test_data(cfg: Any, *, info: DistInfo, device: torch.device, gpu_ids: 
                                   rank=info.rank, world_size=info.world_size)
     loader = build_clip_loader(dataset, batches, num_workers=cfg.num_thread,
                                pin_memory=device.type == "cuda")
-    quiet_loader_workers(loader)  # a SIGTERM to the process group ends them without a word
     return dataset, batches, loader
 
 

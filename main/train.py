@@ -16,7 +16,7 @@ from typing import Any, Iterator, List, Mapping, Optional, Sequence, Tuple
 import torch
 from torch.utils.data import BatchSampler
 
-from common.errors import OutputError, exit_on_error, quiet_loader_workers
+from common.errors import OutputError, exit_on_error
 from common.io.logger import setup_logging
 from common.io.provenance import git_revision
 from common.io.run_lock import ensure_writable_folders, run_lock
@@ -162,7 +162,6 @@ def build_training_data(cfg: Any, *, seed: int, info: DistInfo, device: torch.de
                                # The loader's own generator: it must not draw from the global
                                # one, whose state a snapshot restores.
                                generator=torch.Generator().manual_seed(seed))
-    quiet_loader_workers(loader)  # a SIGTERM to the process group ends them without a word
     iters_per_epoch = (sampler.num_samples // batch_size if drop_last
                        else math.ceil(sampler.num_samples / batch_size))
     logger.info("%s train: %d clips per epoch, %d classes, %d process(es) x batch %d, %d "
