@@ -26,7 +26,7 @@ from __future__ import annotations
 import difflib
 import os.path as osp
 from types import MappingProxyType
-from typing import Any, Callable, Collection, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Collection, List, Mapping, Optional, Sequence, Tuple
 
 from easydict import EasyDict
 
@@ -251,16 +251,18 @@ def option_names() -> List[str]:
     return [f.name for f in FIELDS] + [flag.lstrip("-") for f in FIELDS for flag in f.flags]
 
 
-def nearest_fields(name: str) -> List[str]:
-    """The (at most two) field names or flags closest to a mistyped `name`."""
-    return difflib.get_close_matches(name, option_names(), n=2)
+def nearest_fields(name: str, *, extra: Sequence[str] = ()) -> List[str]:
+    """The (at most two) field names or flags, or `extra` names, closest to a mistyped `name`."""
+    return difflib.get_close_matches(name, option_names() + list(extra), n=2)
 
 
-def unknown_field(name: str) -> str:
-    """'unknown config field --<name>', with the nearest known names."""
-    close = nearest_fields(name)
-    hint = f"; did you mean {' or '.join('--' + c for c in close)}?" if close else ""
-    return f"unknown config field --{name}{hint}"
+def unknown_field(name: str, *, prefix: str = "", extra: Sequence[str] = ()) -> str:
+    """'unknown config field --<prefix><name>', with the nearest known names (fields, flags
+    and `extra`), each written with the same `prefix` (train_all.py's `<stage>.`)."""
+    close = nearest_fields(name, extra=extra)
+    hint = (f"; did you mean {' or '.join(f'--{prefix}{c}' for c in close)}?" if close
+            else "")
+    return f"unknown config field --{prefix}{name}{hint}"
 
 
 def apply_overrides(cfg: EasyDict, overrides: Optional[Mapping[str, Any]]) -> EasyDict:

@@ -8,13 +8,12 @@ Only the names are checked here; `check_train_argv` is train.py's own check of t
 """
 from __future__ import annotations
 
-import difflib
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from common.errors import UsageError
 from common.stages import MODES, STAGES
 from main.cli import make_parser as make_entry_parser
-from main.config import FIELD_BY_NAME, FIELDS, option_names
+from main.config import FIELD_BY_NAME, FIELDS, unknown_field
 from main.config_file import read_recipe
 from main.config_values import Field, show_value
 
@@ -44,13 +43,8 @@ def _field_named(name: str) -> Optional[Field]:
 
 def _unknown_option(name: str, scope: Optional[str]) -> str:
     """'unknown config field --<name>', with the nearest names a user may have meant."""
-    known = option_names()
-    if scope is None:
-        known += list(DRIVER_OPTIONS)
-    close = difflib.get_close_matches(name, known, n=2)
-    prefix = f"{scope}." if scope else ""
-    hint = f"; did you mean {' or '.join(f'--{prefix}{c}' for c in close)}?" if close else ""
-    return f"unknown config field --{prefix}{name}{hint}"
+    return unknown_field(name, prefix=f"{scope}." if scope else "",
+                         extra=DRIVER_OPTIONS if scope is None else ())
 
 
 def read_overrides(tokens: Sequence[str], stage: Optional[str] = None) -> List[Option]:
