@@ -34,7 +34,8 @@ from common.runtime.device import parse_gpu_ids
 from common.errors import UsageError
 from common.stages import MODES, STAGES, get_stage
 from main.config_values import (AT_LEAST_ONE, AT_LEAST_ZERO, POSITIVE, PROBABILITY, SHAPE_HW,
-                                 Field, Range, range_error, value_from_python)
+                                 Field, Range, range_error, show_value,
+                                 value_from_python)
 
 ROOT_DIR = osp.abspath(osp.join(osp.dirname(osp.abspath(__file__)), ".."))
 
@@ -136,8 +137,9 @@ FIELDS: Tuple[Field, ...] = (
     Field("lr", Optional[float], None, "training",
           f"learning rate; none: the stage's ({_stage_lrs()})", range=POSITIVE),
     Field("lr_dec_epoch", Tuple[int, ...], (21, 26), "training",
-          "epochs at which the learning rate is divided by lr_dec_factor (one at or past "
-          "end_epoch never comes)", range=Range(min=1, increasing=True)),
+          "epochs at which the learning rate is divided by lr_dec_factor, each below end_epoch "
+          "when given (the default never comes in a shorter run); none: no decay",
+          range=Range(min=1, increasing=True)),
     Field("lr_dec_factor", float, 10.0, "training", "learning-rate divisor at each lr_dec_epoch",
           range=POSITIVE),
     Field("end_epoch", int, 30, "training",
@@ -293,11 +295,12 @@ def build_config(overrides: Optional[Mapping[str, Any]] = None, *,
         UsageError: an unknown field, a value of the wrong type, or a combination that cannot
             be used; the message names the option.
     """
-    return finalize_config(apply_overrides(default_config(), overrides), entry=entry)
+    return finalize_config(apply_overrides(default_config(), overrides), entry=entry,
+                           given=tuple(overrides or ()))
 
 
 def finalize_config(cfg: EasyDict, *, entry: Optional[str] = None,
-                    from_snapshot: Collection[str] = ()) -> EasyDict:
+                    from_snapshot: Collection[str] = (), given: Collection[str] = ()) -> EasyDict:
     """Check every field, fill the derived ones; `cfg` is changed in place and returned.
 
     Args:
@@ -305,6 +308,8 @@ def finalize_config(cfg: EasyDict, *, entry: Optional[str] = None,
         from_snapshot: the fields whose value a snapshot's saved config gave: their type is
             checked but not their range (they were valid for the code that trained it), nor the
             relations among them alone.
+        given: the fields set on the command line or in a recipe file (not defaults): the
+            rules about a choice a user made apply to them only.
 
     Raises:
         UsageError: a value of the wrong type or out of its field's range (the message names
@@ -338,15 +343,18 @@ def finalize_config(cfg: EasyDict, *, entry: Optional[str] = None,
     cfg.vis_dir = cfg.vis_dir or osp.join(cfg.output_dir, "vis")
     cfg.log_dir = cfg.log_dir or osp.join(cfg.output_dir, "log")
     cfg.result_dir = cfg.result_dir or osp.join(cfg.output_dir, "result")
-    check_relations(cfg, from_snapshot=from_snapshot)
+    check_relations(cfg, from_snapshot=from_snapshot, given=given)
     return cfg
 
 
-def check_relations(cfg: EasyDict, *, from_snapshot: Collection[str] = ()) -> None:
+def check_relations(cfg: EasyDict, *, from_snapshot: Collection[str] = (),
+                    given: Collection[str] = ()) -> None:
     """The rules between fields, on the resolved config (each field is in its range already).
 
     A rule whose fields all come from a snapshot's saved config is not checked: the snapshot
-    was valid for the code that trained it and must still load.
+    was valid for the code that trained it and must still load. The decay epochs are checked
+    against the run's length only where a user gave them: the paper's default (21, 26) simply
+    never comes in a short run (`--end_epoch 2`), which is what such a run asks for.
 
     Raises:
         UsageError: the first rule broken, naming both options and their values.
@@ -362,6 +370,7 @@ def check_relations(cfg: EasyDict, *, from_snapshot: Collection[str] = ()) -> No
             f"--lr_min {cfg.lr_min:g} must not exceed --lr {cfg.lr:g}: the cosine schedule "
             "falls from lr to lr_min" if cfg.lr_schedule == "cosine" and cfg.lr_min > cfg.lr
             else None)),
+        (("lr_dec_epoch", "end_epoch"), lambda: _decay_outside_run(cfg, given)),
         (("warmup_epochs", "end_epoch"), lambda: (
             f"--warmup_epochs {cfg.warmup_epochs:g} must not exceed --end_epoch {cfg.end_epoch}: "
             "the learning rate would never reach --lr" if cfg.warmup_epochs > cfg.end_epoch
@@ -373,6 +382,17 @@ def check_relations(cfg: EasyDict, *, from_snapshot: Collection[str] = ()) -> No
         problem = broken()
         if problem:
             raise UsageError(problem)
+
+
+def _decay_outside_run(cfg: EasyDict, given: Collection[str]) -> Optional[str]:
+    """A given step-decay epoch the run never reaches, in words; None when all are inside."""
+    late = [e for e in cfg.lr_dec_epoch if e >= cfg.end_epoch]
+    if "lr_dec_epoch" not in given or cfg.lr_schedule != "step" or not late:
+        return None
+    return (f"--lr_dec_epoch {show_value(cfg.lr_dec_epoch)} is not inside the run: --end_epoch "
+            f"{cfg.end_epoch} trains epochs 0..{cfg.end_epoch - 1}, so the decay at epoch "
+            f"{late[0]} never comes; give epochs below {cfg.end_epoch}, or --lr_dec_epoch none "
+            "for no decay")
 
 
 def describe_config(cfg: EasyDict) -> List[str]:

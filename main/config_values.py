@@ -170,6 +170,8 @@ def value_from_text(field: Field, text: str) -> Any:
             value = None
     elif field.base is str:
         value = text
+    elif clean.lower() in ("none", "") or not clean.strip("()[] "):
+        value = ()  # an empty list: `--lr_dec_epoch none` is a run without a decay
     else:  # Tuple[int, ...]: the original wrote shapes as (224, 224), so brackets may stay.
         items = clean.strip("()[]").split(",")
         if all(re.fullmatch(r"[+-]?\d+", t.strip()) for t in items):
@@ -228,7 +230,7 @@ def show_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (list, tuple)):
-        return ",".join(str(v) for v in value)
+        return ",".join(str(v) for v in value) if value else "none"
     return str(value)
 
 

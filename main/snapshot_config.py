@@ -83,4 +83,5 @@ def config_from_snapshot(saved: Mapping[str, Any], overrides: Mapping[str, Any],
                 f"trained with {name} {show_value(value)}: {way_out} or pick another snapshot")
         cfg[name] = value
     return finalize_config(cfg, entry=entry,
-                           from_snapshot=[n for n in taken if n not in overrides])
+                           from_snapshot=[n for n in taken if n not in overrides],
+                           given=tuple(overrides))

@@ -111,8 +111,34 @@ def test_values_on_the_edge_and_none_are_accepted():
     cfg = build_config({"mode": "rgb_only", "dropout": 0.0, "context_aug_prob": 1.0,
                         "warmup_factor": 1.0, "num_thread": 0, "end_epoch": 1,
                         "save_every": None, "max_iters_per_epoch": None, "lr": 1e-9,
-                        "lr_dec_epoch": (1,), "seed": 0, "eval_chunk_frames": 0})
-    assert cfg.dropout == 0.0 and cfg.save_every is None and cfg.lr_dec_epoch == (1,)
+                        "lr_dec_epoch": (), "seed": 0, "eval_chunk_frames": 0})
+    assert cfg.dropout == 0.0 and cfg.save_every is None and cfg.lr_dec_epoch == ()
+    # The first epoch a decay can come at, in the shortest run that reaches it.
+    assert build_config({"lr_dec_epoch": (1,), "end_epoch": 2}).lr_dec_epoch == (1,)
+
+
+def test_decay_epochs_a_user_gives_must_lie_inside_the_run():
+    with pytest.raises(UsageError) as err:
+        build_config({"mode": "rgb_only", "end_epoch": 4, "lr_dec_epoch": (2, 4)})
+    assert str(err.value) == (
+        "--lr_dec_epoch 2,4 is not inside the run: --end_epoch 4 trains epochs 0..3, so the "
+        "decay at epoch 4 never comes; give epochs below 4, or --lr_dec_epoch none for no decay")
+    # The paper's default (21, 26) is not the user's choice: a short run simply never decays.
+    assert build_config({"mode": "rgb_only", "end_epoch": 2}).lr_dec_epoch == (21, 26)
+    # A cosine schedule has no decay epochs to miss.
+    assert build_config({"lr_schedule": "cosine", "end_epoch": 2,
+                         "lr_dec_epoch": (5,)}).lr_schedule == "cosine"
+
+
+@pytest.mark.parametrize("text", ["none", "[]", "()", ""])
+def test_no_decay_is_an_empty_list_on_the_command_line_and_in_files(text, tmp_path):
+    assert parse_command_line("train", ["--mode", "rgb_only", "--lr_dec_epoch", text,
+                                        "--end_epoch", "2"]) == {
+        "mode": "rgb_only", "lr_dec_epoch": (), "end_epoch": 2}
+    recipe = tmp_path / "r.toml"
+    recipe.write_text("[training]\nlr_dec_epoch = []\nend_epoch = 2\n")
+    assert build_config(read_recipe(str(recipe)).fields).lr_dec_epoch == ()
+    assert show_value(()) == "none"  # how train_all forwards it to train.py
 
 
 @pytest.mark.parametrize("overrides,message", [

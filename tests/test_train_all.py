@@ -233,7 +233,7 @@ OLD_SHAPES = {
     "subset": "Synth", "pretrained": "none", "frame_per_seg": "4", "frame_interval": "4",
     "video_shape": "75", "input_img_shape": "64,64", "input_hm_shape": "24,24",
     "train_batch_size": "8", "test_batch_size": "16", "test_infer_num": "3",
-    "lr_dec_epoch": "1000", "log_interval": "0", "dropout": "0"}
+    "lr_dec_epoch": "none", "log_interval": "0", "dropout": "0"}
 OLD_FAST_SHAPES = dict(OLD_SHAPES, video_shape="40", input_img_shape="32,32",
                        input_hm_shape="8,8", train_batch_size="4", test_infer_num="2",
                        max_iters_per_epoch="2")
