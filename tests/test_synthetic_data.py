@@ -71,13 +71,13 @@ def test_same_seed_is_byte_identical_whatever_the_workers(sets):
     assert sorted(tree_a) == sorted(tree_b)
     differing = [p for p in tree_a if tree_a[p] != tree_b[p]]
     assert differing == []
-    assert sum(p.endswith(".jpg") for p in tree_a) == 4 * 3 * 3 * 16
+    assert sum(p.endswith(".jpg") for p in tree_a) == 4 * 3 * 5 * 16  # five splits
 
 
 # The digest of the seed-0 tiny set: every file's relative path and bytes, in path order. Any
 # change to what the generator writes changes it; when that change is meant, bump FORMAT_VERSION
 # in the generator and update this digest.
-TINY_SEED0_DIGEST = "d9ff55514361d367ebb9627d3095064dfdd730a85c2058a9f90e0aa4fa0ed33e"
+TINY_SEED0_DIGEST = "590fa3a56f661edfa7d52ba168ca3cf1e6bec89995efe8d499b75a0bec57ed10"
 
 
 def _tree_digest(tree: Dict[str, bytes]) -> str:
@@ -223,6 +223,20 @@ def test_scene_in_context_and_out_of_context(sets):
         assert nearest == video["scene"]
 
 
+def test_validation_splits_are_other_videos_of_the_same_kind(sets):
+    # As many videos as the test splits, none of theirs, drawn from other random streams; the
+    # out-of-context one mimes in another motion's scene, the in-context one does not.
+    v = sets["a"]["videos"]
+    for valid, test in (("valid_in", "val"), ("valid_out", "mimetics")):
+        assert [x["label"] for x in v[valid]] == [x["label"] for x in v[test]]
+        assert not {x["name"] for x in v[valid]} & {x["name"] for x in v[test]}
+        assert all(a["motion_params"] != b["motion_params"] for a, b in zip(v[valid], v[test]))
+    assert all(x["scene"] == x["label"] and x["held_prop"] == CLASSES[x["label"]].held_prop
+               for x in v["valid_in"])
+    assert all(CLASSES[x["scene"]].motion != CLASSES[x["label"]].motion and x["held_prop"] is None
+               for x in v["valid_out"])
+
+
 def test_two_class_set_still_takes_the_other_scene():
     # The two first classes share a motion: with no class of another motion left, the
     # out-of-context scene falls back to the other class rather than to the video's own.
@@ -242,7 +256,8 @@ def test_kinetics_format(sets, split):
     coco = _coco(s["paths"][f"kinetics_{split}_json"])
     assert coco.dataset["categories"] == [{"id": i, "name": CLASSES[i].name} for i in range(4)]
     labels = _load(os.path.join(root, "kinetics-skeleton", f"kinetics_{split}_label.json"))
-    assert len(coco.imgs) == len(labels) == 4 * 3
+    # The val label file also lists the in-context validation videos, which share its folders.
+    assert len(coco.imgs) == 4 * 3 and len(labels) == 4 * 3 * (1 if split == "train" else 2)
     for image_id, image in coco.imgs.items():
         assert set(image) == {"id", "seq_name", "file_name", "height", "width", "frame_num"}
         assert (image["height"], image["width"], image["frame_num"]) == (h, w, frames)
@@ -347,23 +362,26 @@ def test_mimetics_format(sets):
 
 # ------------------------------------------------------------------------------ project loaders
 
-def _loader_config(out_dir: str):
+def _loader_config(out_dir: str, subset: str = "Synth"):
     config = pytest.importorskip("main.config")
     return config.build_config({
-        "data_dir": out_dir, "subset": "Synth", "mode": "rgb+pose", "frame_per_seg": 4,
+        "data_dir": out_dir, "subset": subset, "mode": "rgb+pose", "frame_per_seg": 4,
         "frame_interval": 4, "video_shape": (48,), "input_img_shape": (48, 48),
         "input_hm_shape": (12, 12), "pretrained": "none",
     })
 
 
-@pytest.mark.parametrize("name,split,summary_split", [
-    ("Kinetics", "train", "train"), ("Kinetics", "test", "val"), ("Mimetics", "test", "mimetics"),
+@pytest.mark.parametrize("name,split,summary_split,subset", [
+    ("Kinetics", "train", "train", "Synth"), ("Kinetics", "test", "val", "Synth"),
+    ("Mimetics", "test", "mimetics", "Synth"),
+    # The validation splits: the same loaders, the subset of their own.
+    ("Kinetics", "test", "valid_in", "SynthValid"), ("Mimetics", "test", "valid_out", "SynthValid"),
 ])
-def test_project_loaders_read_the_set(sets, name, split, summary_split):
+def test_project_loaders_read_the_set(sets, name, split, summary_split, subset):
     pytest.importorskip("torch")
     registry = pytest.importorskip("data.registry")
     s = sets["a"]
-    cfg = _loader_config(s["out_dir"])
+    cfg = _loader_config(s["out_dir"], subset)
     ds = registry.build_dataset(cfg, name, split)
     assert ds.class_num == 4 and not ds.skipped
     assert len(ds.records) == len(s["videos"][summary_split])

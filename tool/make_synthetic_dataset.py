@@ -16,6 +16,9 @@ Layout written under `<out>` (read by the project's ordinary loaders, `data_dir=
     Mimetics/data/Mimetics{subset}.json
     Mimetics/data/frames/{action}/{file_name}/%06d.jpg
     Mimetics/data/pose_results/{action}/{file_name}/data.json               (pixel x, y)
+    Kinetics/data/Kinetics{subset}Valid_val.json, Mimetics/data/Mimetics{subset}Valid.json
+                                                                 the validation splits (their
+                                                                 videos in the folders above)
     synthetic_dataset.json                                       written first: "this folder is
                                                                  the generator's" (never removed)
     synthetic_params.json                                        written last: "complete" marker
@@ -27,6 +30,10 @@ generator, it stops with a one-line error (choose an empty folder). Its own earl
 
 Every video is a pure function of (seed, split, class, slot), so the output does not depend on
 the number of worker processes or the order they run in.
+
+Five splits: train; the in-context and out-of-context test splits (`--subset Synth`); and their
+validation twins, as many videos, from other random streams (`--subset SynthValid`). Recipes are
+chosen on the validation splits; the test splits are for the final table only.
 
     python tool/make_synthetic_dataset.py --out output/synthetic --seed 0
 """

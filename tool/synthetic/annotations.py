@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 import numpy as np
 
 from tool.synthetic.layout import pose_path, write_json
-from tool.synthetic.plan import CLASSES, GenParams, VideoPlan
+from tool.synthetic.plan import CLASSES, OUT_OF_CONTEXT_SPLITS, GenParams, VideoPlan
 
 # Per frame, per person (the actor first): `(xy (18, 2) pixels, score (18,))`.
 Detections = List[List[Tuple[np.ndarray, np.ndarray]]]
@@ -53,7 +53,7 @@ def kinetics_pose_content(detections: Detections, *, height: int, width: int,
 def write_pose_file(plan: VideoPlan, params: GenParams, paths: Dict[str, str],
                     detections: Detections) -> None:
     """The pose file of one video, in its split's format."""
-    if plan.split == "mimetics":
+    if plan.split in OUT_OF_CONTEXT_SPLITS:
         content = mimetics_pose_content(detections)
     else:
         content = kinetics_pose_content(detections, height=params.height, width=params.width,
@@ -90,10 +90,12 @@ def skeleton_labels(plans: Sequence[VideoPlan]) -> Dict[str, Any]:
 
 def write_annotations(plans: Dict[str, List[VideoPlan]], params: GenParams,
                       paths: Dict[str, str]) -> None:
-    """The annotation files of the three splits and the label files of the Kinetics ones."""
-    write_json(paths["kinetics_train_json"], coco_annotations(plans["train"], params))
-    write_json(paths["kinetics_val_json"], coco_annotations(plans["val"], params))
-    write_json(paths["mimetics_json"], coco_annotations(plans["mimetics"], params))
-    for split in ("train", "val"):
-        write_json(os.path.join(paths["kinetics_skeleton_dir"], f"kinetics_{split}_label.json"),
-                   skeleton_labels(plans[split]))
+    """The annotation files of the five splits and the label files of the Kinetics ones (the
+    in-context validation videos are listed in the val label file, beside the test videos)."""
+    for split, key in (("train", "kinetics_train_json"), ("val", "kinetics_val_json"),
+                       ("mimetics", "mimetics_json"), ("valid_in", "valid_in_json"),
+                       ("valid_out", "valid_out_json")):
+        write_json(paths[key], coco_annotations(plans[split], params))
+    for part, splits in (("train", ("train",)), ("val", ("val", "valid_in"))):
+        write_json(os.path.join(paths["kinetics_skeleton_dir"], f"kinetics_{part}_label.json"),
+                   skeleton_labels([p for s in splits for p in plans[s]]))

@@ -8,12 +8,21 @@ import os
 from typing import Any, Dict
 
 from common.io.atomic_file import atomic_write
-from tool.synthetic.plan import CLASSES, VideoPlan
+from tool.synthetic.plan import CLASSES, OUT_OF_CONTEXT_SPLITS, VideoPlan
 
 MARKER_NAME = "synthetic_params.json"  # the "complete" marker: the parameters of the set
 OWNER_MARKER_NAME = "synthetic_dataset.json"  # "this folder holds the generator's output"
 # Data set folders under <out> that may hold a real data set (the project's data_dir layout).
 DATASET_DIRS = ("Kinetics", "Mimetics", "NTU")
+# The validation splits are a subset of their own, `<subset>Valid` (KineticsSynthValid_val.json,
+# MimeticsSynthValid.json): test.py reads them with `--subset SynthValid`. Their videos sit in
+# the test splits' folders (their names are numbered on, so none is shared).
+VALID_SUFFIX = "Valid"
+
+
+def valid_subset(subset: str) -> str:
+    """The subset name under which the validation splits of `subset` are read."""
+    return subset + VALID_SUFFIX
 
 
 def dataset_paths(out_dir: str, subset: str) -> Dict[str, str]:
@@ -28,6 +37,8 @@ def dataset_paths(out_dir: str, subset: str) -> Dict[str, str]:
         "kinetics_skeleton_dir": os.path.join(kin, "kinetics-skeleton"),
         "mimetics_dir": mim,
         "mimetics_json": os.path.join(mim, f"Mimetics{subset}.json"),
+        "valid_in_json": os.path.join(kin, f"Kinetics{valid_subset(subset)}_val.json"),
+        "valid_out_json": os.path.join(mim, f"Mimetics{valid_subset(subset)}.json"),
         "marker": os.path.join(out_dir, MARKER_NAME),
         "owner_marker": os.path.join(out_dir, OWNER_MARKER_NAME),
     }
@@ -36,18 +47,23 @@ def dataset_paths(out_dir: str, subset: str) -> Dict[str, str]:
 def frame_dir(paths: Dict[str, str], plan: VideoPlan) -> str:
     """The JPEG folder of a video (`%06d.jpg`, 1-based)."""
     action = CLASSES[plan.label].name
-    if plan.split == "mimetics":
+    if plan.split in OUT_OF_CONTEXT_SPLITS:
         return os.path.join(paths["mimetics_dir"], "frames", action, plan.file_name)
-    return os.path.join(paths["kinetics_dir"], "frames", f"{plan.split}_256", action,
+    return os.path.join(paths["kinetics_dir"], "frames", f"{_kinetics_part(plan)}_256", action,
                         plan.file_name)
+
+
+def _kinetics_part(plan: VideoPlan) -> str:
+    """'train' or 'val': the Kinetics files an in-context video belongs to."""
+    return "train" if plan.split == "train" else "val"
 
 
 def pose_path(paths: Dict[str, str], plan: VideoPlan) -> str:
     """The pose file of a video: kinetics-skeleton, or Mimetics' `pose_results/.../data.json`."""
-    if plan.split == "mimetics":
+    if plan.split in OUT_OF_CONTEXT_SPLITS:
         return os.path.join(paths["mimetics_dir"], "pose_results", CLASSES[plan.label].name,
                             plan.file_name, "data.json")
-    return os.path.join(paths["kinetics_skeleton_dir"], f"kinetics_{plan.split}",
+    return os.path.join(paths["kinetics_skeleton_dir"], f"kinetics_{_kinetics_part(plan)}",
                         f"{plan.name}.json")
 
 

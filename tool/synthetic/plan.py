@@ -14,7 +14,7 @@ import numpy as np
 from tool.synthetic.actions import BodyShape, MotionParams
 from tool.synthetic.scenes import SCENES
 
-FORMAT_VERSION = 3  # bump when the generated content changes, so old sets get rebuilt
+FORMAT_VERSION = 4  # bump when the generated content changes, so old sets get rebuilt
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,11 @@ CLASSES: Tuple[ActionClass, ...] = (
 )
 assert all(c.scene in SCENES for c in CLASSES)
 
-SPLIT_IDS = {"train": 0, "val": 1, "mimetics": 2}  # part of every video's random-seed key
+# Part of every video's random-seed key. 'val' and 'mimetics' are the in-context and
+# out-of-context test splits; 'valid_in' and 'valid_out' their validation twins (other videos,
+# other random streams, the same generator), on which recipes are chosen.
+SPLIT_IDS = {"train": 0, "val": 1, "mimetics": 2, "valid_in": 3, "valid_out": 4}
+OUT_OF_CONTEXT_SPLITS = ("mimetics", "valid_out")  # the scene names another motion
 
 BYSTANDER_PROB = 0.25  # videos with a second, idle person
 
@@ -72,7 +76,7 @@ class VideoPlan:
     """The per-video choices (label, scene, motion, the actor's body and placement) that the
     summary exposes; colours, textures and detector noise are drawn while rendering."""
 
-    split: str  # 'train', 'val' or 'mimetics'
+    split: str  # one of SPLIT_IDS
     number: int  # 1-based, unique over the data set: image id and name
     label: int
     slot: int  # index of the video within its class and split
@@ -124,7 +128,7 @@ def plan_split(params: GenParams, split: str, first_number: int, per_class: int)
             actor_x = params.width * float(rng.uniform(0.38, 0.62))
             actor_ground = params.height * float(rng.uniform(0.80, 0.88))
             actor_scale = params.height * float(rng.uniform(0.52, 0.64))
-            out_of_context = split == "mimetics"
+            out_of_context = split in OUT_OF_CONTEXT_SPLITS
             scene = label
             if out_of_context:
                 # Out of context: nothing in the hands (miming), and the scene of a class with
@@ -145,11 +149,16 @@ def plan_split(params: GenParams, split: str, first_number: int, per_class: int)
 
 
 def plan_dataset(params: GenParams) -> Dict[str, List[VideoPlan]]:
-    """Plans of the three splits; image ids/names run on from train to val to mimetics."""
+    """Plans of the five splits; image ids/names run on from train to val to mimetics, then to
+    the validation splits (so adding these left the first three splits' videos unchanged)."""
     n_train = params.num_classes * params.train_per_class
     n_test = params.num_classes * params.test_per_class
     return {
         "train": plan_split(params, "train", 1, params.train_per_class),
         "val": plan_split(params, "val", 1 + n_train, params.test_per_class),
         "mimetics": plan_split(params, "mimetics", 1 + n_train + n_test, params.test_per_class),
+        "valid_in": plan_split(params, "valid_in", 1 + n_train + 2 * n_test,
+                               params.test_per_class),
+        "valid_out": plan_split(params, "valid_out", 1 + n_train + 3 * n_test,
+                                params.test_per_class),
     }

@@ -108,7 +108,7 @@ def render_shard(out_dir: str, params: Dict[str, Any], shard: int, num_shards: i
     gen = GenParams(**params)
     paths = dataset_paths(out_dir, gen.subset)
     plans = plan_dataset(gen)
-    ordered = [plan for split in ("train", "val", "mimetics") for plan in plans[split]]
+    ordered = [plan for split_plans in plans.values() for plan in split_plans]
     for plan in ordered[shard::num_shards]:
         render_video(plan, gen, paths)
 
