@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from common.clip_frames import pose_frame_count
 from common.nets.fusion import Aggregator, Classifier, GateOptions, Pose2Feat, init_head_weights
+from common.nets.pose_fallback import fall_back_to_pose
 from common.nets.pose_maps import render_pose_maps
 from common.nets.tsm_resnet import FEATURE_DIMS, TSMResNet
 from common.stages import MODULE_NAMES, get_stage
@@ -43,6 +44,10 @@ class IntegralAction(nn.Module):
         dropout: classifier dropout probability.
         stream_agreement: scale the RGB term of the aggregator by how far the two stages'
             classifiers agree (`Aggregator`'s `agreement`); False in the paper.
+        pose_fallback: 0 (the paper): the fused classifier's output. > 0 (needs
+            `stream_agreement`): at evaluation, clips whose streams agree less than this fall
+            back, in proportion, to the pose_only stage's prediction
+            (`common.nets.pose_fallback`).
         pose_renderer: what turns poses into pose maps (`PoseRenderer`); a benchmark passes
             its baseline here to time the same network with another renderer.
     """
@@ -53,9 +58,12 @@ class IntegralAction(nn.Module):
                  input_hm_shape: Sequence[int] = (56, 56), hm_sigma: float = 0.5,
                  paf_sigma: float = 1.0, pose_score_thr: float = 0.1,
                  gate: GateOptions = GateOptions(), dropout: float = 0.5,
-                 stream_agreement: bool = False,
+                 stream_agreement: bool = False, pose_fallback: float = 0.0,
                  pose_renderer: PoseRenderer = render_pose_maps) -> None:
         super().__init__()
+        if pose_fallback > 0 and not stream_agreement:
+            raise ValueError("pose_fallback needs stream_agreement (the stages' classifiers)")
+        self.pose_fallback = pose_fallback
         self.stage = get_stage(mode)
         self.mode = mode
         self.class_num = class_num
@@ -124,9 +132,11 @@ class IntegralAction(nn.Module):
         Returns:
             'logits': (B, classes), frame logits averaged over the clip;
             'gate': (B*T, agg_feat_dim) pose gate in rgb+pose with the gate, else None;
-            'agreement': (B,) the streams' agreement with `stream_agreement`, else None.
+            'agreement': (B,) the streams' agreement with `stream_agreement`, else None;
+            'pose_share': (B,) the pose stage's share of the output with `pose_fallback` in
+            eval mode (then 'logits' are the mixture's log-probabilities), else None.
         """
-        gate = agreement = None
+        gate = agreement = pose_probs = pose_share = None
         if not self.stage.needs_video:
             b, frames = inputs["pose_scores"].shape[:2]
             feat = self.pose_features(inputs["pose_coords"], inputs["pose_scores"])
@@ -136,10 +146,16 @@ class IntegralAction(nn.Module):
             feat = self.img_backbone(video.reshape(b * frames, *video.shape[2:]))
             if self.stage.needs_pose:
                 pose_feat = self.pose_features(inputs["pose_coords"], inputs["pose_scores"])
-                agreement = self.aggregator.clip_agreement(feat, pose_feat)
+                stage_probs = self.aggregator.clip_stage_probs(feat, pose_feat)
+                if stage_probs is not None:
+                    agreement = (stage_probs[0] * stage_probs[1]).sum(dim=-1)
+                    pose_probs = stage_probs[1]
                 feat, gate = self.aggregator(feat, pose_feat, agreement)
         logits = self.classifier(feat).view(b, frames, -1).mean(dim=1)
-        return {"logits": logits, "gate": gate, "agreement": agreement}
+        if self.pose_fallback > 0 and pose_probs is not None and not self.training:
+            logits, pose_share = fall_back_to_pose(logits, pose_probs, agreement,
+                                                   threshold=self.pose_fallback)
+        return {"logits": logits, "gate": gate, "agreement": agreement, "pose_share": pose_share}
 
     def trainable_modules(self) -> List[str]:
         """The parts whose parameters this stage optimises (`Stage.trains`)."""
@@ -183,4 +199,5 @@ def build_model(cfg, class_num: int, limbs: Sequence[Tuple[int, int]], joint_num
         agg_feat_dim=cfg.agg_feat_dim, input_hm_shape=cfg.input_hm_shape, hm_sigma=cfg.hm_sigma,
         paf_sigma=cfg.paf_sigma, pose_score_thr=cfg.pose_score_thr,
         gate=GateOptions(enabled=cfg.pose_gate, input=cfg.gate_input, hidden=cfg.gate_hidden),
-        dropout=cfg.dropout, stream_agreement=cfg.stream_agreement, pose_renderer=pose_renderer)
+        dropout=cfg.dropout, stream_agreement=cfg.stream_agreement,
+        pose_fallback=cfg.pose_fallback, pose_renderer=pose_renderer)

@@ -92,6 +92,10 @@ FIELDS: Tuple[Field, ...] = (
     Field("stream_agreement", bool, False, "network",
           "scale the RGB term of the fusion by how far the rgb_only and pose_only stages' own "
           "classifiers agree on the clip"),
+    Field("pose_fallback", float, 0.0, "network",
+          "with stream_agreement: at evaluation, a clip whose streams agree less than this falls "
+          "back, in proportion, to the pose_only stage's prediction (0: off, the paper); "
+          "test.py and the demo may set another value than the snapshot's", range=PROBABILITY),
     Field("img_resnet_type", int, 18, "network", "depth of the RGB stream's ResNet",
           choices=(18, 34, 50)),
     Field("pose_resnet_type", int, 18, "network", "depth of the pose stream's ResNet",
@@ -363,6 +367,10 @@ def check_relations(cfg: EasyDict, *, from_snapshot: Collection[str] = (),
         (("gate_target", "context_aug_prob"), lambda: (
             "--gate_target swap needs context augmentation (--context_aug_prob > 0)"
             if cfg.gate_target == "swap" and not cfg.context_aug_prob > 0 else None)),
+        (("pose_fallback", "stream_agreement"), lambda: (
+            f"--pose_fallback {cfg.pose_fallback:g} needs --stream_agreement true (the rgb_only "
+            "and pose_only stages' classifiers judge the agreement)"
+            if cfg.pose_fallback > 0 and not cfg.stream_agreement else None)),
         (("pose_frame_factor", "frame_interval"), lambda: (
             f"--pose_frame_factor {cfg.pose_frame_factor} must divide --frame_interval "
             f"{cfg.frame_interval}" if cfg.frame_interval % cfg.pose_frame_factor else None)),

@@ -18,6 +18,10 @@ from main.config_values import same_value, show_value, value_from_python
 # Training fields that only matter when a run starts, so a resumed run does not take them from
 # its snapshot: end_epoch (a user may extend a run), the weights a run starts from.
 _NOT_RESUMED = ("end_epoch", "pretrained", "init_snapshot")
+# Network fields that change only what evaluation makes of the network's outputs: the snapshot's
+# value is the default at test time, and test.py or the demo may set another (to choose it on a
+# validation split, say).
+_TEST_MAY_SET = ("pose_fallback",)
 
 
 def snapshot_fields(purpose: str, saved: Optional[Mapping[str, Any]] = None) -> Tuple[str, ...]:
@@ -68,6 +72,8 @@ def config_from_snapshot(saved: Mapping[str, Any], overrides: Mapping[str, Any],
     cfg = apply_overrides(default_config(), overrides)
     taken = snapshot_fields(purpose, saved)
     for name in taken:
+        if purpose == "test" and name in _TEST_MAY_SET and name in overrides:
+            continue
         field = FIELD_BY_NAME[name]
         try:
             value = value_from_python(field, saved[name])

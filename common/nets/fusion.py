@@ -60,9 +60,16 @@ class StreamAgreement(nn.Module):
             (B,) agreement in [0, 1]. Clip-level, as the stages predict: the mean of the frame
             features is classified (the same as averaging frame logits: the classifier is linear).
         """
+        p_img, p_pose = self.stage_probs(img_pooled, pose_pooled)
+        return (p_img * p_pose).sum(dim=-1)
+
+    @torch.no_grad()
+    def stage_probs(self, img_pooled: Tensor, pose_pooled: Tensor) -> Tuple[Tensor, Tensor]:
+        """(B, T, Ci), (B, Tp, Cp) pooled features -> (B, C) clip probabilities of the rgb_only
+        and of the pose_only stage's classifier (fp32)."""
         p_img = torch.softmax(self.img_fc(img_pooled.mean(dim=1)).float(), dim=-1)
         p_pose = torch.softmax(self.pose_fc(pose_pooled.mean(dim=1)).float(), dim=-1)
-        return (p_img * p_pose).sum(dim=-1)
+        return p_img, p_pose
 
 
 @dataclass(frozen=True)
@@ -154,11 +161,19 @@ class Aggregator(nn.Module):
     def clip_agreement(self, img_feat: Tensor, pose_feat: Tensor) -> Optional[Tensor]:
         """(B*T, Ci, h, w), (B*Tp, Cp, h', w') stream outputs -> (B,) agreement of the stages'
         classifiers, or None without `agreement_classes`."""
+        probs = self.clip_stage_probs(img_feat, pose_feat)
+        return None if probs is None else (probs[0] * probs[1]).sum(dim=-1)
+
+    def clip_stage_probs(self, img_feat: Tensor, pose_feat: Tensor
+                         ) -> Optional[Tuple[Tensor, Tensor]]:
+        """(B*T, Ci, h, w), (B*Tp, Cp, h', w') stream outputs -> the rgb_only and pose_only
+        stages' (B, C) clip probabilities, or None without `agreement_classes`."""
         if self.agreement is None:
             return None
         batch = img_feat.shape[0] // self.frame_per_seg
-        return self.agreement(img_feat.mean(dim=(2, 3)).view(batch, self.frame_per_seg, -1),
-                              pose_feat.mean(dim=(2, 3)).view(batch, self.pose_frame_num, -1))
+        return self.agreement.stage_probs(
+            img_feat.mean(dim=(2, 3)).view(batch, self.frame_per_seg, -1),
+            pose_feat.mean(dim=(2, 3)).view(batch, self.pose_frame_num, -1))
 
     def forward(self, img_feat: Tensor, pose_feat: Tensor, agreement: Optional[Tensor] = None
                 ) -> Tuple[Tensor, Optional[Tensor]]:

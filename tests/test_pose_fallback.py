@@ -1,0 +1,83 @@
+"""The robust recipe's output rule: the fused prediction where the streams agree, the pose
+stage's own where they do not (common/nets/pose_fallback.py), in the model and in the config."""
+import pytest
+import torch
+
+from common.errors import UsageError
+from common.nets.pose_fallback import fall_back_to_pose
+from main.config import build_config
+from main.snapshot_config import config_from_snapshot
+from tests.test_model import tiny_inputs, tiny_model
+
+
+def test_the_mixture_by_hand():
+    fused = torch.log(torch.tensor([[0.7, 0.2, 0.1]] * 3))
+    pose = torch.tensor([[0.1, 0.1, 0.8]] * 3)
+    # Agreement at the threshold, a quarter of it, and none: w = 1, 0.25, 0.
+    logits, share = fall_back_to_pose(fused, pose, torch.tensor([0.2, 0.05, 0.0]), threshold=0.2)
+    expected = torch.tensor([[0.7, 0.2, 0.1],
+                             [0.25 * 0.7 + 0.75 * 0.1, 0.25 * 0.2 + 0.75 * 0.1,
+                              0.25 * 0.1 + 0.75 * 0.8],
+                             [0.1, 0.1, 0.8]])
+    assert torch.allclose(torch.softmax(logits, dim=1), expected, atol=1e-6)
+    assert torch.allclose(share, torch.tensor([0.0, 0.75, 1.0]))
+    # Above the threshold the fused prediction stands alone (the weight is capped at 1).
+    logits, share = fall_back_to_pose(fused[:1], pose[:1], torch.tensor([0.9]), threshold=0.2)
+    assert torch.allclose(torch.softmax(logits, 1), expected[:1], atol=1e-6) and share[0] == 0
+    with pytest.raises(ValueError):
+        fall_back_to_pose(fused, pose, torch.zeros(3), threshold=0.0)
+
+
+def test_the_model_falls_back_at_evaluation_only():
+    plain = tiny_model("rgb+pose", stream_agreement=True)
+    robust = tiny_model("rgb+pose", stream_agreement=True, pose_fallback=0.5)
+    robust.load_state_dict(plain.state_dict())  # the rule adds no weights
+    inputs = tiny_inputs()
+    # Training: the fused classifier's own logits, as the paper trains them.
+    plain.train(), robust.train()
+    torch.manual_seed(1)
+    trained = plain(inputs)["logits"]
+    torch.manual_seed(1)
+    assert torch.equal(robust(inputs)["logits"], trained)
+    # Evaluation: the mixture of the fused and the pose stage's probabilities.
+    plain.eval(), robust.eval()
+    out, ref = robust(inputs), plain(inputs)
+    with torch.no_grad():
+        agg = plain.aggregator
+        img_feat = plain.img_backbone(inputs["video"].flatten(0, 1))
+        pose_feat = plain.pose_features(inputs["pose_coords"], inputs["pose_scores"])
+        p_img, p_pose = agg.clip_stage_probs(img_feat, pose_feat)
+    agreement = (p_img * p_pose).sum(1)
+    assert torch.allclose(out["agreement"], agreement) and torch.allclose(ref["agreement"],
+                                                                           agreement)
+    w = (agreement / 0.5).clamp(max=1)[:, None]
+    expected = w * torch.softmax(ref["logits"], 1) + (1 - w) * p_pose
+    assert torch.allclose(torch.softmax(out["logits"], 1), expected, atol=1e-6)
+    assert torch.allclose(out["pose_share"], 1 - w[:, 0]) and ref["pose_share"] is None
+
+
+def test_the_rule_needs_the_stages_classifiers():
+    with pytest.raises(ValueError, match="stream_agreement"):
+        tiny_model("rgb+pose", pose_fallback=0.5)
+    with pytest.raises(UsageError) as err:
+        build_config({"mode": "rgb+pose", "pose_fallback": 0.2})
+    assert str(err.value) == ("--pose_fallback 0.2 needs --stream_agreement true (the rgb_only "
+                              "and pose_only stages' classifiers judge the agreement)")
+    with pytest.raises(UsageError, match=r"--pose_fallback must be in \[0, 1\], got 1.5"):
+        build_config({"mode": "rgb+pose", "stream_agreement": True, "pose_fallback": 1.5})
+
+
+def test_a_test_may_set_another_threshold_than_the_snapshots():
+    saved = dict(build_config({"mode": "rgb+pose", "stream_agreement": True,
+                               "pose_fallback": 0.2}))
+    same = config_from_snapshot(saved, {"mode": "rgb+pose", "test_epoch": 0}, purpose="test",
+                                snapshot="s.pth.tar", entry="test")
+    assert same.pose_fallback == 0.2  # the snapshot's value by default
+    other = config_from_snapshot(saved, {"mode": "rgb+pose", "test_epoch": 0,
+                                         "pose_fallback": 0.05}, purpose="test",
+                                 snapshot="s.pth.tar", entry="test")
+    assert other.pose_fallback == 0.05
+    # Any other network field still belongs to the snapshot.
+    with pytest.raises(UsageError, match="contradicts s.pth.tar"):
+        config_from_snapshot(saved, {"mode": "rgb+pose", "test_epoch": 0, "gate_hidden": 8},
+                             purpose="test", snapshot="s.pth.tar", entry="test")
