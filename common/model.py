@@ -133,6 +133,8 @@ class IntegralAction(nn.Module):
             'logits': (B, classes), frame logits averaged over the clip;
             'gate': (B*T, agg_feat_dim) pose gate in rgb+pose with the gate, else None;
             'agreement': (B,) the streams' agreement with `stream_agreement`, else None;
+            'pose_probs': (B, C) the pose_only stage's own clip probabilities with
+            `stream_agreement`, else None;
             'pose_share': (B,) the pose stage's share of the output with `pose_fallback` in
             eval mode (then 'logits' are the mixture's log-probabilities), else None.
         """
@@ -155,7 +157,8 @@ class IntegralAction(nn.Module):
         if self.pose_fallback > 0 and pose_probs is not None and not self.training:
             logits, pose_share = fall_back_to_pose(logits, pose_probs, agreement,
                                                    threshold=self.pose_fallback)
-        return {"logits": logits, "gate": gate, "agreement": agreement, "pose_share": pose_share}
+        return {"logits": logits, "gate": gate, "agreement": agreement, "pose_probs": pose_probs,
+                "pose_share": pose_share}
 
     def trainable_modules(self) -> List[str]:
         """The parts whose parameters this stage optimises (`Stage.trains`)."""

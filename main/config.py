@@ -299,12 +299,18 @@ def build_config(overrides: Optional[Mapping[str, Any]] = None, *,
         UsageError: an unknown field, a value of the wrong type, or a combination that cannot
             be used; the message names the option.
     """
+    given = tuple(overrides or ())
+    # test.py takes the network and input from the snapshot, after this: a rule that involves
+    # one of those fields, not given here, waits for `config_from_snapshot`.
+    pending = tuple(f.name for f in FIELDS if entry == "test" and f.name not in given
+                    and f.group in ("network", "input"))
     return finalize_config(apply_overrides(default_config(), overrides), entry=entry,
-                           given=tuple(overrides or ()))
+                           given=given, pending=pending)
 
 
 def finalize_config(cfg: EasyDict, *, entry: Optional[str] = None,
-                    from_snapshot: Collection[str] = (), given: Collection[str] = ()) -> EasyDict:
+                    from_snapshot: Collection[str] = (), given: Collection[str] = (),
+                    pending: Collection[str] = ()) -> EasyDict:
     """Check every field, fill the derived ones; `cfg` is changed in place and returned.
 
     Args:
@@ -314,6 +320,8 @@ def finalize_config(cfg: EasyDict, *, entry: Optional[str] = None,
             relations among them alone.
         given: the fields set on the command line or in a recipe file (not defaults): the
             rules about a choice a user made apply to them only.
+        pending: fields whose value a snapshot will give later: no rule that involves one is
+            checked yet.
 
     Raises:
         UsageError: a value of the wrong type or out of its field's range (the message names
@@ -347,18 +355,19 @@ def finalize_config(cfg: EasyDict, *, entry: Optional[str] = None,
     cfg.vis_dir = cfg.vis_dir or osp.join(cfg.output_dir, "vis")
     cfg.log_dir = cfg.log_dir or osp.join(cfg.output_dir, "log")
     cfg.result_dir = cfg.result_dir or osp.join(cfg.output_dir, "result")
-    check_relations(cfg, from_snapshot=from_snapshot, given=given)
+    check_relations(cfg, from_snapshot=from_snapshot, given=given, pending=pending)
     return cfg
 
 
 def check_relations(cfg: EasyDict, *, from_snapshot: Collection[str] = (),
-                    given: Collection[str] = ()) -> None:
+                    given: Collection[str] = (), pending: Collection[str] = ()) -> None:
     """The rules between fields, on the resolved config (each field is in its range already).
 
     A rule whose fields all come from a snapshot's saved config is not checked: the snapshot
     was valid for the code that trained it and must still load. The decay epochs are checked
     against the run's length only where a user gave them: the paper's default (21, 26) simply
-    never comes in a short run (`--end_epoch 2`), which is what such a run asks for.
+    never comes in a short run (`--end_epoch 2`), which is what such a run asks for. A rule
+    that involves a `pending` field (one a snapshot will give) waits for it.
 
     Raises:
         UsageError: the first rule broken, naming both options and their values.
@@ -385,7 +394,7 @@ def check_relations(cfg: EasyDict, *, from_snapshot: Collection[str] = (),
             else None)),
     )
     for fields, broken in rules:
-        if set(fields) <= set(from_snapshot):
+        if set(fields) <= set(from_snapshot) or set(fields) & set(pending):
             continue
         problem = broken()
         if problem:

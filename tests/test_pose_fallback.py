@@ -81,3 +81,15 @@ def test_a_test_may_set_another_threshold_than_the_snapshots():
     with pytest.raises(UsageError, match="contradicts s.pth.tar"):
         config_from_snapshot(saved, {"mode": "rgb+pose", "test_epoch": 0, "gate_hidden": 8},
                              purpose="test", snapshot="s.pth.tar", entry="test")
+
+
+def test_test_py_waits_for_the_snapshot_before_judging_the_rule():
+    # test.py: --stream_agreement comes from the snapshot, so the command line alone is not
+    # refused; the rule is judged once the snapshot's value is in.
+    cfg = build_config({"mode": "rgb+pose", "test_epoch": 0, "pose_fallback": 0.2},
+                       entry="test")
+    assert cfg.pose_fallback == 0.2
+    saved = dict(build_config({"mode": "rgb+pose"}))  # a snapshot without stage classifiers
+    with pytest.raises(UsageError, match="needs --stream_agreement true"):
+        config_from_snapshot(saved, {"mode": "rgb+pose", "test_epoch": 0, "pose_fallback": 0.2},
+                             purpose="test", snapshot="s.pth.tar", entry="test")

@@ -18,19 +18,18 @@ README).
 """
 
 import argparse
-import json
 import os
 import os.path as osp
 import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import numpy as np
 
 from common.errors import exit_on_error
 from common.stages import get_stage
 from tool.recipe.steps import run_recipe
 from tool.make_synthetic_dataset import generate_dataset
+from tool.quickstart_report import report_text, summarise, write_outputs
 
 SPLITS = (("Kinetics", "in context"), ("Mimetics", "out of context"))
 CONFIGS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), "configs")
@@ -124,99 +123,6 @@ def run_seed(seed: int, out_root: str, fast: bool, workers: int, quiet: bool,
     return {r.name: results[r.name] for r in RECIPES}
 
 
-def summarise(per_seed: List[Dict[str, Dict[str, Dict[str, float]]]]
-              ) -> Dict[str, Dict[str, Dict[str, Tuple[float, float]]]]:
-    """{recipe: {split: {metric: (mean, std over seeds)}}}."""
-    out: Dict[str, Dict[str, Dict[str, Tuple[float, float]]]] = {}
-    for name in per_seed[0]:
-        out[name] = {}
-        for split in per_seed[0][name]:
-            out[name][split] = {}
-            for metric in per_seed[0][name][split]:
-                values = np.array([r[name][split][metric] for r in per_seed])
-                out[name][split][metric] = (float(values.mean()), float(values.std()))
-    return out
-
-
-def markdown_table(summary, seeds: Sequence[int]) -> str:
-    spread = len(seeds) > 1
-    fmt = (lambda m: f"{m[0]:.1f} ± {m[1]:.1f}") if spread else (lambda m: f"{m[0]:.1f}")
-    lines = [
-        f"Synthetic context-bias benchmark, seeds {', '.join(map(str, seeds))}"
-        + (" (mean ± std)" if spread else ""),
-        "",
-        "| stage | in context top-1 | in context top-5 | out of context top-1 | out of context top-5 | gate mean (in / out) | agreement (in / out) |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for name, splits in summary.items():
-        i, o = splits["in context"], splits["out of context"]
-        extra = [f"{i[k][0]:.2f} / {o[k][0]:.2f}" if k in i else "" for k in ("gate", "agreement")]
-        lines.append(f"| {name} | {fmt(i['top1'])} | {fmt(i['top5'])} | {fmt(o['top1'])} | "
-                     f"{fmt(o['top5'])} | {extra[0]} | {extra[1]} |")
-    return "\n".join(lines) + "\n"
-
-
-def claim_checks(summary) -> List[Tuple[str, Dict[str, bool]]]:
-    """The paper's claim as checks on the mean top-1 of the table.
-
-    Returns [(criterion, {fused recipe name: holds?})] for every rgb+pose row of `summary`.
-    """
-    def top1(name: str, split: str) -> float:
-        return summary[name][split]["top1"][0]
-
-    rgb, pose = "rgb_only", "pose_only"
-    fused = [name for name in summary if name.startswith("rgb+pose")]
-    rules = [
-        ("in context: rgb+pose >= rgb_only - 2",
-         lambda f: top1(f, "in context") >= top1(rgb, "in context") - 2),
-        ("in context: rgb+pose > pose_only",
-         lambda f: top1(f, "in context") > top1(pose, "in context")),
-        ("out of context: rgb_only drops by >= 30",
-         lambda f: top1(rgb, "in context") - top1(rgb, "out of context") >= 30),
-        ("out of context: rgb+pose >= rgb_only + 20",
-         lambda f: top1(f, "out of context") >= top1(rgb, "out of context") + 20),
-        ("out of context: rgb+pose >= pose_only - 5",
-         lambda f: top1(f, "out of context") >= top1(pose, "out of context") - 5),
-    ]
-    return [(text, {f: bool(rule(f)) for f in fused}) for text, rule in rules]
-
-
-def markdown_checks(summary) -> str:
-    checks = claim_checks(summary)
-    fused = list(checks[0][1]) if checks else []
-    lines = ["| criterion (top-1) | " + " | ".join(fused) + " |",
-             "|---|" + "---|" * len(fused)]
-    for text, held in checks:
-        lines.append(f"| {text} | " + " | ".join("yes" if held[f] else "**no**" for f in fused)
-                     + " |")
-    return "\n".join(lines) + "\n"
-
-
-def bar_chart(summary, path: str, title: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(summary)
-    x = np.arange(len(names))
-    fig, ax = plt.subplots(figsize=(8, 4))
-    for k, (split, color) in enumerate((("in context", "#4c72b0"), ("out of context", "#dd8452"))):
-        means = [summary[n][split]["top1"][0] for n in names]
-        stds = [summary[n][split]["top1"][1] for n in names]
-        bars = ax.bar(x + (k - 0.5) * 0.38, means, 0.38, yerr=stds, label=split, color=color,
-                      capsize=3)
-        ax.bar_label(bars, fmt="%.0f", fontsize=8)
-    ax.set_xticks(x, [n.replace(" (", "\n(") for n in names], fontsize=8)
-    ax.set_ylabel("top-1 accuracy (%)")
-    ax.set_ylim(0, 110)
-    ax.set_title(title, fontsize=10)
-    ax.legend()
-    fig.tight_layout()
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 @exit_on_error
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
     parser = argparse.ArgumentParser(description="synthetic context-bias benchmark, end to end")
@@ -247,34 +153,17 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         print(f"[seed {seed}] all stages in {seconds[-1] / 60:.1f} min", flush=True)
     summary = summarise(per_seed)
     print()
-    print(markdown_table(summary, seeds))
-    print(markdown_checks(summary))
+    print(report_text(per_seed, seeds))
     outputs = {}
     if len(seeds) > 1:
         # The first seed's own table too: the same numbers as a single-seed run of that seed.
-        first = summarise(per_seed[:1])
-        outputs["first"] = write_outputs(args.output_dir, "", first, seeds[:1], seconds[0])
+        outputs["first"] = write_outputs(args.output_dir, "", per_seed[:1], seeds[:1],
+                                         seconds[:1])
     suffix = "" if len(seeds) == 1 else f"_{len(seeds)}seeds"
-    outputs["all"] = write_outputs(args.output_dir, suffix, summary, seeds, sum(seconds))
+    outputs["all"] = write_outputs(args.output_dir, suffix, per_seed, seeds, seconds)
     print(f"table: {outputs['all'][0]}\nchart: {outputs['all'][1]}")
     return {"summary": summary, "per_seed": per_seed, "seconds": seconds,
             "table": outputs["all"][0], "chart": outputs["all"][1]}
-
-
-def write_outputs(output_dir: str, suffix: str, summary, seeds: Sequence[int], seconds: float
-                  ) -> Tuple[str, str]:
-    """`result/quickstart<suffix>.md` + `.json` and `vis/quickstart<suffix>.png`."""
-    md_path = osp.join(output_dir, "result", f"quickstart{suffix}.md")
-    png_path = osp.join(output_dir, "vis", f"quickstart{suffix}.png")
-    os.makedirs(osp.dirname(md_path), exist_ok=True)
-    with open(md_path, "w") as f:
-        f.write(markdown_table(summary, seeds) + "\n" + markdown_checks(summary)
-                + f"\nWall time: {seconds / 60:.1f} min ({len(seeds)} seed(s)).\n")
-    with open(osp.join(output_dir, "result", f"quickstart{suffix}.json"), "w") as f:
-        json.dump({"seeds": list(seeds), "summary": summary, "seconds": seconds}, f, indent=1)
-    bar_chart(summary, png_path, f"top-1 on the synthetic benchmark, seed(s) "
-              f"{', '.join(map(str, seeds))}" + (" (mean ± std)" if len(seeds) > 1 else ""))
-    return md_path, png_path
 
 
 if __name__ == "__main__":

@@ -122,7 +122,8 @@ def predict(model: nn.Module, loader: Any, device: torch.device, *, progress: bo
 
     Returns: 'video_id' (N,), 'label' (N,), 'prob' (N, C), 'skipped_video_id' (S,) (the video
     of each clip the loader could not read; its problems went to `tally`) and, with a gate,
-    'gate_mean' (N,), with `stream_agreement`, 'agreement' (N,).
+    'gate_mean' (N,), with `stream_agreement`, 'agreement' (N,) and 'pose_prob' (N, C) (the
+    pose_only stage's own probabilities, from which `common.nets.pose_fallback` mixes).
 
     The outputs stay on the device until the loader is done: no batch waits for the previous
     one's results to reach the host, so a GPU is never idle between batches.
@@ -137,6 +138,7 @@ def predict(model: nn.Module, loader: Any, device: torch.device, *, progress: bo
     probs: List[Tensor] = []
     gates: List[Tensor] = []
     agreements: List[Tensor] = []
+    pose_probs: List[Tensor] = []
     for batch in tqdm(loader, desc="test", disable=not progress, leave=False, dynamic_ncols=True):
         take_problems(batch, tally)
         skipped.extend(int(video_id) for video_id, _ in batch.get("skipped") or [])
@@ -153,6 +155,8 @@ def predict(model: nn.Module, loader: Any, device: torch.device, *, progress: bo
             gates.append(outputs["gate"].float().view(logits.shape[0], -1).mean(1))
         if outputs.get("agreement") is not None:
             agreements.append(outputs["agreement"].float())
+        if outputs.get("pose_probs") is not None:
+            pose_probs.append(outputs["pose_probs"].float())
     out = {
         "video_id": torch.cat(ids).numpy() if ids else np.zeros(0, dtype=np.int64),
         "label": torch.cat(labels).numpy() if labels else np.zeros(0, dtype=np.int64),
@@ -170,6 +174,8 @@ def predict(model: nn.Module, loader: Any, device: torch.device, *, progress: bo
         out["gate_mean"] = torch.cat(gates).cpu().numpy()
     if agreements:
         out["agreement"] = torch.cat(agreements).cpu().numpy()
+    if pose_probs:
+        out["pose_prob"] = torch.cat(pose_probs).cpu().numpy()
     return out
 
 

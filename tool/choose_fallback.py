@@ -1,0 +1,197 @@
+"""Choose the robust recipe's `pose_fallback` threshold on the validation splits of the main job.
+
+    python tool/quickstart.py --seeds 5                 # trains every stage of seeds 0..4
+    python tool/choose_fallback.py --seeds 5            # reads only their validation splits
+
+For each seed it runs the quickstart's rgb_only, pose_only and robust rgb+pose snapshots once
+over the in-context and out-of-context *validation* splits (`--subset SynthValid`: other videos
+than the test splits, from the same generator), keeps every clip's fused prediction, the pose
+stage's own prediction and the streams' agreement, and scores each threshold T with the very
+rule the network applies (`common.nets.pose_fallback`). The test splits are never read here:
+the threshold this prints is what configs/robust.toml sets, and the quickstart's test table is
+read once, with it.
+
+A threshold is better when more seeds meet all five criteria of the quickstart's table on the
+validation splits, then when its worst seed's smallest margin to a criterion is larger. The
+table and the choice go to `<output_dir>/result/choose_fallback.md` and `.json`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import os.path as osp
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from common.errors import UsageError, exit_on_error
+from common.nets.pose_fallback import fall_back_to_pose
+from common.report.problems import ProblemTally
+from common.runtime.distributed import DistInfo
+from common.runtime.precision import resolve_precision
+from common.train.checkpoint import list_snapshots, load_network
+from common.train.engine import evaluate, predict
+from common.model import build_model
+from main.config import build_config
+from main.test import build_test_data, inference_network, read_test_snapshot, snapshot_config
+from tool.quickstart_report import claim_checks, summarise
+from tool.synthetic.layout import valid_subset
+
+logger = logging.getLogger("integral_action.choose_fallback")
+
+THRESHOLDS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
+# The quickstart's stage folders and table names (tool/quickstart.py's RECIPES).
+STAGES = (("rgb_only", "rgb_only", "rgb_only"), ("pose_only", "pose_only", "pose_only"),
+          ("rgb+pose (robust)", "fusion_robust", "rgb+pose"))
+SPLITS = (("Kinetics", "in context"), ("Mimetics", "out of context"))
+ROBUST = STAGES[-1][0]
+
+
+def clip_outputs(run_dir: str, mode: str, *, data_dir: str, dataset: str, subset: str,
+                 workers: int) -> Dict[str, np.ndarray]:
+    """A stage's last snapshot over one data set, as test.py evaluates it, with the pose
+    fallback off: `common.train.engine.predict`'s clip outputs ('prob' the fused prediction,
+    and for a snapshot with the stages' classifiers 'agreement' and 'pose_prob')."""
+    model_dir = osp.join(run_dir, "model_dump")
+    snapshots = list_snapshots(model_dir)
+    if not snapshots:
+        raise UsageError(f"{model_dir} holds no snapshot: run python tool/quickstart.py "
+                         "with the same --output_dir and --seeds first")
+    overrides: Dict[str, Any] = {
+        "mode": mode, "model_dir": model_dir, "test_epoch": snapshots[0][0],
+        "data_dir": data_dir, "dataset": dataset, "subset": subset, "num_thread": workers,
+        "output_dir": osp.join(run_dir, "validation"), "progress_bar": False}
+    if mode == "rgb+pose":
+        overrides["pose_fallback"] = 0.0  # the fused prediction alone; the rule is applied here
+    cfg = build_config(overrides, entry="test")
+    path, snap, class_num = read_test_snapshot(cfg)
+    cfg = snapshot_config(cfg, overrides, path=path, snap=snap, class_num=class_num)
+    device = torch.device("cpu")
+    data, _, loader = build_test_data(cfg, info=DistInfo(), device=device, gpu_ids=[])
+    model = build_model(cfg, class_num, data.joint_set.limbs, data.joint_set.joint_num)
+    load_network(model, snap["network"])
+    precision = resolve_precision(cfg, device, training=False)
+    net = inference_network(model, cfg, device=device, gpu_ids=[], precision=precision)
+    tally = ProblemTally(strict=cfg.strict, logger=logger)
+    return predict(net, loader, device, progress=False, tally=tally, precision=precision)
+
+
+def top1_with_fallback(outputs: Dict[str, np.ndarray], threshold: float) -> float:
+    """Video top-1 of the fused snapshot's outputs under `pose_fallback = threshold` (0: off):
+    the network's own rule (`fall_back_to_pose`) on its recorded clip outputs."""
+    probs = outputs["prob"]
+    if threshold > 0:
+        if "pose_prob" not in outputs:
+            raise UsageError("the robust snapshot has no stage classifiers (stream_agreement): "
+                             "train it with configs/robust.toml")
+        logits, _ = fall_back_to_pose(torch.from_numpy(np.log(np.maximum(probs, 1e-12))),
+                                      torch.from_numpy(outputs["pose_prob"]),
+                                      torch.from_numpy(outputs["agreement"]), threshold=threshold)
+        probs = torch.softmax(logits, dim=1).numpy()
+    return float(evaluate(dict(outputs, prob=probs))["top1"])
+
+
+def seed_outputs(seed_dir: str, data_dir: str, workers: int
+                 ) -> Dict[str, Dict[str, Dict[str, np.ndarray]]]:
+    """{stage name: {split: clip outputs}} of one seed's three stages on the validation
+    splits."""
+    subset = valid_subset("Synth")
+    return {name: {split: clip_outputs(osp.join(seed_dir, folder), mode, data_dir=data_dir,
+                                       dataset=dataset, subset=subset, workers=workers)
+                   for dataset, split in SPLITS}
+            for name, folder, mode in STAGES}
+
+
+def seed_results(outputs: Dict[str, Dict[str, Dict[str, np.ndarray]]], threshold: float
+                 ) -> Dict[str, Dict[str, Dict[str, float]]]:
+    """One seed's validation table ({stage: {split: {'top1'}}}) with the robust row at
+    `threshold`."""
+    return {name: {split: {"top1": top1_with_fallback(out, threshold if name == ROBUST else 0)}
+                   for split, out in splits.items()}
+            for name, splits in outputs.items()}
+
+
+def margins(results: Dict[str, Dict[str, Dict[str, float]]]) -> Tuple[bool, float]:
+    """(all five criteria hold, the smallest margin in top-1 points to the robust row's
+    criteria) for one seed's table."""
+    def top1(name: str, split: str) -> float:
+        return results[name][split]["top1"]
+    held = all(h[ROBUST] for _, h in claim_checks(summarise([results])))
+    rgb_in, pose_in = top1("rgb_only", "in context"), top1("pose_only", "in context")
+    rob_in, rob_out = top1(ROBUST, "in context"), top1(ROBUST, "out of context")
+    smallest = min(rob_in - (rgb_in - 2), rob_in - pose_in,
+                   rob_out - (top1("rgb_only", "out of context") + 20),
+                   rob_out - (top1("pose_only", "out of context") - 3))
+    return held, smallest
+
+
+def choose(per_seed: List[Dict[str, Dict[str, Dict[str, np.ndarray]]]],
+           thresholds: Sequence[float]) -> Tuple[float, List[Dict[str, Any]]]:
+    """The best threshold and one row per threshold: seeds meeting every criterion, worst
+    margin, mean robust top-1 in and out of context, each seed's table."""
+    rows = []
+    for threshold in thresholds:
+        tables = [seed_results(outputs, threshold) for outputs in per_seed]
+        checks = [margins(t) for t in tables]
+        rows.append({
+            "threshold": threshold, "seeds_meeting_all": sum(h for h, _ in checks),
+            "worst_margin": min(m for _, m in checks),
+            "robust_in": float(np.mean([t[ROBUST]["in context"]["top1"] for t in tables])),
+            "robust_out": float(np.mean([t[ROBUST]["out of context"]["top1"] for t in tables])),
+            "per_seed": tables})
+    best = max(rows, key=lambda r: (r["seeds_meeting_all"], r["worst_margin"]))
+    return best["threshold"], rows
+
+
+def markdown(rows: List[Dict[str, Any]], chosen: float, seeds: Sequence[int]) -> str:
+    lines = [f"pose_fallback on the validation splits (--subset SynthValid), seeds "
+             f"{', '.join(map(str, seeds))}", "",
+             "| threshold | seeds meeting all 5 criteria | worst margin (top-1 points) | "
+             "robust in context (mean) | robust out of context (mean) |",
+             "|---|---|---|---|---|"]
+    for r in rows:
+        mark = " (chosen)" if r["threshold"] == chosen else ""
+        lines.append(f"| {r['threshold']:g}{mark} | {r['seeds_meeting_all']} of {len(seeds)} | "
+                     f"{r['worst_margin']:+.1f} | {r['robust_in']:.1f} | {r['robust_out']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+@exit_on_error
+def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+    parser = argparse.ArgumentParser(description="choose pose_fallback on the validation splits")
+    parser.add_argument("--seeds", type=int, default=1, help="how many seeds (0, 1, ...)")
+    parser.add_argument("--first_seed", type=int, default=0)
+    parser.add_argument("--output_dir", default=osp.join(
+        osp.dirname(osp.dirname(osp.abspath(__file__))), "output"),
+        help="the quickstart's --output_dir")
+    parser.add_argument("--thresholds", default=",".join(f"{t:g}" for t in THRESHOLDS),
+                        help="comma-separated values to try (0: no fallback)")
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers")
+    args = parser.parse_args(argv)
+    try:
+        thresholds = [float(t) for t in args.thresholds.split(",")]
+    except ValueError:
+        raise UsageError(f"--thresholds must be numbers, got {args.thresholds!r}") from None
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    root = osp.join(args.output_dir, "quickstart")
+    per_seed = []
+    for seed in seeds:
+        per_seed.append(seed_outputs(osp.join(root, f"seed{seed}"),
+                                     osp.join(root, f"data_seed{seed}"), args.workers))
+        print(f"[seed {seed}] validation outputs ready", flush=True)
+    chosen, rows = choose(per_seed, thresholds)
+    text = markdown(rows, chosen, seeds)
+    print(text)
+    os.makedirs(osp.join(args.output_dir, "result"), exist_ok=True)
+    with open(osp.join(args.output_dir, "result", "choose_fallback.md"), "w") as f:
+        f.write(text)
+    with open(osp.join(args.output_dir, "result", "choose_fallback.json"), "w") as f:
+        json.dump({"seeds": seeds, "chosen": chosen, "rows": rows}, f, indent=1)
+    return {"chosen": chosen, "rows": rows}
+
+
+if __name__ == "__main__":
+    main()
