@@ -28,8 +28,9 @@ ALLOWED_GLOBALS: FrozenSet[Tuple[str, str]] = frozenset({
     ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
     # Protocol 2 writes bytes as `_codecs.encode(text, 'latin1')`; sets and bytearrays as calls.
     ("_codecs", "encode"),
-    ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "bytearray"),
-    ("builtins", "complex"),
+    # (protocol 2 names builtins `__builtin__`, Python 2's name).
+    *((module, name) for module in ("builtins", "__builtin__")
+      for name in ("set", "frozenset", "bytearray", "complex")),
 })
 # numpy 2 keeps `numpy.core` only as a deprecated alias: a numpy-1 name is looked up in its new
 # home so that reading an old file warns about nothing.
