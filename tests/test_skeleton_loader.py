@@ -143,3 +143,12 @@ def test_config_rules(values, words):
     with pytest.raises(UsageError) as err:
         build_config(dict(TINY, **values))
     assert str(err.value).startswith(words)
+
+
+def test_train_all_refuses_skeleton_rather_than_test_on_the_training_split(tmp_path):
+    from tool.recipe.plan import plan_stages
+
+    with pytest.raises(UsageError) as err:
+        plan_stages(str(tmp_path), ["--dataset", "Skeleton", "--ann_file", "a.pkl", "--split",
+                                    "xsub_train", "--frame_root", "frames"])
+    assert "--dataset Skeleton reads one --split per call" in str(err.value)
