@@ -3,7 +3,7 @@ the one path from a pose estimator's people to a pose file, shared by `main/demo
 its clips use) and `tool/extract_poses.py` (every frame of a folder of videos)."""
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -13,7 +13,8 @@ from data.video_decode import iter_video_frames
 
 # A pose estimator: frames `(H, W, 3)` uint8 RGB -> per frame, the COCO-17 people
 # `(coords (P, 17, 2) pixels, scores (P, 17))` (`common.pose_estimation.KeypointEstimator`).
-Estimator = Callable[[Sequence[np.ndarray]], List[Tuple[np.ndarray, np.ndarray]]]
+People = Tuple[np.ndarray, np.ndarray]
+Estimator = Callable[[Sequence[np.ndarray]], List[People]]
 
 
 def estimate_frame_poses(estimator: Estimator, frames: Sequence[np.ndarray],
@@ -31,30 +32,28 @@ def estimate_frame_poses(estimator: Estimator, frames: Sequence[np.ndarray],
     return pose_table(estimator(list(frames)), frame_indices, frame_hw)
 
 
-def estimate_video_poses(video: str, estimator: Estimator, *, short_side: int = 256,
-                         fps: Optional[float] = None, batch_frames: int = 16
-                         ) -> Tuple[PoseTable, int, Tuple[int, int]]:
-    """Poses of every frame of a video, decoded `batch_frames` frames at a time (the frames are
-    not kept). Returns `(table, frame_num, (H, W) of the frames)`."""
-    table: Dict[int, Tuple[np.ndarray, np.ndarray]] = {}
+def estimate_video_people(video: str, estimator: Estimator, *, short_side: int = 256,
+                          fps: Optional[float] = None, batch_frames: int = 16
+                          ) -> Tuple[List[People], Tuple[int, int]]:
+    """The COCO-17 people of every frame of a video, as the estimator gives them, decoded
+    `batch_frames` frames at a time (the frames are not kept).
+
+    Returns:
+        `(people, (H, W) of the frames)`: per frame, `(coords (P, 17, 2) pixels,
+        scores (P, 17))`; the video's frame count is `len(people)`.
+    """
+    people: List[People] = []
     pending: List[np.ndarray] = []
-    frame_num = 0
     frame_hw = (0, 0)
-
-    def flush() -> None:
-        first = frame_num - len(pending)
-        table.update(estimate_frame_poses(estimator, pending, range(first, frame_num), frame_hw))
-        pending.clear()
-
     for frame in iter_video_frames(video, short_side=short_side, fps=fps):
         frame_hw = frame.shape[:2]
         pending.append(frame)
-        frame_num += 1
         if len(pending) == batch_frames:
-            flush()
+            people.extend(estimator(pending))
+            pending = []
     if pending:
-        flush()
-    return table, frame_num, frame_hw
+        people.extend(estimator(pending))
+    return people, frame_hw
 
 
 def frames_to_estimate(plans: Sequence[ClipPlan], frame_num: int, *,

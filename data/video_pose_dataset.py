@@ -1,4 +1,4 @@
-"""The dataset items of the Kinetics, Mimetics and NTU loaders: one clip of a video each.
+"""The dataset items of the loaders (Kinetics, Mimetics, NTU, Skeleton): one clip of a video each.
 
 `VideoPoseDataset` composes the data layer: the usable videos (`data.video_list.VideoList`,
 from the annotation file), the frames a clip takes (`data.sampling`), where the frames are read
@@ -77,7 +77,7 @@ class LoadingOptions:
 
 
 class VideoPoseDataset(VideoList, BatchWriter, Dataset):
-    """Base of the three loaders. Subclasses set `joint_set` and `pose_key`, implement
+    """Base of the loaders. Subclasses set `joint_set` and `pose_key`, implement
     `video_fields`, `video_source` (see `VideoList`) and `load_poses`, and end `__init__` with
     `load_videos(load_coco_videos(path))` (the annotation file read first, so that its absence
     is the first thing reported).
@@ -114,6 +114,11 @@ class VideoPoseDataset(VideoList, BatchWriter, Dataset):
         the pose file when it cannot be parsed.
         """
         raise NotImplementedError
+
+    def stored_frame_size(self, record: Record, frame_index: int) -> Tuple[int, int]:
+        """`(H, W)` of a video's stored frames where the pixels are not read (pose_only):
+        one frame of the video decoded. A loader whose pose file says the size overrides it."""
+        return self.loading.frames.frame_size(record["frame_dir"], frame_index)
 
     def __len__(self) -> int:
         if self.split == "test":
@@ -185,8 +190,8 @@ class VideoPoseDataset(VideoList, BatchWriter, Dataset):
             # `fast_decode` (off by default) lets the decoder shrink large frames: other pixels.
             frames, stored_hw = source.read(record["frame_dir"], image_frames, fast_decode_shape=(
                 self.cfg.video_shape if self.cfg.fast_decode else None))
-        else:  # pose_only: one frame tells the frame size; the pixels are not needed
-            stored_hw = source.frame_size(record["frame_dir"], image_frames[0])
+        else:  # pose_only: the frame size is enough; the pixels are not needed
+            stored_hw = self.stored_frame_size(record, image_frames[0])
         # The frames of a video share one size; the first read one sets the resize target
         # (the annotation's height/width may describe the original video, not the JPEGs).
         resized_hw = self.preset.resize(stored_hw)

@@ -41,7 +41,7 @@ ROOT_DIR = osp.abspath(osp.join(osp.dirname(osp.abspath(__file__)), ".."))
 
 # The data set names of data/registry.py, repeated here so that parsing a command line does not
 # import the loaders (and with them OpenCV) before the arguments are known to be good.
-DATASETS: Tuple[str, ...] = ("Kinetics", "Mimetics", "NTU")
+DATASETS: Tuple[str, ...] = ("Kinetics", "Mimetics", "NTU", "Skeleton")
 # Data sets that have a test set only (Mimetics: labels in Kinetics' label space).
 TEST_ONLY_DATASETS: Tuple[str, ...] = ("Mimetics",)
 ENTRIES: Tuple[str, ...] = ("train", "test")
@@ -131,9 +131,24 @@ FIELDS: Tuple[Field, ...] = (
           "joints scoring below this are left out of the pose maps", range=PROBABILITY),
     # --- data
     Field("dataset", str, "Kinetics", "data",
-          "Kinetics, Mimetics (test only) or NTU", choices=DATASETS),
+          "Kinetics, Mimetics (test only), NTU, or Skeleton (an MMAction2/PYSKL 2D skeleton "
+          "file: --ann_file, --split)", choices=DATASETS),
     Field("subset", str, "50", "data",
           "which release: Kinetics{subset}_{train,val}.json, Mimetics{subset}.json (50, 400)"),
+    # --- data: --dataset Skeleton (an MMAction2/PYSKL skeleton annotation file)
+    Field("ann_file", Optional[str], None, "data",
+          "--dataset Skeleton: the skeleton annotation file (.pkl: 'split' and 'annotations' "
+          "with COCO-17 'keypoint', 'keypoint_score')", metavar="FILE"),
+    Field("split", Optional[str], None, "data",
+          "--dataset Skeleton: the file's split to read (train.py: the training split, e.g. "
+          "xsub_train; test.py: the test split, e.g. xsub_val); none: the error lists them",
+          metavar="NAME"),
+    Field("frame_root", Optional[str], None, "data",
+          "--dataset Skeleton: JPEG frames as <frame_root>/<frame_dir>/%06d.jpg (rgb_only and "
+          "rgb+pose need them; pose_only reads the file alone)", metavar="PATH"),
+    Field("label_map", Optional[str], None, "data",
+          "--dataset Skeleton: class names, one per line (line i = class i), as the toolboxes' "
+          "label_map_*.txt", metavar="FILE"),
     # --- training
     Field("pretrained", str, "imagenet", "training",
           "backbone weights a run starts from: 'imagenet' (torchvision), a local ResNet "
@@ -392,7 +407,7 @@ def check_relations(cfg: EasyDict, *, from_snapshot: Collection[str] = (),
             f"--warmup_epochs {cfg.warmup_epochs:g} must not exceed --end_epoch {cfg.end_epoch}: "
             "the learning rate would never reach --lr" if cfg.warmup_epochs > cfg.end_epoch
             else None)),
-    )
+    ) + _skeleton_rules(cfg)
     for fields, broken in rules:
         if set(fields) <= set(from_snapshot) or set(fields) & set(pending):
             continue
@@ -410,6 +425,26 @@ def _decay_outside_run(cfg: EasyDict, given: Collection[str]) -> Optional[str]:
             f"{cfg.end_epoch} trains epochs 0..{cfg.end_epoch - 1}, so the decay at epoch "
             f"{late[0]} never comes; give epochs below {cfg.end_epoch}, or --lr_dec_epoch none "
             "for no decay")
+
+
+def _skeleton_rules(cfg: EasyDict) -> Tuple[Tuple[Tuple[str, ...], Callable[[], Optional[str]]],
+                                             ...]:
+    """The rules of `--dataset Skeleton`'s fields (see `check_relations`)."""
+    skeleton = cfg.dataset == "Skeleton"
+    given = [f"--{k}" for k in ("ann_file", "split", "frame_root", "label_map")
+             if cfg.get(k) is not None]
+    return (
+        (("dataset", "ann_file"), lambda: (
+            "--dataset Skeleton needs --ann_file FILE.pkl (an MMAction2/PYSKL skeleton "
+            "annotation file)" if skeleton and not cfg.ann_file else None)),
+        (("dataset", "mode", "frame_root"), lambda: (
+            f"--mode {cfg.mode} with --dataset Skeleton needs --frame_root PATH (the frames as "
+            "<frame_root>/<frame_dir>/%06d.jpg); pose_only needs the file alone"
+            if skeleton and get_stage(cfg.mode).needs_video and not cfg.frame_root else None)),
+        (("dataset", "ann_file", "split", "frame_root", "label_map"), lambda: (
+            f"{', '.join(given)}: read by --dataset Skeleton only, not --dataset {cfg.dataset}"
+            if given and not skeleton else None)),
+    )
 
 
 def describe_config(cfg: EasyDict) -> List[str]:

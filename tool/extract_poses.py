@@ -1,8 +1,13 @@
-"""Estimate the poses of a folder of videos and write them as a Kinetics-format data set.
+"""Estimate the poses of a folder of videos and write them as a Kinetics-format data set, or
+as an MMAction2/PYSKL skeleton annotation file (`--format pyskl`).
 
     python tool/extract_poses.py --src VIDEO_OR_FOLDER [--data_root data/Kinetics/data]
         [--split val] [--subset Custom] [--short_side 256] [--fps none] [--device cpu]
         [--pose_weights PATH] [--pose_min_size 800] [--person_thr 0.5] [--overwrite]
+    python tool/extract_poses.py --format pyskl --out FILE.pkl --src FOLDER [--split train] ...
+
+`--format pyskl` writes one file instead (`tool/extract_skeleton_file.py`): the COCO-17 people
+of every labelled video, float16, under split `--split`, read back with `--dataset Skeleton`.
 
 `--src` holds one folder per class (`<src>/<class>/<video>.mp4`, as `tool/video2image.py`
 mirrors it into `frames/<split>_256/<class>/<video>/`). For every video it writes, under
@@ -31,52 +36,25 @@ single file, or videos directly in `--src`) get a pose file but no label and no 
 
 import argparse
 import json
-import os
 import os.path as osp
 import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-import av
-
 from common.errors import UsageError, exit_on_error
 from common.io.atomic_file import atomic_write
-from data.pose_extraction import Estimator, estimate_video_poses, write_pose_file
-from data.skeleton_files import write_json_atomic
-from data.video_decode import iter_video_frames, video_stem
+from data.pose_extraction import Estimator, write_pose_file
+from data.skeleton_files import pose_table, write_json_atomic
+from data.video_decode import video_stem
 from main.cli import OneLineParser
 from main.pose_options import add_pose_options, make_estimator, parse_pose_command
+from tool.extract_skeleton_file import extract_skeleton_file
 from tool.video2image import find_videos
+from tool.video_poses import LazyEstimator, class_of, estimate_people, read_classes
 
 
 # --------------------------------------------------------------------------- the folder
-def _class_of(video: str, src: str) -> Optional[str]:
-    """The class folder of a video `<src>/<class>/<video>`; None elsewhere."""
-    if osp.isfile(src):
-        return None
-    parts = osp.normpath(osp.relpath(video, src)).split(os.sep)
-    return parts[0] if len(parts) == 2 else None
-
-
-def read_classes(path: str) -> List[str]:
-    """Class names of a classes file (line i = class i; blank lines ignored); [] if absent."""
-    if not osp.isfile(path):
-        return []
-    with open(path, encoding="utf-8") as f:
-        return [line.strip() for line in f if line.strip()]
-
-
-def _record_failure(result: Dict[str, Any], video: str, err: Exception, *,
-                    verbose: bool) -> None:
-    """A video that could not be decoded or estimated: its reason (the error's type and first
-    line) in `result['failures']`, and on the console when `verbose`."""
-    text = str(err).splitlines()[0] if str(err) else "no detail"
-    result["failures"].append((video, f"{type(err).__name__}: {text}"))
-    if verbose:
-        print(f"failed: {video} ({type(err).__name__}: {text})", flush=True)
-
-
 @dataclass(frozen=True)
 class VideoPoses:
     """What the index files need to know of a video's pose file."""
@@ -84,21 +62,6 @@ class VideoPoses:
     height: int
     width: int
     has_skeleton: bool
-
-
-class LazyEstimator:
-    """Builds the estimator on first use: a run whose videos are all done, or unreadable,
-    needs no weights."""
-
-    def __init__(self, factory: Callable[[], Estimator]) -> None:
-        self.factory = factory
-        self.estimator: Optional[Estimator] = None
-
-    def get(self) -> Estimator:
-        if self.estimator is None:
-            # Outside any try: missing weights stop the run (UsageError is a ValueError).
-            self.estimator = self.factory()
-        return self.estimator
 
 
 def read_existing_poses(video: str, path: str, result: Dict[str, Any]
@@ -126,20 +89,13 @@ def estimate_and_write(video: str, path: str, *, estimator: LazyEstimator,
     what the index files need and the status line, or None (a failure recorded in `result`)
     for a video that cannot be decoded."""
     started = time.time()
-    try:
-        # The first frame first: an unreadable video is found before any detector is built,
-        # so a run with nothing readable left to do needs no weights.
-        next(iter_video_frames(video, short_side=short_side, fps=fps))
-    except (OSError, ValueError, av.FFmpegError) as err:
-        _record_failure(result, video, err, verbose=verbose)
+    found = estimate_people(video, estimator=estimator, short_side=short_side, fps=fps,
+                            result=result, verbose=verbose)
+    if found is None:
         return None
-    found_estimator = estimator.get()
-    try:
-        table, frame_num, frame_hw = estimate_video_poses(
-            video, found_estimator, short_side=short_side, fps=fps)
-    except (OSError, ValueError, av.FFmpegError) as err:
-        _record_failure(result, video, err, verbose=verbose)
-        return None
+    people, frame_hw = found
+    frame_num = len(people)
+    table = pose_table(people, range(frame_num), frame_hw)
     write_pose_file(path, table, frame_num=frame_num, frame_hw=frame_hw,
                     label=label or "unknown", label_index=label_index)
     result["done"] += 1
@@ -180,7 +136,7 @@ def extract_tree(src: str, data_root: str, *, split: str = "val", subset: str = 
                                               f"used by {owner[stem]}"))
             continue
         owner[stem] = video
-        label = _class_of(video, src)
+        label = class_of(video, src)
         if label is not None and label not in classes:
             classes.append(label)
         label_index = classes.index(label) if label is not None else -1
@@ -263,6 +219,12 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--subset", default="Custom",
                         help="the annotation file is Kinetics<subset>_<split>.json; train and "
                              "test with --subset <subset> (default: Custom)")
+    parser.add_argument("--format", choices=("kinetics", "pyskl"), default="kinetics",
+                        help="kinetics: the Kinetics-format files under --data_root (default); "
+                             "pyskl: one MMAction2/PYSKL skeleton annotation file, --out")
+    parser.add_argument("--out", metavar="FILE.pkl",
+                        help="--format pyskl: the skeleton file to write or extend (the videos "
+                             "go under split --split; class names in <FILE>_label_map.txt)")
     parser.add_argument("--overwrite", action="store_true",
                         help="estimate again the videos whose pose file exists")
     add_pose_options(parser)
@@ -276,10 +238,19 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     args, device = parse_pose_command(parser, argv)
     if not osp.exists(args.src):
         parser.error(f"no such video or folder: {args.src!r}")
-    result = extract_tree(
-        args.src, args.data_root, split=args.split, subset=args.subset,
-        estimator_factory=lambda: make_estimator(args, device),
-        short_side=args.short_side, fps=args.fps, overwrite=args.overwrite, verbose=True)
+    if (args.format == "pyskl") != bool(args.out):
+        parser.error("--format pyskl needs --out FILE.pkl" if args.out is None else
+                     "--out is the file of --format pyskl; add --format pyskl")
+    if args.format == "pyskl":
+        result = extract_skeleton_file(
+            args.src, args.out, split=args.split,
+            estimator_factory=lambda: make_estimator(args, device),
+            short_side=args.short_side, fps=args.fps, overwrite=args.overwrite, verbose=True)
+    else:
+        result = extract_tree(
+            args.src, args.data_root, split=args.split, subset=args.subset,
+            estimator_factory=lambda: make_estimator(args, device),
+            short_side=args.short_side, fps=args.fps, overwrite=args.overwrite, verbose=True)
     print(f"done: {result['done']} videos, skipped (pose file exists): {result['skipped']}, "
           f"failed: {result['failed']}, without a class folder (no label): "
           f"{result['unlabelled']}")

@@ -138,6 +138,10 @@ def _plan_stage(stage: Stage, folder: str, options: Tuple[Tuple[str, str], ...],
         raise UsageError(f"{where}--end_epoch {cfg.end_epoch} trains no epoch"
                          + (" (the merged snapshot is epoch 0: 2 or more)"
                             if stage.starts_from_merge else ""))
+    if cfg.dataset == "Skeleton":  # its calls would test on the training --split
+        raise UsageError(f"{where}--dataset Skeleton reads one --split per call, and the recipe "
+                         "would test on the training split: run main/train.py and main/test.py "
+                         "per stage, each with its own --split")
     tests = tuple(test_datasets) if test_datasets is not None else \
         DEFAULT_TEST_DATASETS.get(cfg.dataset, (cfg.dataset,))
     for dataset in tests:  # test.py's rules too (e.g. a data set it cannot read)
