@@ -7,12 +7,14 @@ from common.errors import UsageError
 from data.Kinetics.Kinetics import Kinetics
 from data.Mimetics.Mimetics import Mimetics
 from data.NTU.NTU import NTU
+from data.NTU.NTU120 import NTU120
 from data.video_pose_dataset import LoadingOptions, VideoPoseDataset
 
 DATASETS: Dict[str, Type[VideoPoseDataset]] = {
     "Kinetics": Kinetics,
     "Mimetics": Mimetics,
     "NTU": NTU,
+    "NTU120": NTU120,
 }
 
 
