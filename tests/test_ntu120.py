@@ -3,6 +3,8 @@ samples without skeletons, the loaders on the release's own layout, one training
 test on NTU120, cross-view for NTU RGB+D 60, and the `--protocol` option's rules."""
 import json
 import os.path as osp
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -26,6 +28,7 @@ NTU120_XSUB_TRAIN = {1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28, 3
                      45, 46, 47, 49, 50, 52, 53, 54, 55, 56, 57, 58, 59, 70, 74, 78, 80, 81, 82,
                      83, 84, 85, 86, 89, 91, 92, 93, 94, 95, 97, 98, 100, 103}
 LISTED_MISSING = "S001C002P005R002A008"  # first line of both official lists
+FIXTURES = osp.join(osp.dirname(osp.abspath(__file__)), "reference_fixtures")
 
 
 def ntu_cfg(tmp_path, dataset="NTU120", **overrides):
@@ -144,6 +147,23 @@ def test_ntu60_cross_view_from_the_folders(tmp_path):
     # The default protocol still reads NTU_{train,test}.json, as before.
     with pytest.raises(DataError, match=r"NTU_test\.json"):
         NTU(ntu_cfg(tmp_path, dataset="NTU"), "test")
+
+
+def test_ntu60_cross_view_on_the_reference_fixture_agrees_with_its_json(tmp_path):
+    # Written by other hands (tests/reference_fixtures/ntu_fixture.py): every sample is camera 1,
+    # so all of them test; the labels and frame counts found in the folders are its json's.
+    root = tmp_path / "NTU" / "data"
+    subprocess.run([sys.executable, osp.join(FIXTURES, "ntu_fixture.py"), str(root), "--videos",
+                    "4", "--frames", "20", "--seed", "0"], check=True, capture_output=True)
+    coco = json.load(open(root / "NTU_test.json"))
+    labels = {a["image_id"]: a["action_label"] for a in coco["annotations"]}
+    expected = sorted((parse_sample(i["file_name"]).video_id, labels[i["id"]], i["frame_num"])
+                      for i in coco["images"])
+    assert len(expected) == 4
+    ds = NTU(ntu_cfg(tmp_path, dataset="NTU", protocol="xview"), "test")
+    assert sorted((r["video_id"], r["label"], r["frame_num"]) for r in ds.records) == expected
+    with pytest.raises(DataError, match="no NTU RGB\\+D 60 sample folder of the xview train"):
+        NTU(ntu_cfg(tmp_path, dataset="NTU", protocol="xview"), "train")
 
 
 def test_ntu60_json_leaves_the_listed_sample_out(tmp_path):
