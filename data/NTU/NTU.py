@@ -220,6 +220,7 @@ class NTU(VideoPoseDataset):
             raise UsageError(f"--protocol {self.protocol} is not a protocol of "
                              f"{self.release.title} ({', '.join(self.release.protocols)})")
         self.missing = missing_skeletons(self.release)
+        self.startup_notes.append(f"protocol {self.protocol}")
         self.padded_setups = False
         self.naming_decided = False
         self.present_setup_folders: Collection[str] = frozenset()
