@@ -215,7 +215,16 @@ def test_ntu120_trains_one_step_and_tests(tmp_path, capsys):
     assert sorted(result) == sorted(str(parse_sample(n).video_id) for n in names
                                     if int(n[1:4]) % 2)
     assert all(len(p) == 120 and abs(sum(p) - 1) < 1e-4 for p in result.values())
-    assert "Top-1 accuracy" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "Top-1 accuracy" in printed and "tested on its" not in printed
+    # --protocol comes from test.py's command line, like --dataset: the default (xsub) tests
+    # another split than the snapshot's, and test.py says so.
+    plain = [a for a in common if a not in ("--protocol", "xset")]
+    summary = test_entry.main([*plain, "--test_epoch", "0"])
+    assert summary["videos"] == 2  # subjects 2..5: 2, 4, 5 train; 3 tests (both actions)
+    assert ("was trained on the xset split of NTU120, and is tested on its xsub split: the "
+            "test videos may include training videos; give --protocol xset"
+            in capsys.readouterr().out)
 
 
 def test_registry_builds_ntu120(tmp_path):
