@@ -8,6 +8,7 @@ from data.Kinetics.Kinetics import Kinetics
 from data.Mimetics.Mimetics import Mimetics
 from data.NTU.NTU import NTU
 from data.Skeleton.Skeleton import Skeleton
+from data.NTU.NTU120 import NTU120
 from data.video_pose_dataset import LoadingOptions, VideoPoseDataset
 
 DATASETS: Dict[str, Type[VideoPoseDataset]] = {
@@ -15,6 +16,7 @@ DATASETS: Dict[str, Type[VideoPoseDataset]] = {
     "Mimetics": Mimetics,
     "NTU": NTU,
     "Skeleton": Skeleton,
+    "NTU120": NTU120,
 }
 
 

@@ -9,8 +9,9 @@ exclusions and the one summary line.
 A data set that cannot be used at all (annotation file missing or not COCO layout, no usable
 video...) raises `DataError` with one line naming the file. Videos are left out, and counted in
 `skipped`, for the protocol's own reasons ('too_short', 'no_annotation', and the subclass's:
-'has_skeleton_false', 'no_skeleton_label') and for bad data ('missing_field', 'bad_field',
-'duplicate_id', 'conflicting_labels', 'label_out_of_range', a missing pose file, ...); bad data
+'has_skeleton_false', 'no_skeleton_label', 'listed_missing_skeleton') and for bad data
+('missing_field', 'bad_field', 'duplicate_id', 'conflicting_labels', 'label_out_of_range', a
+missing pose file, ...); bad data
 also goes through `startup_problems` (a ProblemTally: a warning naming the file, and an error
 with `cfg.strict`). An entry that repeats another exactly (an image entry written twice, a label
 given twice) loses nothing: the video is kept once, the repeat is logged, and a repeated image
@@ -36,7 +37,9 @@ Candidate = Tuple[int, int, int, Dict[str, Any]]
 
 # Videos left out by the evaluation protocol itself: counted, never a data problem (not even
 # with --strict). Every other start-up exclusion is bad data.
-PROTOCOL_EXCLUSIONS = ("too_short", "no_annotation", "has_skeleton_false", "no_skeleton_label")
+# NTU's 'listed_missing_skeleton': a sample its release lists as having no usable skeleton.
+PROTOCOL_EXCLUSIONS = ("too_short", "no_annotation", "has_skeleton_false", "no_skeleton_label",
+                       "listed_missing_skeleton")
 # An image entry that repeats an earlier one exactly: its video is kept once (no data problem).
 REPEATED_ENTRY = "repeated_entry"
 # Repeated entries named in the log line (the rest are counted).

@@ -33,6 +33,7 @@ from easydict import EasyDict
 from common.runtime.device import parse_gpu_ids
 from common.errors import UsageError
 from common.stages import MODES, STAGES, get_stage
+from data.NTU.protocols import PROTOCOLS
 from main.config_values import (AT_LEAST_ONE, AT_LEAST_ZERO, POSITIVE, PROBABILITY, SHAPE_HW,
                                  Field, Range, range_error, show_value,
                                  value_from_python)
@@ -41,7 +42,9 @@ ROOT_DIR = osp.abspath(osp.join(osp.dirname(osp.abspath(__file__)), ".."))
 
 # The data set names of data/registry.py, repeated here so that parsing a command line does not
 # import the loaders (and with them OpenCV) before the arguments are known to be good.
-DATASETS: Tuple[str, ...] = ("Kinetics", "Mimetics", "NTU", "Skeleton")
+DATASETS: Tuple[str, ...] = ("Kinetics", "Mimetics", "NTU", "NTU120", "Skeleton")
+# The NTU releases: frames resized to 240 x 320 unless --video_shape says otherwise.
+NTU_DATASETS: Tuple[str, ...] = ("NTU", "NTU120")
 # Data sets that have a test set only (Mimetics: labels in Kinetics' label space).
 TEST_ONLY_DATASETS: Tuple[str, ...] = ("Mimetics",)
 ENTRIES: Tuple[str, ...] = ("train", "test")
@@ -75,7 +78,8 @@ FIELDS: Tuple[Field, ...] = (
           "the training stage: rgb_only, pose_only, or rgb+pose (starts from the merged snapshot)",
           choices=MODES),
     Field("class_num", Optional[int], None, "network",
-          "number of action classes; none: the data set's own count (Kinetics50: 50, NTU: 60), "
+          "number of action classes; none: the data set's own count (Kinetics50: 50, NTU: 60, "
+          "NTU120: 120), "
           "else the largest label + 1", range=AT_LEAST_ONE),
     Field("pose_gate", bool, True, "network",
           "the pose-driven gate of the fusion (false: the paper's no-gate ablation)"),
@@ -107,7 +111,7 @@ FIELDS: Tuple[Field, ...] = (
     # --- input
     Field("video_shape", Optional[Tuple[int, ...]], None, "input",
           "frame size after resizing: one number (the shorter side) or H,W; "
-          "none: 256 (240,320 for NTU)", range=Range(min=1, lengths=(1, 2))),
+          "none: 256 (240,320 for NTU and NTU120)", range=Range(min=1, lengths=(1, 2))),
     Field("input_img_shape", Tuple[int, ...], (224, 224), "input",
           "crop fed to the RGB stream, H,W", range=SHAPE_HW),
     Field("input_hm_shape", Tuple[int, ...], (56, 56), "input", "grid of the pose maps, H,W",
@@ -131,8 +135,12 @@ FIELDS: Tuple[Field, ...] = (
           "joints scoring below this are left out of the pose maps", range=PROBABILITY),
     # --- data
     Field("dataset", str, "Kinetics", "data",
-          "Kinetics, Mimetics (test only), NTU, or Skeleton (an MMAction2/PYSKL 2D skeleton "
-          "file: --ann_file, --split)", choices=DATASETS),
+          "Kinetics, Mimetics (test only), NTU (RGB+D 60), NTU120, or Skeleton (an MMAction2/PYSKL "
+          "2D skeleton file: --ann_file, --split)", choices=DATASETS),
+    Field("protocol", Optional[str], None, "data",
+          "NTU split: xsub (cross-subject), xview (NTU: cameras 2, 3 train, 1 tests), xset "
+          "(NTU120: even setups train); none: xsub. Like --dataset, test.py takes it from the "
+          "command line", choices=("xsub", "xview", "xset")),
     Field("subset", str, "50", "data",
           "which release: Kinetics{subset}_{train,val}.json, Mimetics{subset}.json (50, 400)"),
     # --- data: --dataset Skeleton (an MMAction2/PYSKL skeleton annotation file)
@@ -365,7 +373,7 @@ def finalize_config(cfg: EasyDict, *, entry: Optional[str] = None,
     if cfg.lr is None:
         cfg.lr = get_stage(cfg.mode).default_lr
     if cfg.video_shape is None:
-        cfg.video_shape = (240, 320) if cfg.dataset == "NTU" else (256,)
+        cfg.video_shape = (240, 320) if cfg.dataset in NTU_DATASETS else (256,)
     cfg.model_dir = cfg.model_dir or osp.join(cfg.output_dir, "model_dump")
     cfg.vis_dir = cfg.vis_dir or osp.join(cfg.output_dir, "vis")
     cfg.log_dir = cfg.log_dir or osp.join(cfg.output_dir, "log")
@@ -403,6 +411,7 @@ def check_relations(cfg: EasyDict, *, from_snapshot: Collection[str] = (),
             "falls from lr to lr_min" if cfg.lr_schedule == "cosine" and cfg.lr_min > cfg.lr
             else None)),
         (("lr_dec_epoch", "end_epoch"), lambda: _decay_outside_run(cfg, given)),
+        (("dataset", "protocol"), lambda: protocol_problem(cfg.dataset, cfg.protocol)),
         (("warmup_epochs", "end_epoch"), lambda: (
             f"--warmup_epochs {cfg.warmup_epochs:g} must not exceed --end_epoch {cfg.end_epoch}: "
             "the learning rate would never reach --lr" if cfg.warmup_epochs > cfg.end_epoch
@@ -445,6 +454,17 @@ def _skeleton_rules(cfg: EasyDict) -> Tuple[Tuple[Tuple[str, ...], Callable[[], 
             f"{', '.join(given)}: read by --dataset Skeleton only, not --dataset {cfg.dataset}"
             if given and not skeleton else None)),
     )
+
+
+def protocol_problem(dataset: str, protocol: Optional[str]) -> Optional[str]:
+    """Why `--protocol` cannot be used with `--dataset` (one line), None when it can."""
+    if protocol is None or protocol in PROTOCOLS.get(dataset, ()):
+        return None
+    if dataset not in PROTOCOLS:
+        return (f"--protocol {protocol} is for NTU and NTU120; --dataset {dataset} has a "
+                "split of its own: leave out --protocol")
+    return (f"--protocol {protocol} is not a protocol of --dataset {dataset} (its protocols: "
+            f"{', '.join(PROTOCOLS[dataset])})")
 
 
 def describe_config(cfg: EasyDict) -> List[str]:

@@ -111,6 +111,7 @@ def snapshot_config(cfg: Any, overrides: Mapping[str, Any], *, path: str,
                                    entry="test")
         logger.info("network and input configuration taken from %s (%s)", path,
                     ", ".join(snapshot_fields("test", snap["config"])))
+        warn_other_split(snap["config"], cfg, path)
     else:
         logger.info("%s records no configuration (the authors' format): the network is built "
                     "from the command line", path)
@@ -119,6 +120,17 @@ def snapshot_config(cfg: Any, overrides: Mapping[str, Any], *, path: str,
                          f"classifier has {class_num} classes; drop --class_num")
     cfg.class_num = class_num
     return cfg
+
+
+def warn_other_split(saved: Mapping[str, Any], cfg: Any, path: str) -> None:
+    """Warn when a snapshot is tested on its own data set under another protocol than it was
+    trained with (`--protocol`, like `--dataset`, comes from the command line): the test split
+    may then hold its training videos. No protocol given means the data set's default, xsub."""
+    trained, tested = saved.get("protocol") or "xsub", cfg.protocol or "xsub"
+    if saved.get("dataset") == cfg.dataset and trained != tested:
+        logger.warning("%s was trained on the %s split of %s, and is tested on its %s split: "
+                       "the test videos may include training videos; give --protocol %s to "
+                       "test on its own split", path, trained, cfg.dataset, tested, trained)
 
 
 def build_test_data(cfg: Any, *, info: DistInfo, device: torch.device, gpu_ids: List[int]

@@ -15,7 +15,8 @@ from main.snapshot_config import config_from_snapshot, snapshot_fields
 
 # The original's defaults, restated: the table must not move any of them.
 ORIGINAL_DEFAULTS = {
-    "mode": "rgb+pose", "dataset": "Kinetics", "subset": "50", "class_num": None,
+    "mode": "rgb+pose", "dataset": "Kinetics", "subset": "50", "protocol": None,
+    "class_num": None,
     "ann_file": None, "split": None, "frame_root": None, "label_map": None,
     "pose_gate": True, "gate_input": "pose", "gate_target": "pose", "gate_hidden": 0,
     "stream_agreement": False, "pose_fallback": 0.0, "img_resnet_type": 18, "pose_resnet_type": 18,
@@ -92,7 +93,7 @@ def test_test_entry_needs_epoch_and_rejects_unknown_fields(capsys):
 
 def test_table_covers_every_field_with_type_group_and_help():
     names = [f.name for f in FIELDS]
-    assert len(names) == len(set(names)) == 74
+    assert len(names) == len(set(names)) == 75
     assert dict(default_config()) == {**ORIGINAL_DEFAULTS, **{
         k: default_config()[k] for k in ("root_dir", "data_dir", "output_dir")}}
     assert set(names) == set(ORIGINAL_DEFAULTS) | {"root_dir", "data_dir", "output_dir"}

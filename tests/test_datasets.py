@@ -411,7 +411,7 @@ def test_ntu_frame_folder_and_train_split(tmp_path):
 
 # --------------------------------------------------------------------------- registry
 def test_registry(tmp_path):
-    assert set(DATASETS) == {"Kinetics", "Mimetics", "NTU", "Skeleton"}
+    assert set(DATASETS) == {"Kinetics", "Mimetics", "NTU", "NTU120", "Skeleton"}
     write_kinetics(str(tmp_path), num_classes=1, videos_per_class=1)
     ds = build_dataset(make_cfg(tmp_path), "Kinetics", "test")
     assert isinstance(ds, Kinetics) and ds.split == "test"

@@ -1,6 +1,6 @@
 """NTU RGB+D 60 frames with the Kinect skeletons of the official release.
 
-Layout under `<data_dir>/NTU/data/`:
+Layout under `<data_dir>/NTU/data/` (`--protocol xsub`, the default, as the original release):
     NTU_{train,test}.json                         COCO layout; images: id, setup_idx, file_name,
                                                   skeleton_file_name, height, width, frame_num;
                                                   annotations: image_id, action_label
@@ -15,6 +15,12 @@ Layout under `<data_dir>/NTU/data/`:
 a joint-count line, then per joint `x y z depthX depthY colorX colorY oW oX oY oZ state`.
 The colour-camera coordinates (fields 5, 6) are in the original RGB frame's pixels.
 Classes: 60 (NTU RGB+D 60), unless `--class_num` says otherwise.
+
+With `--protocol xview` no json is read: the videos are the sample folders
+`frames/nturgb+d_rgb_s{setup}/SsssCcccPpppRrrrAaaa[_rgb]/` of the split
+(data/NTU/release_folders.py), as for NTU RGB+D 120 (data/NTU/NTU120.py). Either way the samples
+the release lists as having missing or incomplete skeletons (data/NTU/protocols.py) are left out
+and counted ('listed_missing_skeleton').
 """
 from __future__ import annotations
 
@@ -26,19 +32,22 @@ from typing import Any, Collection, Dict, Iterable, List, Optional, Sequence, Tu
 
 import numpy as np
 
-from common.errors import DataError
+from common.errors import DataError, UsageError
 from common.report.problems import Problem
 from data.joint_sets import NTU_25
 from data.parsing import (FieldError, int_field, int_value, name_field, parse_float,
                           read_file_bytes, short_repr)
 from data.annotations import CocoVideos, load_coco_videos
+from data.NTU.protocols import (DEFAULT_PROTOCOL, NTU60, Release, missing_skeletons,
+                                parse_sample)
+from data.NTU.release_folders import find_release_videos, release_setups
 from data.poses import FramePeople, pixel_poses
 from data.sources.jpeg_folder import require_folder
 from data.video_list import Record
 from data.video_pose_dataset import LoadingOptions, VideoPoseDataset
 
 COLOR_X_FIELD, COLOR_Y_FIELD = 5, 6
-NTU_CLASS_NUM = 60
+NTU_CLASS_NUM = NTU60.actions
 SetupIdx = Union[int, str]
 
 
@@ -188,40 +197,82 @@ def _read_body(lines: _Lines, joint_num: int, where: str) -> Tuple[np.ndarray, n
 
 
 class NTU(VideoPoseDataset):
-    """NTU RGB+D 'train' or 'test'; see the module docstring.
+    """NTU RGB+D 'train' or 'test' of `cfg.protocol`; see the module docstring.
 
-    Left out at start-up (counted in `skipped`): by the protocol, 'too_short' videos; for bad
-    data, 'missing_skeleton_file', 'missing_frame_folder' (no folder for the video's setup under
-    the naming chosen) and bad entries ('missing_field', 'bad_field').
+    Left out at start-up (counted in `skipped`): by the protocol, 'too_short' videos and the
+    release's listed samples without skeletons ('listed_missing_skeleton'); for bad data,
+    'missing_skeleton_file', 'missing_frame_folder' (no folder for the video's setup under the
+    naming chosen) and bad entries ('missing_field', 'bad_field').
+
+    Attributes (besides `VideoPoseDataset`'s): `release` (data/NTU/protocols.py), `protocol`.
     """
 
     joint_set = NTU_25
     pose_key = "skeleton_path"
+    release: Release = NTU60
 
     def __init__(self, cfg: Any, split: str, *, loading: Optional[LoadingOptions] = None) -> None:
         super().__init__(cfg, split, loading=loading)
-        self.root = osp.join(cfg.data_dir, "NTU", "data")
+        self.root = osp.join(cfg.data_dir, self.release.dataset, "data")
         self.frame_root = osp.join(self.root, "frames")
+        self.protocol = cfg.get("protocol") or DEFAULT_PROTOCOL
+        if self.protocol not in self.release.protocols:
+            raise UsageError(f"--protocol {self.protocol} is not a protocol of "
+                             f"{self.release.title} ({', '.join(self.release.protocols)})")
+        self.missing = missing_skeletons(self.release)
+        self.startup_notes.append(f"protocol {self.protocol}")
         self.padded_setups = False
+        self.naming_decided = False
         self.present_setup_folders: Collection[str] = frozenset()
-        coco = load_coco_videos(osp.join(self.root, f"NTU_{split}.json"))
-        require_folder(self.frame_root, "frame folder")
+        if self.reads_annotation_files:
+            coco = load_coco_videos(osp.join(self.root, f"NTU_{split}.json"))
+            require_folder(self.frame_root, "frame folder")
+        else:
+            require_folder(self.frame_root, "frame folder")
+            coco = self._release_videos()
         self.load_videos(coco)
 
+    @property
+    def reads_annotation_files(self) -> bool:
+        """NTU RGB+D 60's cross-subject split is NTU_{train,test}.json (the original's); every
+        other split is found from the sample names of the frame folders."""
+        return self.release is NTU60 and self.protocol == "xsub"
+
     def own_class_count(self) -> Optional[Tuple[int, str]]:
-        return NTU_CLASS_NUM, "NTU RGB+D 60's own count"
+        return self.release.actions, f"{self.release.title}'s own count"
+
+    def _release_videos(self) -> CocoVideos:
+        """The split's videos found in the frame folders (`find_release_videos`)."""
+        present = set(os.listdir(self.frame_root))
+        setups, outside = release_setups(present, self.release)
+        self._decide_naming(present, setups)
+        setup_dirs = {s: osp.join(self.frame_root, setup_folder(s, self.padded_setups))
+                      for s in setups if setup_folder(s, self.padded_setups) in present}
+        coco, note = find_release_videos(setup_dirs, release=self.release,
+                                         protocol=self.protocol, split=self.split,
+                                         frame_root=self.frame_root, outside_setups=outside)
+        if note:
+            self.startup_notes.append(note)
+        return coco
+
+    def _decide_naming(self, present: Collection[str], setups: Iterable[SetupIdx]) -> None:
+        self.present_setup_folders = present
+        self.padded_setups, note = choose_setup_naming(present, setups)
+        self.naming_decided = True
+        self.startup_notes.append(note)
 
     def inspect(self, coco: CocoVideos) -> None:
-        """Choose the setup folders' naming once, from the setups the videos name."""
+        """Choose the setup folders' naming once, from the setups the videos name (found in the
+        folders: chosen while finding them)."""
+        if self.naming_decided:
+            return
         setups = []
         for image, _ in coco.videos:
             try:
                 setups.append(self._setup_idx(image, ""))
             except FieldError:
                 pass  # reported with its video in `video_fields`
-        self.present_setup_folders = set(os.listdir(self.frame_root))
-        self.padded_setups, note = choose_setup_naming(self.present_setup_folders, setups)
-        self.startup_notes.append(note)
+        self._decide_naming(set(os.listdir(self.frame_root)), setups)
 
     @staticmethod
     def _setup_idx(image: Dict[str, Any], where: str) -> SetupIdx:
@@ -238,6 +289,10 @@ class NTU(VideoPoseDataset):
                 "width": int_field(image, "width", where, minimum=1)}
 
     def video_source(self, video_id: int, fields: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+        sample = parse_sample(fields["skeleton_file_name"]) or parse_sample(fields["file_name"])
+        if sample is not None and sample.name in self.missing:
+            self.exclude("listed_missing_skeleton")
+            return None
         folder = setup_folder(fields["setup_idx"], self.padded_setups)
         if folder not in self.present_setup_folders:
             self.reject(Problem("missing_frame_folder", osp.join(self.frame_root, folder),
