@@ -19,7 +19,7 @@ from data.shards.layout import ShardError
 from data.shards.sampler import ShardTrainSampler, shard_train_sampler
 from main import test as test_entry
 from main import train as train_entry
-from tests.fixtures_data import make_cfg, write_kinetics
+from tests.fixtures_data import make_cfg, write_kinetics, write_mimetics, write_ntu
 from tool import make_shards
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -34,6 +34,9 @@ def packed(tmp_path_factory):
                    frame_size=(32, 48), subset="Tiny")
     os.remove(osp.join(root, "Kinetics", "data", "frames", "val_256", "action_01",
                        "ytval004_e", "000003.jpg"))  # a missing frame: skipped, as from the folder
+    with open(osp.join(root, "Kinetics", "data", "kinetics-skeleton", "kinetics_val",
+                       "ytval007_h.json"), "w") as f:
+        f.write('{"data": [{"frame_index": "one"}]}')  # an unreadable pose file: zeroed poses
     for split in ("train", "test"):
         line = make_shards.main(["--split", split, "--out", str(root / f"sh_{split}"),
                                  "--data_dir", str(root), "--subset", "Tiny",
@@ -71,12 +74,30 @@ def test_items_equal_the_folders(packed, url):
         assert shards.skipped == folder.skipped and shards.annotated == folder.annotated
         for key in keys:
             assert_same_item(shards[key], folder[key])
-    # The video with a missing frame gives the same skipped clips from both.
+    # The video with a missing frame gives the same skipped clips from both, the one with an
+    # unreadable pose file the same zeroed poses (`assert_same_item` compares the problems).
     skipped = [i for i in range(90) if "label" not in folder[i]]
     assert skipped and all("label" not in shards[i] for i in skipped)
+    assert [p.reason for p in shards[70]["problems"]] == ["bad_pose_file"]
     if url:
         assert sorted(os.listdir(packed / "cache_True" / os.listdir(packed / "cache_True")[0])
                       ) == ["index.json"] + [f"shard-{s:06d}.tar" for s in range(5)]
+
+
+@pytest.mark.parametrize("dataset", ["Mimetics", "NTU"])
+def test_mimetics_and_ntu_items_equal_the_folders(tmp_path, dataset):
+    (write_mimetics if dataset == "Mimetics" else write_ntu)(str(tmp_path), num_classes=2,
+                                                              videos_per_class=2, frame_num=10)
+    make_shards.main(["--split", "test", "--out", str(tmp_path / "sh"), "--dataset", dataset,
+                      "--data_dir", str(tmp_path), "--shard_samples", "3", *CLIP])
+    cfg = make_cfg(tmp_path, dataset=dataset)
+    folder = build_dataset(cfg, dataset, "test")
+    shards = build_dataset(make_cfg(tmp_path, dataset=dataset, shards=str(tmp_path / "sh")),
+                           dataset, "test")
+    shards.prepare(range(2))
+    assert len(shards) == len(folder) == 40
+    for index in range(len(folder)):
+        assert_same_item(shards[index], folder[index])
 
 
 def test_tars_are_plain_webdataset_tars(packed):
@@ -166,7 +187,8 @@ def test_test_py_result_file_is_the_folders_byte_for_byte(packed, tmp_path):
     os.remove(result)
     shards = test_entry.main([*common, "--test_epoch", "0", "--shards",
                               str(packed / "sh_test"), "--num_thread", "2"])
-    assert result.read_bytes() == from_folder and len(json.loads(from_folder)) == 9
+    # pose_only: the video whose pose file is unreadable is left out, from both.
+    assert result.read_bytes() == from_folder and len(json.loads(from_folder)) == 8
     for key in ("top1", "top5", "videos", "annotated", "left_out_at_start", "data_problems"):
         assert shards[key] == folder[key], key
 
