@@ -232,3 +232,24 @@ def test_two_gloo_processes_train_from_their_own_shards(packed, tmp_path):
     snap = torch.load(out / "model_dump" / "snapshot_0.pth.tar", weights_only=True)
     assert snap["world_size"] == 2 and np.isfinite(
         [v.float().sum().item() for v in snap["network"].values()]).all()
+
+
+def test_benchmark_case_packs_and_times_both_sides(tmp_path):
+    from tool.benchmark import table
+    from tool.benchmarks import shards as shards_case
+    from tool.benchmarks.data import benchmark_data
+
+    data_dir = benchmark_data(str(tmp_path), smoke=True)
+    result = shards_case.run(device=torch.device("cpu"), repeats=1, smoke=True,
+                             data_dir=data_dir, workers=0)
+    packing = result["packing"]
+    assert (packing["train"]["videos"], packing["train"]["frames"]) == (4, 48)
+    assert (packing["test"]["videos"], packing["test"]["frames"]) == (2, 24)
+    # A tar member costs a header and padding: the shards are larger than the frame files.
+    assert packing["train"]["shard_mib"] > packing["train"]["frame_file_mib"] > 0
+    assert [r["case"] for r in result["rows"]] == ["shards, test split (0 workers)",
+                                                  "shards, train split (0 workers)"]
+    assert all(r["ours_clips_per_s"] > 0 and r["baseline_clips_per_s"] > 0
+               for r in result["rows"])
+    assert "Packing the train split into shards: 4 videos, 48 frames" in table(
+        {"shards": result})
