@@ -65,9 +65,13 @@ class TrainSampler(DistributedSampler):
         self.start = 0
         self.stop = None
 
+    def epoch_indices(self) -> List[int]:
+        """This rank's items of the current epoch, in order (before `start` and `stop`)."""
+        return list(super().__iter__())
+
     def __iter__(self) -> Iterator[Tuple[int, int]]:
         stream = item_stream(self.seed, self.epoch)
-        indices = list(super().__iter__())[self.start:self.stop]
+        indices = self.epoch_indices()[self.start:self.stop]
         return iter([(int(i), stream) for i in indices])
 
     def __len__(self) -> int:

@@ -157,6 +157,14 @@ FIELDS: Tuple[Field, ...] = (
     Field("label_map", Optional[str], None, "data",
           "--dataset Skeleton: class names, one per line (line i = class i), as the toolboxes' "
           "label_map_*.txt", metavar="FILE"),
+    # --- data: shards (tool/make_shards.py; docs/shards.md)
+    Field("shards", Optional[str], None, "data",
+          "read the split from the shard set at this folder or URL (s3://, gs://, https://, "
+          "file://...: fetched into shard_cache) instead of --data_dir; under torchrun each "
+          "process reads its own shards", metavar="PATH_OR_URL"),
+    Field("shard_cache", Optional[str], None, "paths",
+          "where shards read from a URL are fetched to; none: <output_dir>/shard_cache",
+          metavar="PATH"),
     # --- training
     Field("pretrained", str, "imagenet", "training",
           "backbone weights a run starts from: 'imagenet' (torchvision), a local ResNet "

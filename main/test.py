@@ -37,6 +37,7 @@ from common.stages import Stage, get_stage
 from data.clip_loader import build_clip_loader
 from data.registry import build_dataset
 from data.samplers import ShardedBatchSampler
+from data.shards.dataset import ShardVideos
 from data.video_pose_dataset import LoadingOptions
 from main.cli import parse_command_line
 from main.config import build_config
@@ -144,6 +145,8 @@ def build_test_data(cfg: Any, *, info: DistInfo, device: torch.device, gpu_ids: 
                             loading=LoadingOptions(video_as_bytes=as_bytes))
     batches = ShardedBatchSampler(len(dataset), cfg.test_batch_size * max(1, len(gpu_ids)),
                                   rank=info.rank, world_size=info.world_size)
+    if isinstance(dataset, ShardVideos):  # fetch and check the shards of this rank's batches
+        dataset.prepare(dataset.shards_of_items(i for b in batches for i in b), rank=info.rank)
     loader = build_clip_loader(dataset, batches, num_workers=cfg.num_thread,
                                pin_memory=device.type == "cuda")
     return dataset, batches, loader

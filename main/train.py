@@ -33,6 +33,8 @@ from common.train.start import (StartPoint, check_no_overwrite, find_start, run_
 from data.clip_loader import build_clip_loader
 from data.registry import build_dataset
 from data.samplers import TrainSampler
+from data.shards.dataset import ShardVideos
+from data.shards.sampler import shard_train_sampler
 from main.cli import parse_command_line
 from main.config import build_config
 from main.snapshot_config import config_from_snapshot, snapshot_fields
@@ -154,7 +156,9 @@ def build_training_data(cfg: Any, *, seed: int, info: DistInfo, device: torch.de
     """The training set and this process's share of it: (dataset, `EpochData`)."""
     dataset = build_dataset(cfg, cfg.dataset, "train")
     batch_size = cfg.train_batch_size * max(1, len(gpu_ids))  # per process
-    sampler = TrainSampler(dataset, seed=seed, rank=info.rank, world_size=info.world_size)
+    # From shards, each rank reads its own (data/shards/sampler.py).
+    sampler = (shard_train_sampler if isinstance(dataset, ShardVideos) else TrainSampler)(
+        dataset, seed=seed, rank=info.rank, world_size=info.world_size)
     drop_last = sampler.num_samples > batch_size
     loader = build_clip_loader(dataset, BatchSampler(sampler, batch_size, drop_last),
                                num_workers=cfg.num_thread, pin_memory=device.type == "cuda",

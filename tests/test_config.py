@@ -38,6 +38,8 @@ ORIGINAL_DEFAULTS = {
     "sync_bn": False, "dist_backend": None, "tensorboard": False,
     # The faster decode that changes pixels, off by default; evaluation's sub-batches.
     "fast_decode": False, "eval_chunk_frames": None,
+    # Shard sets (off: the folder).
+    "shards": None, "shard_cache": None,
 }
 
 
@@ -93,7 +95,7 @@ def test_test_entry_needs_epoch_and_rejects_unknown_fields(capsys):
 
 def test_table_covers_every_field_with_type_group_and_help():
     names = [f.name for f in FIELDS]
-    assert len(names) == len(set(names)) == 75
+    assert len(names) == len(set(names)) == 77
     assert dict(default_config()) == {**ORIGINAL_DEFAULTS, **{
         k: default_config()[k] for k in ("root_dir", "data_dir", "output_dir")}}
     assert set(names) == set(ORIGINAL_DEFAULTS) | {"root_dir", "data_dir", "output_dir"}

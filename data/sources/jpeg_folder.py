@@ -12,7 +12,7 @@ JPEG decoder scale large frames down by 2, 4 or 8: faster, but not the same pixe
 from __future__ import annotations
 
 import os.path as osp
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -50,7 +50,8 @@ def frame_path(frame_dir: str, frame_index: int) -> str:
 
 
 def read_frame_bytes(path: str) -> bytes:
-    """The bytes of one frame file, checked for what decoding would not notice.
+    """The bytes of one frame file, checked for what decoding would not notice
+    (`check_frame_bytes`).
 
     Raises:
         FrameError: 'missing_frame' when the file does not exist; 'corrupt_frame' when it is
@@ -64,6 +65,13 @@ def read_frame_bytes(path: str) -> bytes:
         raise FrameError(path, "missing_frame", "frame file not found") from None
     except OSError as err:
         raise FrameError(path, "corrupt_frame", f"cannot read ({err.strerror or err})") from None
+    return check_frame_bytes(raw, path)
+
+
+def check_frame_bytes(raw: bytes, path: str) -> bytes:
+    """`raw` (a frame's bytes, named `path` in errors) unless it is empty or a JPEG without its
+    end-of-image marker: then `FrameError` 'corrupt_frame'. Any frame source applies it
+    before decoding."""
     if not raw:
         raise FrameError(path, "corrupt_frame", "empty file")
     if raw.startswith(JPEG_SOI) and JPEG_EOI not in raw[-EOI_SEARCH_BYTES:]:
@@ -169,16 +177,18 @@ def decode_reduction(frame_hw: Tuple[int, int], target_hw: Tuple[int, int]) -> i
 
 
 def load_clip_frames(
-    paths: Sequence[str], fast_decode_shape: Optional[Sequence[int]] = None
+    paths: Sequence[str], fast_decode_shape: Optional[Sequence[int]] = None, *,
+    read: Callable[[str], bytes] = read_frame_bytes,
 ) -> Tuple[List[np.ndarray], Tuple[int, int]]:
     """Read the frames of one clip, in order (the first bad one raises `FrameError`).
 
     Args:
-        paths: the frame files.
+        paths: the frame files (or whatever names `read` understands).
         fast_decode_shape: None (the default): decode every frame at its stored size. Else
             the clip's `video_shape`: a frame at least twice the size it is resized to is
             decoded at 1/2, 1/4 or 1/8 of its size (see `decode_reduction`), read from the
             first frame's JPEG header. Faster, but not the same pixels (off by default).
+        read: a frame's checked bytes (`read_frame_bytes`; another source's, e.g. a shard's).
     Returns:
         `(frames, (H, W))`: `(H_i, W_i, 3)` uint8 RGB frames and the stored size of the first
         frame (what the resize target is computed from, whatever size it was decoded at).
@@ -189,7 +199,7 @@ def load_clip_frames(
     # One capture of the decoder's output for the whole clip (see `decode_frame`).
     with catching_decoder_output() as output:
         for n, path in enumerate(paths):
-            raw = read_frame_bytes(path)
+            raw = read(path)
             if n == 0 and fast_decode_shape is not None:
                 header_hw = jpeg_size(raw)
                 if header_hw is not None:
