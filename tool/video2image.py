@@ -39,25 +39,29 @@ __all__ = ["VIDEO_EXTENSIONS", "apply_rotation", "extract_frames", "extract_tree
 # mistake an interrupted extraction for a finished video folder.
 _PARTIAL_TAG = ".partial-"
 
-# Frame file types: name pattern and OpenCV's write parameters (quality for JPEG).
+# Frame file types: jpg (what the loaders read) or png (lossless).
 FRAME_EXTENSIONS = ("jpg", "png")
 
 
-def _write_jpeg(path: str, image: np.ndarray, quality: int, ext: str = "jpg") -> None:
-    """Write a JPEG (a PNG for `ext` 'png', lossless: `quality` is not used) and raise when it
-    did not happen (cv2.imwrite only returns False).
+def _write_jpeg(path: str, image: np.ndarray, quality: int) -> None:
+    """Write a JPEG and raise when it did not happen (see `_write_image`)."""
+    _write_image(path, image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+
+
+def _write_image(path: str, image: np.ndarray, params: List[int]) -> None:
+    """Write an image of the type `path`'s extension names, with OpenCV's `params`, and
+    raise when it did not happen (cv2.imwrite only returns False).
 
     cv2 receives the path as UTF-8, which a Linux file name with bytes that are not UTF-8
     (Python holds them as surrogate escapes) cannot be; such a path is written by Python's own
     `open`, which takes any name the file system takes.
     """
-    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if ext == "jpg" else []
     try:
         path.encode("utf-8")
     except UnicodeEncodeError:
-        ok, data = cv2.imencode("." + ext, image, params)
+        ok, data = cv2.imencode(osp.splitext(path)[1], image, params)
         if not ok:
-            raise IOError(f"cannot encode a JPEG for {path!r}")
+            raise IOError(f"cannot encode an image for {path!r}")
         with open(path, "wb") as f:
             f.write(data.tobytes())
         return
@@ -67,14 +71,18 @@ def _write_jpeg(path: str, image: np.ndarray, quality: int, ext: str = "jpg") ->
 
 def _decode_into(video_path: str, folder: str, *, short_side: int, quality: int,
                  fps: Optional[float], ext: str = "jpg") -> int:
-    """Decode `video_path` into JPEGs in `folder` (`data.video_decode.iter_video_frames`:
-    frame selection, rotation, resize); returns how many were written."""
+    """Decode `video_path` into JPEGs (PNGs for `ext` 'png') in `folder`
+    (`data.video_decode.iter_video_frames`: frame selection, rotation, resize); returns how
+    many were written."""
     written = 0
     for image in iter_video_frames(video_path, short_side=short_side, fps=fps):
         written += 1
-        name = FRAME_NAME % written
-        _write_jpeg(osp.join(folder, name[:-len("jpg")] + ext),
-                    cv2.cvtColor(image, cv2.COLOR_RGB2BGR), quality, ext)
+        bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+        path = osp.join(folder, FRAME_NAME % written)
+        if ext == "jpg":
+            _write_jpeg(path, bgr, quality)
+        else:  # the same name with the other extension, written losslessly
+            _write_image(osp.splitext(path)[0] + "." + ext, bgr, [])
     return written
 
 
