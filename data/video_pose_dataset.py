@@ -32,6 +32,7 @@ items use none (fixed start frames, centre crop).
 """
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -53,6 +54,8 @@ from data.sources.locate import detect_frames_from
 from data.sources.video_file import VideoFile
 from data.transforms import input_clip
 from data.video_list import Record, VideoList
+
+logger = logging.getLogger("integral_action.data")
 
 Item = Dict[str, Any]
 Key = Union[int, Tuple[int, int]]
@@ -113,8 +116,8 @@ class VideoPoseDataset(VideoList, BatchWriter, Dataset):
 
     def choose_frame_source(self) -> None:
         """Read the frames from video files or JPEG folders, as `cfg.frames_from` says
-        ('auto': `detect_frames_from` on the records' frame folders); a note for the start-up
-        line says which, and why."""
+        ('auto': `detect_frames_from` on the records' frame folders); one log line says which,
+        and why."""
         frames_from = self.cfg.get("frames_from", "auto")
         if frames_from == "auto":
             frames_from, note = detect_frames_from([r["frame_dir"] for r in self.records])
@@ -124,7 +127,7 @@ class VideoPoseDataset(VideoList, BatchWriter, Dataset):
         if frames_from == "video":
             self.frames = VideoFile(short_side=int(self.cfg.get("video_short_side", 256)),
                                     cache_size=int(self.cfg.get("video_cache_size", 8)))
-        self.startup_notes.append(note)
+        logger.info("%s frames (%s): %s", type(self).__name__, self.split, note)
 
     def load_poses(self, record: Record, frame_indices: Sequence[int],
                    resized_hw: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:

@@ -198,8 +198,8 @@ def test_kinetics_items_from_videos_equal_items_from_folders(kinetics_pair, spli
     from_jpeg = Kinetics(make_cfg(jpeg_root, video_short_side=0), split)
     assert isinstance(from_video.frames, VideoFile)
     assert isinstance(from_jpeg.frames, JpegFolder)
-    assert "frames from video files (0 of 4 videos looked at have a frame folder, 4 a video " \
-           "file" in caplog.text
+    assert f"Kinetics frames ({split}): frames from video files (0 of 4 videos looked at have " \
+           "a frame folder, 4 a video file" in caplog.text
     assert len(from_video) == len(from_jpeg) > 0
     for a, b in zip(items(from_video), items(from_jpeg)):
         assert not a["problems"] and not b["problems"]
@@ -208,11 +208,13 @@ def test_kinetics_items_from_videos_equal_items_from_folders(kinetics_pair, spli
         assert torch.equal(a["label"], b["label"])
 
 
-def test_auto_picks_jpeg_for_folders_and_the_flag_overrides_it(kinetics_pair):
+def test_auto_picks_jpeg_for_folders_and_the_flag_overrides_it(kinetics_pair, caplog):
     jpeg_root, video_root, _ = kinetics_pair
-    dataset = Kinetics(make_cfg(jpeg_root), "test")
+    with caplog.at_level(logging.INFO, logger="integral_action.data"):
+        dataset = Kinetics(make_cfg(jpeg_root), "test")
     assert isinstance(dataset.frames, JpegFolder)
-    assert any(n.startswith("frames from JPEG folders (4 of 4") for n in dataset.startup_notes)
+    assert "Kinetics frames (test): frames from JPEG folders (4 of 4 videos looked at have a " \
+           "frame folder, 0 a video file)" in caplog.text
     forced = Kinetics(make_cfg(jpeg_root, frames_from="video"), "test")
     assert isinstance(forced.frames, VideoFile)
     problem = forced[0]["problems"][0]  # no video beside the folders: a missing frame
