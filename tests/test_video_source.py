@@ -26,13 +26,14 @@ import torch
 from common.errors import DataError
 from common.report.problems import SKIPPED, ProblemTally
 from data.Kinetics.Kinetics import Kinetics
+from data.NTU.NTU import NTU
 from data.sources import JpegFolder, find_video_file, frames_location
 from data.sources.base import FrameError
 from data.sources.jpeg_folder import load_frame_rgb8
 from data.sources.locate import clip_name_variants, detect_frames_from
 from data.sources.video_file import VideoFile
 from main import train as train_entry
-from tests.fixtures_data import make_cfg, write_kinetics
+from tests.fixtures_data import make_cfg, write_kinetics, write_ntu
 from tool.video2image import extract_frames
 
 FRAMES = 30
@@ -206,6 +207,22 @@ def test_kinetics_items_from_videos_equal_items_from_folders(kinetics_pair, spli
         assert torch.equal(a["video"], b["video"])
         assert torch.equal(a["pose_coords"], b["pose_coords"])
         assert torch.equal(a["label"], b["label"])
+
+
+def test_ntu_release_videos_stand_for_their_frame_folders(tmp_path):
+    # The fixture's folders are named as the release's videos: `S..._rgb/` <-> `S..._rgb.avi`.
+    info = write_ntu(str(tmp_path / "jpeg"), frame_num=20)
+    shutil.copytree(tmp_path / "jpeg", tmp_path / "video")
+    dirs = [v["frame_dir"].replace(str(tmp_path / "jpeg"), str(tmp_path / "video"))
+            for v in info["test"]]
+    videos = folders_to_videos(dirs, kind="ffv1.avi")
+    assert all(v.endswith("_rgb.avi") for v in videos.values())
+    sets = [NTU(make_cfg(root, dataset="NTU", video_shape=(24, 36), video_short_side=0), "test")
+            for root in (tmp_path / "video", tmp_path / "jpeg")]
+    assert isinstance(sets[0].frames, VideoFile) and isinstance(sets[1].frames, JpegFolder)
+    for a, b in zip(*(items(d) for d in sets)):
+        assert not a["problems"] and torch.equal(a["video"], b["video"])
+        assert torch.equal(a["pose_coords"], b["pose_coords"])
 
 
 def test_auto_picks_jpeg_for_folders_and_the_flag_overrides_it(kinetics_pair, caplog):
