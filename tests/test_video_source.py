@@ -299,3 +299,49 @@ def test_a_kinetics_set_of_videos_trains_as_its_frame_folders(kinetics_pair, tmp
                        map_location="cpu", weights_only=True) for side in "vj")
     for key in a["network"]:
         assert torch.equal(a["network"][key], b["network"][key]), key
+
+
+def test_benchmark_case_times_videos_against_their_jpeg_folders(tmp_path):
+    from tool.benchmarks import video_loading
+    from tool.benchmarks.data import benchmark_data
+
+    data_dir = benchmark_data(str(tmp_path), smoke=True)
+    result = video_loading.run(device=torch.device("cpu"), repeats=1, smoke=True,
+                               data_dir=data_dir, workers=0)
+    assert [row["split"] for row in result["rows"]] == ["test", "train"]
+    for row in result["rows"]:
+        assert row["ours_clips_per_s"] > 0 and row["baseline_clips_per_s"] > 0
+        # The same clips, H.264's loss apart (far below a clip of another video).
+        assert 0 < row["mean_abs_diff_255"] < 12
+    assert 0 < result["video_mib"] < result["jpeg_mib"]
+    videos = video_loading.frame_folders(data_dir + "_video")
+    assert videos == []  # every Kinetics folder became a video
+
+
+def test_videos_open_in_the_parent_are_closed_before_loader_workers_fork(tmp_path):
+    # A forked worker that inherited an open decoder would hang freeing it.
+    from torch.utils.data import DataLoader
+
+    paths = [encode(str(tmp_path / f"{n}.mp4"), [pattern(i) for i in range(12)], "h264.mp4")
+             for n in "ab"]
+
+    class Clips(torch.utils.data.Dataset):
+        def __init__(self) -> None:
+            self.source = VideoFile(short_side=0)
+
+        def __len__(self) -> int:
+            return 4
+
+        def __getitem__(self, i: int) -> torch.Tensor:
+            import gc
+            gc.collect()  # what freed the inherited decoder in a worker
+            return torch.from_numpy(self.source.read(paths[i % 2], [i, i + 5])[0][1].copy())
+
+    data = Clips()
+    expected = [data[i] for i in range(4)]  # the parent opens both videos
+    assert len(data.source._process_state().open) == 2
+    loader = DataLoader(data, batch_size=None, num_workers=2, timeout=60,
+                        multiprocessing_context="fork")
+    assert all(torch.equal(a, b) for a, b in zip(loader, expected))
+    assert len(data.source._process_state().open) == 0  # closed before the fork, reopened later
+    assert torch.equal(data[1], expected[1])

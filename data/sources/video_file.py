@@ -16,6 +16,7 @@ fork or a pickle: a worker opens its own files.
 from __future__ import annotations
 
 import os
+import weakref
 from collections import OrderedDict
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -53,7 +54,12 @@ class _Lru(OrderedDict):
 
 
 class _ProcessState:
-    """What one process has open and remembers; made again in a new process."""
+    """What one process has open and remembers; made again in a new process.
+
+    The open videos are closed before the process forks (a loader starting its workers): a
+    child that inherited one could neither use it (the file offset is shared with the parent)
+    nor free it (FFmpeg would wait for the decoder's threads, which a child does not have).
+    """
 
     def __init__(self, cache_size: int) -> None:
         self.pid = os.getpid()
@@ -61,6 +67,19 @@ class _ProcessState:
         self.indexes: _Lru = _Lru(INDEX_CACHE_SIZE)
         self.paths: _Lru = _Lru(INDEX_CACHE_SIZE)
         self.sizes: _Lru = _Lru(INDEX_CACHE_SIZE)
+        state = weakref.ref(self)
+
+        def close_before_fork() -> None:
+            alive = state()
+            if alive is not None and alive.pid == os.getpid():
+                alive.close_open()
+
+        os.register_at_fork(before=close_before_fork)
+
+    def close_open(self) -> None:
+        """Close the open videos (their indexes stay)."""
+        while self.open:
+            self.open.popitem(last=False)[1].close()
 
 
 class VideoFile(FrameSource):
@@ -83,8 +102,8 @@ class VideoFile(FrameSource):
 
     def _process_state(self) -> _ProcessState:
         if self._state is None or self._state.pid != os.getpid():
-            # A forked worker must not read through its parent's file offsets: drop (without
-            # closing: they are the parent's) what was inherited.
+            # A forked worker starts its own (the parent closed its open videos before the
+            # fork: see `_ProcessState`).
             self._state = _ProcessState(self.cache_size)
         return self._state
 
