@@ -15,6 +15,7 @@ fork or a pickle: a worker opens its own files.
 """
 from __future__ import annotations
 
+import gc
 import os
 import weakref
 from collections import OrderedDict
@@ -73,6 +74,9 @@ class _ProcessState:
             alive = state()
             if alive is not None and alive.pid == os.getpid():
                 alive.close_open()
+                # A closed container is freed only by the cycle collector: here, not in the
+                # child.
+                gc.collect()
 
         os.register_at_fork(before=close_before_fork)
 

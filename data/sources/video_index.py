@@ -125,6 +125,9 @@ class OpenVideo:
             if not self._container.streams.video:
                 raise FrameError(path, "corrupt_frame", "no video stream in the file")
             self._stream = self._container.streams.video[0]
+            # One decoding thread: loader workers decode in parallel already, and a decoder
+            # with a thread pool cannot be freed in a forked child (see video_file).
+            self._stream.codec_context.thread_count = 1
             self.index = build_index(self._container, self._stream)
         except DECODE_ERRORS as err:
             self.close()
