@@ -108,6 +108,13 @@ class FpsSampler:
         return True
 
 
+def frame_image(frame: av.VideoFrame, short_side: int) -> np.ndarray:
+    """A decoded frame as `(H, W, 3)` uint8 RGB, upright (`apply_rotation`) and resized
+    (`resize_short_side`): the pixels `tool/video2image.py` writes for it."""
+    image = apply_rotation(frame.to_ndarray(format="rgb24"), getattr(frame, "rotation", 0) or 0)
+    return resize_short_side(image, short_side)
+
+
 # --------------------------------------------------------------------------- decoding
 def iter_video_frames(path: str, *, short_side: int = 256,
                       fps: Optional[float] = None) -> Iterator[np.ndarray]:
@@ -139,10 +146,8 @@ def iter_video_frames(path: str, *, short_side: int = 256,
                     when = (decoded - 1) / float(rate) if rate else float(decoded - 1)
                 if not sampler.keep(when):
                     continue
-            image = apply_rotation(frame.to_ndarray(format="rgb24"),
-                                   getattr(frame, "rotation", 0) or 0)
             kept += 1
-            yield resize_short_side(image, short_side)
+            yield frame_image(frame, short_side)
     missing = declared - decoded
     if declared > 0 and missing > max(MISSING_FRAMES_SLACK, MISSING_FRAMES_FRACTION * declared):
         raise ValueError(f"truncated video: decoded {decoded} of the {declared} frames its "

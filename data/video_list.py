@@ -110,6 +110,10 @@ class VideoList:
         """Hook run once on the kept `records`, before the summary line (Kinetics decides how
         its pose files count frames here)."""
 
+    def choose_frame_source(self) -> None:
+        """Hook run once on the kept `records` (`VideoPoseDataset` decides there whether the
+        frames are read from JPEG folders or video files)."""
+
     def video_fields(self, image: Dict[str, Any], where: str) -> Dict[str, Any]:
         """The subclass's fields of an image entry, checked (raise `FieldError`)."""
         raise NotImplementedError
@@ -145,6 +149,7 @@ class VideoList:
             self._keep(candidate)
         if self.records:
             self.inspect_records()
+            self.choose_frame_source()
         self._log_summary(coco)
 
     def _candidates(self, coco: CocoVideos) -> List[Candidate]:

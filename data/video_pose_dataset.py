@@ -32,6 +32,7 @@ items use none (fixed start frames, centre crop).
 """
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -49,8 +50,12 @@ from data.poses import clip_poses
 from data.sampling import (clip_frame_indices, item_rng, pose_frame_indices, test_start_frames,
                            train_start_frame)
 from data.sources import FrameError, FrameSource, JpegFolder
+from data.sources.locate import detect_frames_from
+from data.sources.video_file import VideoFile
 from data.transforms import input_clip
 from data.video_list import Record, VideoList
+
+logger = logging.getLogger("integral_action.data")
 
 Item = Dict[str, Any]
 Key = Union[int, Tuple[int, int]]
@@ -62,7 +67,8 @@ class LoadingOptions:
     `video_as_bytes`, once made float).
 
     Attributes:
-        frames: where the frames are read from (`JpegFolder`: the extracted JPEG files).
+        frames: how JPEG frame folders are read (`JpegFolder`); used unless the data set's
+            frames are video files (`cfg.frames_from`, see `VideoPoseDataset.frames`).
         make_clip: frames -> network input (`data.transforms.input_clip`).
         write_batches: `__getitems__` writes a batch's float32 clips straight into one batch
             tensor (off: each clip its own array, stacked by the collate).
@@ -86,6 +92,9 @@ class VideoPoseDataset(VideoList, BatchWriter, Dataset):
         joint_set: the joint set of the poses (OpenPose-18 or NTU-25).
         stage: the `common.stages.Stage` of `cfg.mode` (what the items must hold).
         loading: the `LoadingOptions`; `preset`: the split's `ClipPreset`.
+        frames: the `FrameSource` the frames are read through: `loading.frames` for JPEG
+            folders, a `VideoFile` for video files (`cfg.frames_from`; 'auto' decided at
+            start-up by `choose_frame_source`).
     """
 
     joint_set: JointSet
@@ -100,9 +109,25 @@ class VideoPoseDataset(VideoList, BatchWriter, Dataset):
         self.frame_interval = int(cfg.frame_interval)
         self.pose_frame_factor = int(cfg.pose_frame_factor)
         self.test_infer_num = int(cfg.test_infer_num)
+        self.frames: FrameSource = self.loading.frames
         self.preset = preset_for(cfg, split, flip_pairs=self.joint_set.flip_pairs,
                                  make_clip=self.loading.make_clip,
                                  video_as_bytes=self.loading.video_as_bytes)
+
+    def choose_frame_source(self) -> None:
+        """Read the frames from video files or JPEG folders, as `cfg.frames_from` says
+        ('auto': `detect_frames_from` on the records' frame folders); one log line says which,
+        and why."""
+        frames_from = self.cfg.get("frames_from", "auto")
+        if frames_from == "auto":
+            frames_from, note = detect_frames_from([r["frame_dir"] for r in self.records])
+        else:
+            note = f"frames from {'video files' if frames_from == 'video' else 'JPEG folders'} " \
+                   f"(--frames_from {frames_from})"
+        if frames_from == "video":
+            self.frames = VideoFile(short_side=int(self.cfg.get("video_short_side", 256)),
+                                    cache_size=int(self.cfg.get("video_cache_size", 8)))
+        logger.info("%s frames (%s): %s", type(self).__name__, self.split, note)
 
     def load_poses(self, record: Record, frame_indices: Sequence[int],
                    resized_hw: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:
@@ -184,7 +209,7 @@ class VideoPoseDataset(VideoList, BatchWriter, Dataset):
         image_frames = clip_frame_indices(start, self.frame_per_seg, self.frame_interval)
         pose_frames = pose_frame_indices(start, self.frame_per_seg, self.frame_interval,
                                          self.pose_frame_factor)
-        source = self.loading.frames
+        source = self.frames
         if self.with_video:
             # Decoded in order, before the poses: the first bad frame is the item's problem.
             # `fast_decode` (off by default) lets the decoder shrink large frames: other pixels.

@@ -260,6 +260,18 @@ FIELDS: Tuple[Field, ...] = (
           choices=("nccl", "gloo")),
     Field("tensorboard", bool, False, "runtime",
           "write TensorBoard scalars (loss, lr, data/compute time) to <output_dir>/tensorboard"),
+    # --- runtime: frames from encoded video files (data/sources/video_file.py)
+    Field("frames_from", str, "auto", "runtime",
+          "read frames from 'jpeg' folders (tool/video2image.py) or 'video' files (X.mp4, .avi, "
+          ".mkv, .webm, .mov where the folder X/ would be); 'auto': decided once per data set "
+          "at start-up, and logged", choices=("auto", "video", "jpeg")),
+    Field("video_short_side", int, 256, "runtime",
+          "video files: frames are resized so that their shorter side has this many pixels, "
+          "as tool/video2image.py --short_side makes the JPEG folders (0: the stored size)",
+          range=AT_LEAST_ZERO),
+    Field("video_cache_size", int, 8, "runtime",
+          "video files kept open per loader worker, the least recently used closed first "
+          "(0: every clip opens its file)", range=AT_LEAST_ZERO),
     # --- paths
     Field("root_dir", str, ROOT_DIR, "paths", "the project folder", metavar="PATH"),
     Field("data_dir", str, osp.join(ROOT_DIR, "data"), "paths",

@@ -40,6 +40,9 @@ ORIGINAL_DEFAULTS = {
     "fast_decode": False, "eval_chunk_frames": None,
     # Shard sets (off: the folder).
     "shards": None, "shard_cache": None,
+    # Frames from JPEG folders or video files, whichever the data set has; videos decoded to
+    # the JPEG folders' 256 px shorter side.
+    "frames_from": "auto", "video_short_side": 256, "video_cache_size": 8,
 }
 
 
@@ -95,7 +98,7 @@ def test_test_entry_needs_epoch_and_rejects_unknown_fields(capsys):
 
 def test_table_covers_every_field_with_type_group_and_help():
     names = [f.name for f in FIELDS]
-    assert len(names) == len(set(names)) == 77
+    assert len(names) == len(set(names)) == 80
     assert dict(default_config()) == {**ORIGINAL_DEFAULTS, **{
         k: default_config()[k] for k in ("root_dir", "data_dir", "output_dir")}}
     assert set(names) == set(ORIGINAL_DEFAULTS) | {"root_dir", "data_dir", "output_dir"}

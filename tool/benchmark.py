@@ -7,6 +7,7 @@
     python tool/benchmark.py --cases scaling         # opt-in: cost against the input's sizes, a plot
     python tool/benchmark.py --cases soak            # opt-in: memory flat over a long training run
     python tool/benchmark.py --cases shards          # opt-in: tar shards against the folders
+    python tool/benchmark.py --cases video_loading   # opt-in: clips/s from video files vs JPEGs
 
 Cases (see tool/benchmarks/): `pose_maps` (rendering against the dense formulation of
 docs/data_format.md), `loading` (clips/s of the real loader against a plain per-frame
@@ -15,9 +16,10 @@ authors' way of running the same network), on a GPU `precision` (training clips/
 against mixed precision with channels_last; on the CPU only when named), and, only when named,
 `scaling` (how rendering and the network's forward pass grow with batch size, frames, people
 and heatmap size, with a plot), and, only when named, `soak` (train.py's loader and loop for
-`--soak_iters` iterations: resident and shared memory after warm-up, docs/performance.md), and,
-only when named, `shards` (packing the data into tar shards, and the loaders' clips/s from
-them against the folders, docs/shards.md).
+`--soak_iters` iterations: resident and shared memory after warm-up, docs/performance.md),
+`shards` (packing the data into tar shards, and the loaders' clips/s from them against the
+folders, docs/shards.md) and `video_loading` (clips/s of the loader reading H.264 videos against
+the JPEG folders they were made from, the same clips; disk sizes).
 Each side of a comparison is timed alternately with the other, so a machine that changes speed
 during the run affects both alike: read the ratios; absolute times mean something only on a
 machine of your own.
@@ -46,14 +48,15 @@ from common.io.provenance import describe_revision, git_revision
 # when --cases names them, and `precision` by default only on a GPU (a CPU without bf16
 # instructions has no use for it).
 DEFAULT_CASES = ("pose_maps", "loading", "train_step", "inference")
-CASES = DEFAULT_CASES + ("precision", "scaling", "soak", "shards")
+CASES = DEFAULT_CASES + ("precision", "scaling", "soak", "shards", "video_loading")
 # The shortest soak whose growth means anything (--soak_iters).
 MIN_SOAK_ITERS = 40
 # The keyword arguments each case's `run` takes beside device, repeats and smoke.
 CASE_ARGS: Dict[str, Tuple[str, ...]] = {
     "pose_maps": (), "loading": ("data_dir", "workers"), "train_step": ("data_dir",),
     "inference": ("data_dir", "workers"), "precision": ("data_dir",), "scaling": ("plot_path",),
-    "soak": ("workers", "soak_iters"), "shards": ("data_dir", "workers")}
+    "soak": ("workers", "soak_iters"), "shards": ("data_dir", "workers"),
+    "video_loading": ("data_dir", "workers")}
 
 
 def default_cases(device: torch.device) -> Sequence[str]:
@@ -81,6 +84,7 @@ def table(results: Dict[str, Any]) -> str:
     sides and the scaling sweeps (each only when its case ran)."""
     lines = _comparison_lines(results)
     lines += _loading_lines(results.get("loading"))
+    lines += _video_lines(results.get("video_loading"))
     lines += _inference_lines(results.get("inference"))
     lines += _train_step_lines(results.get("train_step"))
     lines += _precision_lines(results.get("precision"))
@@ -143,6 +147,16 @@ def _packing_lines(shards: Optional[Dict[str, Any]]) -> List[str]:
                    f"frames ({p['frame_file_mib']:.1f} MiB of frame files) in {p['shards']} "
                    f"shard(s) of {p['shard_mib']:.1f} MiB, {p['seconds']:.1f} s"
                    for split, p in shards["packing"].items()]
+
+
+def _video_lines(video: Optional[Dict[str, Any]]) -> List[str]:
+    if not video:
+        return []
+    diffs = ", ".join(f"{r['split']} {r['mean_abs_diff_255']:.2f}" for r in video["rows"])
+    return ["", f"Frames on disk: {video['jpeg_mib']:.1f} MiB of JPEG folders, "
+                f"{video['video_mib']:.1f} MiB of H.264 videos "
+                f"(x{video['jpeg_mib'] / video['video_mib']:.1f} smaller); mean |video - JPEG| "
+                f"of the first clip, in 1/255: {diffs}"]
 
 
 def _inference_lines(inference: Optional[Dict[str, Any]]) -> List[str]:

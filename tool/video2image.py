@@ -1,10 +1,11 @@
 """Extract the frames of videos into the on-disk layout the loaders read.
 
     python tool/video2image.py --src VIDEO_OR_FOLDER --dst OUT_FOLDER [--short_side 256]
-        [--fps none] [--quality 95] [--workers 2] [--overwrite]
+        [--fps none] [--quality 95] [--ext jpg] [--workers 2] [--overwrite]
 
 Every video becomes one folder, named after the video's full stem (`a.b.mp4` -> `a.b`), holding
-JPEGs `000001.jpg, 000002.jpg, ...` (1-based). When `--src` is a folder it is walked recursively
+JPEGs `000001.jpg, 000002.jpg, ...` (1-based; `--ext png` writes lossless PNGs
+`000001.png, ...` instead, e.g. to compare with frames decoded from the videos themselves). When `--src` is a folder it is walked recursively
 for video files and its sub-folders are mirrored under `--dst`, which gives the Kinetics layout
 `<split>_256/<class>/<video_stem>/000001.jpg` from `<split>/<class>/<video_stem>.mp4`.
 
@@ -38,20 +39,29 @@ __all__ = ["VIDEO_EXTENSIONS", "apply_rotation", "extract_frames", "extract_tree
 # mistake an interrupted extraction for a finished video folder.
 _PARTIAL_TAG = ".partial-"
 
+# Frame file types: jpg (what the loaders read) or png (lossless).
+FRAME_EXTENSIONS = ("jpg", "png")
+
+
 def _write_jpeg(path: str, image: np.ndarray, quality: int) -> None:
-    """Write a JPEG and raise when it did not happen (cv2.imwrite only returns False).
+    """Write a JPEG and raise when it did not happen (see `_write_image`)."""
+    _write_image(path, image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+
+
+def _write_image(path: str, image: np.ndarray, params: List[int]) -> None:
+    """Write an image of the type `path`'s extension names, with OpenCV's `params`, and
+    raise when it did not happen (cv2.imwrite only returns False).
 
     cv2 receives the path as UTF-8, which a Linux file name with bytes that are not UTF-8
     (Python holds them as surrogate escapes) cannot be; such a path is written by Python's own
     `open`, which takes any name the file system takes.
     """
-    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
     try:
         path.encode("utf-8")
     except UnicodeEncodeError:
-        ok, data = cv2.imencode(".jpg", image, params)
+        ok, data = cv2.imencode(osp.splitext(path)[1], image, params)
         if not ok:
-            raise IOError(f"cannot encode a JPEG for {path!r}")
+            raise IOError(f"cannot encode an image for {path!r}")
         with open(path, "wb") as f:
             f.write(data.tobytes())
         return
@@ -60,19 +70,24 @@ def _write_jpeg(path: str, image: np.ndarray, quality: int) -> None:
 
 
 def _decode_into(video_path: str, folder: str, *, short_side: int, quality: int,
-                 fps: Optional[float]) -> int:
-    """Decode `video_path` into JPEGs in `folder` (`data.video_decode.iter_video_frames`:
-    frame selection, rotation, resize); returns how many were written."""
+                 fps: Optional[float], ext: str = "jpg") -> int:
+    """Decode `video_path` into JPEGs (PNGs for `ext` 'png') in `folder`
+    (`data.video_decode.iter_video_frames`: frame selection, rotation, resize); returns how
+    many were written."""
     written = 0
     for image in iter_video_frames(video_path, short_side=short_side, fps=fps):
         written += 1
-        _write_jpeg(osp.join(folder, FRAME_NAME % written),
-                    cv2.cvtColor(image, cv2.COLOR_RGB2BGR), quality)
+        bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+        path = osp.join(folder, FRAME_NAME % written)
+        if ext == "jpg":
+            _write_jpeg(path, bgr, quality)
+        else:  # the same name with the other extension, written losslessly
+            _write_image(osp.splitext(path)[0] + "." + ext, bgr, [])
     return written
 
 
 def extract_frames(video_path: str, out_dir: str, *, short_side: int = 256, quality: int = 95,
-                   fps: Optional[float] = None, overwrite: bool = False) -> int:
+                   fps: Optional[float] = None, overwrite: bool = False, ext: str = "jpg") -> int:
     """Extract the frames of one video into `out_dir` as `000001.jpg, 000002.jpg, ...`.
 
     Args:
@@ -82,6 +97,7 @@ def extract_frames(video_path: str, out_dir: str, *, short_side: int = 256, qual
         quality: JPEG quality, 0-100.
         fps: keep the frames on a grid of this rate (by timestamp); None keeps every frame.
         overwrite: replace an existing `out_dir` instead of skipping the video.
+        ext: 'jpg', or 'png' for lossless frames (`000001.png, ...`).
 
     Returns:
         The number of frames written; 0 when `out_dir` already existed and was kept.
@@ -109,7 +125,7 @@ def extract_frames(video_path: str, out_dir: str, *, short_side: int = 256, qual
     os.mkdir(tmp_dir)
     try:
         count = _decode_into(video_path, tmp_dir, short_side=short_side, quality=quality,
-                             fps=fps)
+                             fps=fps, ext=ext)
         if count == 0:
             raise ValueError("no frame could be decoded")
         if osp.lexists(out_dir):  # overwrite: move the old folder aside first, then drop it
@@ -148,16 +164,17 @@ def _out_dir_for(video: str, src: str, dst: str) -> str:
     return osp.normpath(osp.join(dst, rel_folder, video_stem(video)))
 
 
-def _extract_job(job: Tuple[str, str, int, int, Optional[float], bool]) -> Tuple[str, int, str]:
+def _extract_job(job: Tuple[str, str, int, int, Optional[float], bool, str]
+                 ) -> Tuple[str, int, str]:
     """One video, for the worker pool: ("done", frames, "") or ("failed", 0, reason).
 
     Errors are turned into a reason here, in the worker, because an exception object from
     FFmpeg may not survive the trip back to the parent process.
     """
-    video, out_dir, short_side, quality, fps, overwrite = job
+    video, out_dir, short_side, quality, fps, overwrite, ext = job
     try:
         count = extract_frames(video, out_dir, short_side=short_side, quality=quality, fps=fps,
-                               overwrite=overwrite)
+                               overwrite=overwrite, ext=ext)
     except Exception as err:  # a bad video is reported and skipped, never stops the others
         return "failed", 0, f"{type(err).__name__}: {err}"
     return "done", count, ""
@@ -165,7 +182,7 @@ def _extract_job(job: Tuple[str, str, int, int, Optional[float], bool]) -> Tuple
 
 def extract_tree(src: str, dst: str, *, short_side: int = 256, quality: int = 95,
                  fps: Optional[float] = None, workers: int = 2, overwrite: bool = False,
-                 verbose: bool = False) -> Dict[str, object]:
+                 verbose: bool = False, ext: str = "jpg") -> Dict[str, object]:
     """Extract every video under `src` (a folder, walked recursively, or one video file).
 
     The sub-folders of `src` are mirrored under `dst`, one frame folder per video. A video
@@ -195,7 +212,7 @@ def extract_tree(src: str, dst: str, *, short_side: int = 256, quality: int = 95
         if osp.lexists(out_dir) and not overwrite:
             result["skipped"] += 1  # type: ignore[operator]
             continue
-        jobs.append((video, out_dir, short_side, quality, fps, overwrite))
+        jobs.append((video, out_dir, short_side, quality, fps, overwrite, ext))
 
     def record(job: tuple, outcome: Tuple[str, int, str]) -> None:
         status, count, reason = outcome
@@ -231,6 +248,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
     parser.add_argument("--dst", required=True, help="the folder to write frame folders into")
     add_video_options(parser)
     parser.add_argument("--quality", type=int, default=95, help="JPEG quality (0-100)")
+    parser.add_argument("--ext", choices=FRAME_EXTENSIONS, default="jpg",
+                        help="frame files: jpg (what the loaders read) or png (lossless)")
     parser.add_argument("--workers", type=int, default=2, help="videos extracted in parallel")
     parser.add_argument("--overwrite", action="store_true",
                         help="re-extract videos whose frame folder exists already")
@@ -242,7 +261,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
         parser.error(f"no such video or folder: {args.src!r}")
     result = extract_tree(args.src, args.dst, short_side=args.short_side, quality=args.quality,
                           fps=args.fps, workers=args.workers, overwrite=args.overwrite,
-                          verbose=True)
+                          verbose=True, ext=args.ext)
     print(f"done: {result['done']} videos ({result['frames']} frames), "
           f"skipped (folder exists): {result['skipped']}, failed: {result['failed']}")
     for video, reason in result["failures"]:  # type: ignore[union-attr]

@@ -31,8 +31,8 @@ class FrameSource(abc.ABC):
     'frame_dir': a folder, a file, whatever the source understands) and 0-based frame numbers.
 
     A video's frame count comes from its annotation (`frame_num`), not from the source.
-    Implementations are stateless or hold only settings: a dataset and its copies in loader
-    workers share one.
+    Implementations hold settings, and at most a cache of their own process (open files),
+    never passed to another: a dataset and its copies in loader workers share one.
     """
 
     @abc.abstractmethod
