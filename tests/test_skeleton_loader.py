@@ -9,6 +9,8 @@ from common.errors import DataError, UsageError
 from data.Skeleton.Skeleton import Skeleton, people_by_score
 from main.config import build_config
 from tests.fixtures_data import write_frames
+from tests.test_video_source import encode
+from tool.video2image import extract_frames
 from tests.skeleton_fixtures import TINY, make_entry, skeleton_cfg, write_file
 
 
@@ -90,6 +92,26 @@ def test_frames_of_another_size_get_rescaled_keypoints(tmp_path, stored_hw):
         assert not b["problems"] and b["video"].shape == (2, 3, 32, 32)
         np.testing.assert_allclose(a["pose_coords"], b["pose_coords"], atol=1e-5)
         np.testing.assert_array_equal(a["pose_scores"], b["pose_scores"])
+
+
+def test_frames_may_be_a_video_file_where_the_folder_would_be(tmp_path):
+    """<frame_root>/<frame_dir>.mkv instead of the folder: the items of the JPEG folder that
+    video2image.py extracts from it, the poses exactly, the pixels within JPEG's error."""
+    entries = [make_entry("v", 1, img_hw=(64, 96), seed=3)]
+    path = write_file(tmp_path / "a.pkl", entries)
+    frames = [np.full((64, 96, 3), 40 + 20 * k, np.uint8) for k in range(8)]
+    encode(str(tmp_path / "video" / "v.mkv"), frames)
+    extract_frames(str(tmp_path / "video" / "v.mkv"), str(tmp_path / "jpeg" / "v"))
+    items = {}
+    for root in ("video", "jpeg"):
+        data = Skeleton(skeleton_cfg(tmp_path, path, mode="rgb+pose",
+                                     frame_root=str(tmp_path / root)), "test")
+        assert not data.skipped and len(data) > 0
+        items[root] = [data[i] for i in range(len(data))]
+    for a, b in zip(items["video"], items["jpeg"]):
+        assert not a["problems"] and not b["problems"]
+        assert float((a["video"] - b["video"]).abs().mean()) < 3 / 255
+        np.testing.assert_array_equal(a["pose_coords"], b["pose_coords"])
 
 
 def test_a_missing_frame_folder_is_skipped_and_counted(tmp_path):

@@ -31,6 +31,7 @@ from data.coco_to_openpose import coco_to_openpose
 from data.joint_sets import OPENPOSE_18
 from data.parsing import FieldError, read_file_bytes
 from data.poses import FramePeople, pixel_poses
+from data.sources.locate import frames_location
 from data.Skeleton.skeleton_file import (SkeletonEntry, check_entry, read_skeleton_file,
                                          select_split)
 from data.video_list import Record
@@ -147,10 +148,12 @@ class Skeleton(VideoPoseDataset):
         source = {"frame_dir": frame_dir,
                   "pose_entry": f"{self.cfg.ann_file} [frame_dir {frame_dir}]"}
         if self.with_video:
+            # A frame folder, or a video file where the folder would be (data.sources.locate).
             source["frame_dir"] = self.frame_folder(frame_dir)
-            if not osp.isdir(source["frame_dir"]):
+            if frames_location(source["frame_dir"], self.cfg.frames_from) is None:
                 self.reject(Problem("missing_frame_folder", source["frame_dir"],
-                                    f"no frames for frame_dir {frame_dir!r} under --frame_root"))
+                                    f"no frames (folder or video file) for frame_dir "
+                                    f"{frame_dir!r} under --frame_root"))
                 return None
         return source
 
