@@ -134,3 +134,21 @@ def test_the_threshold_is_chosen_on_the_validation_splits_alone(fast_run):
     row = next(r for r in out["rows"] if r["threshold"] == 0.3)
     assert np.isclose(row["per_seed"][0]["rgb+pose (robust)"]["out of context"]["top1"],
                       summary["top1"])
+
+
+def test_the_lambda_sweep_trains_the_fusion_at_each_lambda(tmp_path, capsys):
+    names = [r.name for r in quickstart.SWEEP_RECIPES]
+    assert names == ["rgb_only", "pose_only", "rgb+pose (paper: lambda 0)",
+                     "rgb+pose (paper: lambda 1.5)", "rgb+pose (paper: lambda 5)",
+                     "rgb+pose (paper: lambda 10)", "rgb+pose (robust)"]
+    # Each λ is its own rgb+pose run from the one merged snapshot, with its gate loss weight;
+    # the single-stream stages do not see it.
+    from tool.recipe.steps import run_recipe
+    recipe = quickstart.SWEEP_RECIPES[4]
+    run_recipe(str(tmp_path / "seed0"), ["--data_dir", str(tmp_path / "none"), *recipe.options],
+               config_files=quickstart.config_files(recipe, True), fusion_dir=recipe.slug,
+               dry_run=True)
+    commands = [line for line in capsys.readouterr().out.splitlines()
+                if line.startswith("python main/train.py")]
+    assert [("--reg_weight 5" in c, "fusion_lambda5" in c) for c in commands] == [
+        (False, False), (False, False), (True, True)]

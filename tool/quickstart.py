@@ -2,9 +2,10 @@
 test in and out of context, print and save the table and a bar chart.
 
     python tool/quickstart.py                 # one seed, about 10-15 minutes on 2 CPU cores
-    python tool/quickstart.py --seeds 3       # mean and spread over 3 seeds
+    python tool/quickstart.py --seeds 5       # each seed's row and criteria, mean and spread
     python tool/quickstart.py --fast          # a smoke run (seconds; what the test suite runs)
     python tool/quickstart.py --amp bf16      # every stage trained and tested in bf16 autocast
+    python tool/quickstart.py --lambda_sweep  # the fusion stage at lambda 0, 1.5, 5, 10 + robust
 
 It runs the recipe of `tool/train_all.py` (the project's own `main/train.py`, the merge tool and
 `main/test.py`, in this process) from the recipe file configs/quickstart.toml (`--fast`:
@@ -13,8 +14,9 @@ ResNet-18 from scratch.
 
 Stages: rgb_only, pose_only, merge, then two rgb+pose runs from the same merged snapshot: the
 paper's recipe (lambda = 1.5, no context augmentation; the default for real data) and the robust
-recipe of this project (configs/robust.toml: `stream_agreement` and `context_aug_prob`, see the
-README).
+recipe of this project (configs/robust.toml: `stream_agreement`, `context_aug_prob` and
+`pose_fallback`, see docs/robust_recipe.md). The test splits are read here only; the robust
+recipe's settings were chosen on the validation splits (tool/choose_fallback.py).
 """
 
 import argparse
@@ -45,11 +47,14 @@ class Recipe:
         mode: its stage.
         configs: recipe files of `configs/` applied on top of the quickstart's own (see
             `recipe_file`), for this row's run only.
+        options: command-line options for this row's rgb+pose stage only (the λ sweep's
+            `--reg_weight`).
     """
     name: str
     slug: str
     mode: str
     configs: Tuple[str, ...] = ()
+    options: Tuple[str, ...] = ()
 
 
 # Two rgb+pose runs from the same merged snapshot: the paper's fusion, and this project's robust
@@ -61,6 +66,14 @@ RECIPES: Tuple[Recipe, ...] = (
     Recipe("rgb+pose (paper: lambda 1.5)", "fusion_paper", "rgb+pose"),
     Recipe("rgb+pose (robust)", "fusion_robust", "rgb+pose", ("robust.toml",)),
 )
+
+# The paper's ablation of the gate loss weight λ (`--reg_weight`), in kind: the paper's fusion at
+# each λ from the same merged snapshot, and the robust recipe beside them.
+SWEEP_LAMBDAS = (0.0, 1.5, 5.0, 10.0)
+SWEEP_RECIPES: Tuple[Recipe, ...] = RECIPES[:2] + tuple(
+    Recipe(f"rgb+pose (paper: lambda {lam:g})", f"fusion_lambda{lam:g}", "rgb+pose",
+           options=("--rgb+pose.reg_weight", f"{lam:g}"))
+    for lam in SWEEP_LAMBDAS) + RECIPES[3:]
 
 
 def recipe_file(fast: bool) -> str:
@@ -79,14 +92,28 @@ def run_options(data_dir: str, seed: int, workers: int) -> List[str]:
     return ["--data_dir", data_dir, "--seed", str(seed), "--num_thread", str(workers)]
 
 
+def stage_results(tests: Dict[str, Dict[str, float]]) -> Dict[str, Dict[str, float]]:
+    """{split: {'top1', 'top5', 'gate', 'agreement'}} from a stage's test summaries by data
+    set (the gate and the agreement where the stage has them)."""
+    results: Dict[str, Dict[str, float]] = {}
+    for dataset, split in SPLITS:
+        summary = tests[dataset]
+        results[split] = {"top1": summary["top1"], "top5": summary["top5"]}
+        for key, name in (("gate_mean", "gate"), ("agreement_mean", "agreement")):
+            if key in summary:
+                results[split][name] = summary[key]
+    return results
+
+
 def run_seed(seed: int, out_root: str, fast: bool, workers: int, quiet: bool,
-             data_params: Dict[str, int], amp: Optional[str] = None
-             ) -> Dict[str, Dict[str, Dict[str, float]]]:
+             data_params: Dict[str, int], amp: Optional[str] = None,
+             recipes: Sequence[Recipe] = RECIPES) -> Dict[str, Dict[str, Dict[str, float]]]:
     """All stages for one seed; returns {recipe: {split: {'top1', 'top5'}}}.
 
-    Two runs of `tool/train_all.py`'s recipe in `<out_root>/seed<seed>/`: the paper's fusion
-    recipe in `fusion_paper/`, then the robust one in `fusion_robust/`, which finds rgb_only and
-    pose_only done and merges them into its own folder.
+    One run of `tool/train_all.py`'s recipe in `<out_root>/seed<seed>/` per fusion recipe: the
+    first (the paper's, in `fusion_paper/`) trains rgb_only and pose_only too; the next ones
+    (the robust recipe in `fusion_robust/`, the λ sweep's) find them done and merge them into
+    their own folders.
     """
     data_dir = osp.join(out_root, f"data_seed{seed}")
     t0 = time.perf_counter()
@@ -95,32 +122,26 @@ def run_seed(seed: int, out_root: str, fast: bool, workers: int, quiet: bool,
     base = run_options(data_dir, seed, workers)
     if amp is not None:
         base += ["--amp", amp]  # training and testing in that precision
-    singles = [r for r in RECIPES if not get_stage(r.mode).starts_from_merge]
-    fused = [r for r in RECIPES if get_stage(r.mode).starts_from_merge]
+    singles = [r for r in recipes if not get_stage(r.mode).starts_from_merge]
+    fused = [r for r in recipes if get_stage(r.mode).starts_from_merge]
     results: Dict[str, Dict[str, Dict[str, float]]] = {}
     for k, fusion in enumerate(fused):
         # The data were just generated again, so every stage of the first run starts over;
         # the later runs reuse the single-stream stages that the first one trained.
         restart = True if k == 0 else {fusion.mode}
         run = run_recipe(
-            osp.join(out_root, f"seed{seed}"), base, config_files=config_files(fusion, fast),
+            osp.join(out_root, f"seed{seed}"), [*base, *fusion.options],
+            config_files=config_files(fusion, fast),
             test_datasets=[dataset for dataset, _ in SPLITS], fusion_dir=fusion.slug,
             restart=restart, quiet=quiet)
         for recipe in ([*singles, fusion] if k == 0 else [fusion]):
             stage = run["stages"][recipe.mode]
-            results[recipe.name] = {}
-            for dataset, split in SPLITS:
-                summary = stage["tests"][dataset]
-                results[recipe.name][split] = {"top1": summary["top1"], "top5": summary["top5"]}
-                for key, name in (("gate_mean", "gate"), ("agreement_mean", "agreement")):
-                    if key in summary:
-                        results[recipe.name][split][name] = summary[key]
-            r = results[recipe.name]
+            r = results[recipe.name] = stage_results(stage["tests"])
             print(f"[seed {seed}] {recipe.name:<30s} in context top-1 "
                   f"{r['in context']['top1']:6.2f} | out of context top-1 "
                   f"{r['out of context']['top1']:6.2f} ({stage['seconds']:.0f} s)", flush=True)
     # The table lists the recipes in their order, whatever order they ran in.
-    return {r.name: results[r.name] for r in RECIPES}
+    return {r.name: results[r.name] for r in recipes}
 
 
 @exit_on_error
@@ -135,7 +156,12 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     parser.add_argument("--amp", choices=("off", "bf16", "fp16"), default=None,
                         help="train and test every stage in this precision (default: the "
                              "project's, fp32 on a CPU, bf16 training on a GPU)")
+    parser.add_argument("--lambda_sweep", action="store_true",
+                        help="the paper's ablation in kind: the fusion stage at lambda (the gate "
+                             f"loss weight) {', '.join(f'{x:g}' for x in SWEEP_LAMBDAS)}, and the "
+                             "robust recipe; writes quickstart_lambda_sweep.md/.json/.png")
     args = parser.parse_args(argv)
+    recipes = SWEEP_RECIPES if args.lambda_sweep else RECIPES
 
     out_root = osp.join(args.output_dir, "quickstart")
     data_params = dict(num_classes=8, train_per_class=60, test_per_class=15, frames=20,
@@ -148,18 +174,19 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     for seed in seeds:
         start = time.perf_counter()
         per_seed.append(run_seed(seed, out_root, args.fast, args.workers, not args.verbose,
-                                 data_params, args.amp))
+                                 data_params, args.amp, recipes))
         seconds.append(time.perf_counter() - start)
         print(f"[seed {seed}] all stages in {seconds[-1] / 60:.1f} min", flush=True)
     summary = summarise(per_seed)
     print()
     print(report_text(per_seed, seeds))
     outputs = {}
+    sweep = "_lambda_sweep" if args.lambda_sweep else ""
     if len(seeds) > 1:
         # The first seed's own table too: the same numbers as a single-seed run of that seed.
-        outputs["first"] = write_outputs(args.output_dir, "", per_seed[:1], seeds[:1],
+        outputs["first"] = write_outputs(args.output_dir, sweep, per_seed[:1], seeds[:1],
                                          seconds[:1])
-    suffix = "" if len(seeds) == 1 else f"_{len(seeds)}seeds"
+    suffix = sweep + ("" if len(seeds) == 1 else f"_{len(seeds)}seeds")
     outputs["all"] = write_outputs(args.output_dir, suffix, per_seed, seeds, seconds)
     print(f"table: {outputs['all'][0]}\nchart: {outputs['all'][1]}")
     return {"summary": summary, "per_seed": per_seed, "seconds": seconds,
