@@ -117,14 +117,19 @@ def test_the_threshold_is_chosen_on_the_validation_splits_alone(fast_run):
         path.rename(str(path) + ".hidden")
     try:
         out = choose_fallback.main(["--output_dir", str(tmp_path), "--workers", "0",
-                                    "--thresholds", "0,0.3,1"])
+                                    "--thresholds", "0,0.3,1",
+                                    "--fusion_dirs", "fusion_robust,fusion_paper"])
     finally:
         for path in hidden:
             os.rename(str(path) + ".hidden", path)
-    assert [r["threshold"] for r in out["rows"]] == [0.0, 0.3, 1.0]
-    assert out["chosen"] in (0.0, 0.3, 1.0)
+    assert [(r["fusion_dir"], r["threshold"]) for r in out["rows"]] == [
+        ("fusion_robust", 0.0), ("fusion_robust", 0.3), ("fusion_robust", 1.0),
+        ("fusion_paper", 0.0)]  # the paper's fusion keeps no stage classifiers: no fallback
+    assert out["chosen"] in out["rows"]
     saved = json.load(open(tmp_path / "result" / "choose_fallback.json"))
-    assert saved["chosen"] == out["chosen"] and saved["seeds"] == [0]
+    assert saved["chosen"] == {"fusion_dir": out["chosen"]["fusion_dir"],
+                               "threshold": out["chosen"]["threshold"]}
+    assert saved["seeds"] == [0]
     # The tool's score of a threshold is test.py's with that --pose_fallback, to the digit.
     robust = tmp_path / "quickstart" / "seed0" / "fusion_robust"
     summary = test_entry.main([

@@ -1,19 +1,26 @@
-"""Choose the robust recipe's `pose_fallback` threshold on the validation splits of the main job.
+"""Choose the robust recipe on the validation splits of the main job: which trained fusion
+recipe, and its `pose_fallback` threshold.
 
     python tool/quickstart.py --seeds 5                 # trains every stage of seeds 0..4
     python tool/choose_fallback.py --seeds 5            # reads only their validation splits
+    # other fusion recipes, trained beside the quickstart's own (same seeds, same data):
+    python tool/train_all.py --config configs/quickstart.toml --config configs/robust.toml \
+        --output_dir output/quickstart/seed0 --data_dir output/quickstart/data_seed0 --seed 0 \
+        --fusion_dir fusion_aug75 --rgb+pose.context_aug_prob 0.75 --test_datasets none
+    python tool/choose_fallback.py --fusion_dirs fusion_robust,fusion_aug75
 
-For each seed it runs the quickstart's rgb_only, pose_only and robust rgb+pose snapshots once
-over the in-context and out-of-context *validation* splits (`--subset SynthValid`: other videos
-than the test splits, from the same generator), keeps every clip's fused prediction, the pose
-stage's own prediction and the streams' agreement, and scores each threshold T with the very
-rule the network applies (`common.nets.pose_fallback`). The test splits are never read here:
-the threshold this prints is what configs/robust.toml sets, and the quickstart's test table is
-read once, with it.
+For each seed it runs the quickstart's rgb_only, pose_only and each candidate rgb+pose snapshot
+once over the in-context and out-of-context *validation* splits (`--subset SynthValid`: other
+videos than the test splits, from the same generator), keeps every clip's fused prediction, the
+pose stage's own prediction and the streams' agreement, and scores each threshold T with the
+very rule the network applies (`common.nets.pose_fallback`). The test splits are never read
+here: the recipe and threshold this prints are what configs/robust.toml sets, and the
+quickstart's test table is read once, with them.
 
-A threshold is better when more seeds meet all five criteria of the quickstart's table on the
-validation splits, then when its worst seed's smallest margin to a criterion is larger. The
-table and the choice go to `<output_dir>/result/choose_fallback.md` and `.json`.
+A candidate (fusion folder, threshold) is better when more seeds meet all five criteria of the
+quickstart's table on the validation splits, then when its worst seed's smallest margin to a
+criterion is larger. The table and the choice go to `<output_dir>/result/choose_fallback.md`
+and `.json`.
 """
 from __future__ import annotations
 
@@ -43,11 +50,13 @@ from tool.synthetic.layout import valid_subset
 logger = logging.getLogger("integral_action.choose_fallback")
 
 THRESHOLDS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
-# The quickstart's stage folders and table names (tool/quickstart.py's RECIPES).
-STAGES = (("rgb_only", "rgb_only", "rgb_only"), ("pose_only", "pose_only", "pose_only"),
-          ("rgb+pose (robust)", "fusion_robust", "rgb+pose"))
+# The quickstart's single-stream stage folders and its table's names (tool/quickstart.py).
+SINGLES = (("rgb_only", "rgb_only"), ("pose_only", "pose_only"))
 SPLITS = (("Kinetics", "in context"), ("Mimetics", "out of context"))
-ROBUST = STAGES[-1][0]
+ROBUST = "rgb+pose (robust)"  # the row a candidate takes in the criteria
+
+# {stage folder: {split: clip outputs}} of one seed.
+SeedOutputs = Dict[str, Dict[str, Dict[str, np.ndarray]]]
 
 
 def clip_outputs(run_dir: str, mode: str, *, data_dir: str, dataset: str, subset: str,
@@ -94,24 +103,27 @@ def top1_with_fallback(outputs: Dict[str, np.ndarray], threshold: float) -> floa
     return float(evaluate(dict(outputs, prob=probs))["top1"])
 
 
-def seed_outputs(seed_dir: str, data_dir: str, workers: int
-                 ) -> Dict[str, Dict[str, Dict[str, np.ndarray]]]:
-    """{stage name: {split: clip outputs}} of one seed's three stages on the validation
-    splits."""
+def seed_outputs(seed_dir: str, data_dir: str, fusion_dirs: Sequence[str], workers: int
+                 ) -> SeedOutputs:
+    """{stage folder: {split: clip outputs}} of one seed's single-stream stages and candidate
+    fusion folders on the validation splits."""
     subset = valid_subset("Synth")
-    return {name: {split: clip_outputs(osp.join(seed_dir, folder), mode, data_dir=data_dir,
-                                       dataset=dataset, subset=subset, workers=workers)
-                   for dataset, split in SPLITS}
-            for name, folder, mode in STAGES}
+    stages = [(folder, mode) for folder, mode in SINGLES] + [(d, "rgb+pose") for d in fusion_dirs]
+    return {folder: {split: clip_outputs(osp.join(seed_dir, folder), mode, data_dir=data_dir,
+                                         dataset=dataset, subset=subset, workers=workers)
+                     for dataset, split in SPLITS}
+            for folder, mode in stages}
 
 
-def seed_results(outputs: Dict[str, Dict[str, Dict[str, np.ndarray]]], threshold: float
+def seed_results(outputs: SeedOutputs, fusion_dir: str, threshold: float
                  ) -> Dict[str, Dict[str, Dict[str, float]]]:
-    """One seed's validation table ({stage: {split: {'top1'}}}) with the robust row at
-    `threshold`."""
-    return {name: {split: {"top1": top1_with_fallback(out, threshold if name == ROBUST else 0)}
-                   for split, out in splits.items()}
-            for name, splits in outputs.items()}
+    """One seed's validation table ({stage: {split: {'top1'}}}): the single streams, and the
+    candidate `fusion_dir` at `threshold` as the robust row."""
+    table = {name: {split: {"top1": top1_with_fallback(out, 0.0)}
+                    for split, out in outputs[folder].items()} for name, folder in SINGLES}
+    table[ROBUST] = {split: {"top1": top1_with_fallback(out, threshold)}
+                     for split, out in outputs[fusion_dir].items()}
+    return table
 
 
 def margins(results: Dict[str, Dict[str, Dict[str, float]]]) -> Tuple[bool, float]:
@@ -128,34 +140,40 @@ def margins(results: Dict[str, Dict[str, Dict[str, float]]]) -> Tuple[bool, floa
     return held, smallest
 
 
-def choose(per_seed: List[Dict[str, Dict[str, Dict[str, np.ndarray]]]],
-           thresholds: Sequence[float]) -> Tuple[float, List[Dict[str, Any]]]:
-    """The best threshold and one row per threshold: seeds meeting every criterion, worst
-    margin, mean robust top-1 in and out of context, each seed's table."""
+def choose(per_seed: List[SeedOutputs], fusion_dirs: Sequence[str],
+           thresholds: Sequence[float]) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
+    """The best candidate and one row per (fusion folder, threshold): seeds meeting every
+    criterion, worst margin, mean top-1 in and out of context, each seed's table. A folder
+    without the stages' classifiers is tried without the fallback only."""
     rows = []
-    for threshold in thresholds:
-        tables = [seed_results(outputs, threshold) for outputs in per_seed]
-        checks = [margins(t) for t in tables]
-        rows.append({
-            "threshold": threshold, "seeds_meeting_all": sum(h for h, _ in checks),
-            "worst_margin": min(m for _, m in checks),
-            "robust_in": float(np.mean([t[ROBUST]["in context"]["top1"] for t in tables])),
-            "robust_out": float(np.mean([t[ROBUST]["out of context"]["top1"] for t in tables])),
-            "per_seed": tables})
+    for fusion_dir in fusion_dirs:
+        has_heads = all("pose_prob" in o[fusion_dir]["in context"] for o in per_seed)
+        for threshold in (thresholds if has_heads else [0.0]):
+            tables = [seed_results(outputs, fusion_dir, threshold) for outputs in per_seed]
+            checks = [margins(t) for t in tables]
+            rows.append({
+                "fusion_dir": fusion_dir, "threshold": threshold,
+                "seeds_meeting_all": sum(h for h, _ in checks),
+                "worst_margin": min(m for _, m in checks),
+                "robust_in": float(np.mean([t[ROBUST]["in context"]["top1"] for t in tables])),
+                "robust_out": float(np.mean([t[ROBUST]["out of context"]["top1"]
+                                             for t in tables])),
+                "per_seed": tables})
     best = max(rows, key=lambda r: (r["seeds_meeting_all"], r["worst_margin"]))
-    return best["threshold"], rows
+    return best, rows
 
 
-def markdown(rows: List[Dict[str, Any]], chosen: float, seeds: Sequence[int]) -> str:
-    lines = [f"pose_fallback on the validation splits (--subset SynthValid), seeds "
-             f"{', '.join(map(str, seeds))}", "",
-             "| threshold | seeds meeting all 5 criteria | worst margin (top-1 points) | "
-             "robust in context (mean) | robust out of context (mean) |",
-             "|---|---|---|---|---|"]
+def markdown(rows: List[Dict[str, Any]], chosen: Dict[str, Any], seeds: Sequence[int]) -> str:
+    lines = [f"Fusion recipes and pose_fallback on the validation splits (--subset SynthValid), "
+             f"seeds {', '.join(map(str, seeds))}", "",
+             "| fusion folder | pose_fallback | seeds meeting all 5 criteria | worst margin "
+             "(top-1 points) | in context (mean) | out of context (mean) |",
+             "|---|---|---|---|---|---|"]
     for r in rows:
-        mark = " (chosen)" if r["threshold"] == chosen else ""
-        lines.append(f"| {r['threshold']:g}{mark} | {r['seeds_meeting_all']} of {len(seeds)} | "
-                     f"{r['worst_margin']:+.1f} | {r['robust_in']:.1f} | {r['robust_out']:.1f} |")
+        mark = " (chosen)" if r is chosen else ""
+        lines.append(f"| {r['fusion_dir']} | {r['threshold']:g}{mark} | "
+                     f"{r['seeds_meeting_all']} of {len(seeds)} | {r['worst_margin']:+.1f} | "
+                     f"{r['robust_in']:.1f} | {r['robust_out']:.1f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -169,8 +187,11 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         help="the quickstart's --output_dir")
     parser.add_argument("--thresholds", default=",".join(f"{t:g}" for t in THRESHOLDS),
                         help="comma-separated values to try (0: no fallback)")
+    parser.add_argument("--fusion_dirs", default="fusion_robust",
+                        help="comma-separated rgb+pose folders of each seed to choose among")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers")
     args = parser.parse_args(argv)
+    fusion_dirs = [d for d in args.fusion_dirs.split(",") if d]
     try:
         thresholds = [float(t) for t in args.thresholds.split(",")]
     except ValueError:
@@ -180,16 +201,18 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     per_seed = []
     for seed in seeds:
         per_seed.append(seed_outputs(osp.join(root, f"seed{seed}"),
-                                     osp.join(root, f"data_seed{seed}"), args.workers))
+                                     osp.join(root, f"data_seed{seed}"), fusion_dirs,
+                                     args.workers))
         print(f"[seed {seed}] validation outputs ready", flush=True)
-    chosen, rows = choose(per_seed, thresholds)
+    chosen, rows = choose(per_seed, fusion_dirs, thresholds)
     text = markdown(rows, chosen, seeds)
     print(text)
     os.makedirs(osp.join(args.output_dir, "result"), exist_ok=True)
     with open(osp.join(args.output_dir, "result", "choose_fallback.md"), "w") as f:
         f.write(text)
     with open(osp.join(args.output_dir, "result", "choose_fallback.json"), "w") as f:
-        json.dump({"seeds": seeds, "chosen": chosen, "rows": rows}, f, indent=1)
+        json.dump({"seeds": seeds, "chosen": {k: chosen[k] for k in ("fusion_dir", "threshold")},
+                   "rows": rows}, f, indent=1)
     return {"chosen": chosen, "rows": rows}
 
 
