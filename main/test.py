@@ -266,7 +266,8 @@ def metrics_summary(cfg: Any, *, snap: Mapping[str, Any], dataset: Any,
                     details: Dict[str, Any], tally: ProblemTally,
                     files: Dict[str, str]) -> Dict[str, Any]:
     """What `<dataset>_metrics.json` holds."""
-    summary = {"mode": cfg.mode, "dataset": cfg.dataset, "epoch": snap.get("epoch"),
+    summary = {"mode": cfg.mode, "dataset": cfg.dataset, "subset": cfg.subset,
+               "epoch": snap.get("epoch"), "pose_fallback": cfg.pose_fallback,
                "top1": result["top1"], "top5": result["top5"],
                "videos": len(result["video_ids"]), "annotated": dataset.annotated,
                "left_out_at_start": dict(dataset.skipped),

@@ -157,3 +157,13 @@ def test_the_lambda_sweep_trains_the_fusion_at_each_lambda(tmp_path, capsys):
                 if line.startswith("python main/train.py")]
     assert [("--reg_weight 5" in c, "fusion_lambda5" in c) for c in commands] == [
         (False, False), (False, False), (True, True)]
+
+
+def test_keep_trained_tests_again_without_training(fast_run):
+    tmp_path, first = fast_run
+    seed_dir = tmp_path / "quickstart" / "seed0"
+    snapshots = {p: p.stat().st_mtime_ns for p in seed_dir.rglob("*.pth.tar")}
+    again = quickstart.main(["--fast", "--output_dir", str(tmp_path), "--workers", "0",
+                             "--keep_trained"])
+    assert {p: p.stat().st_mtime_ns for p in seed_dir.rglob("*.pth.tar")} == snapshots
+    assert again["summary"] == first["summary"]

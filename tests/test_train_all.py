@@ -307,3 +307,21 @@ def test_a_bad_config_file_stops_train_all_in_one_line(tmp_path, capsys, text, w
     lines = capsys.readouterr().err.splitlines()
     assert stop.value.code == 2 and len(lines) == 1 and str(path) in lines[0]
     assert not out.exists()
+
+
+def test_an_earlier_test_by_another_rule_or_subset_is_not_reused(tmp_path):
+    from types import SimpleNamespace
+    from tool.recipe.disk_state import recorded_test
+    snapshot, metrics = tmp_path / "snapshot_3.pth.tar", tmp_path / "mimetics_metrics.json"
+    snapshot.write_bytes(b"weights")
+    plan = SimpleNamespace(name="rgb+pose", last_epoch=3,
+                           cfg=SimpleNamespace(subset="Synth", pose_fallback=0.2),
+                           metrics_path=lambda dataset: str(metrics),
+                           snapshot=lambda: str(snapshot))
+    earlier = {"mode": "rgb+pose", "dataset": "Mimetics", "epoch": 3, "subset": "Synth",
+               "pose_fallback": 0.2, "top1": 70.0}
+    for change, reused in (({}, True), ({"pose_fallback": 0.0}, False),
+                           ({"subset": "SynthValid"}, False)):
+        metrics.write_text(json.dumps(dict(earlier, **change)))
+        os.utime(metrics, (os.path.getmtime(snapshot) + 5,) * 2)
+        assert (recorded_test(plan, "Mimetics") is not None) == reused, change

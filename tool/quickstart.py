@@ -24,7 +24,7 @@ import os
 import os.path as osp
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple, Union
 
 
 from common.errors import exit_on_error
@@ -107,17 +107,22 @@ def stage_results(tests: Dict[str, Dict[str, float]]) -> Dict[str, Dict[str, flo
 
 def run_seed(seed: int, out_root: str, fast: bool, workers: int, quiet: bool,
              data_params: Dict[str, int], amp: Optional[str] = None,
-             recipes: Sequence[Recipe] = RECIPES) -> Dict[str, Dict[str, Dict[str, float]]]:
+             recipes: Sequence[Recipe] = RECIPES, keep_trained: bool = False
+             ) -> Dict[str, Dict[str, Dict[str, float]]]:
     """All stages for one seed; returns {recipe: {split: {'top1', 'top5'}}}.
 
     One run of `tool/train_all.py`'s recipe in `<out_root>/seed<seed>/` per fusion recipe: the
     first (the paper's, in `fusion_paper/`) trains rgb_only and pose_only too; the next ones
     (the robust recipe in `fusion_robust/`, the λ sweep's) find them done and merge them into
     their own folders.
+
+    `keep_trained`: when the data set was found complete with the same parameters, the stages
+    already trained in these folders are kept (train_all does what is missing: training, then
+    the tests whose rule of evaluation changed); otherwise every stage starts over.
     """
     data_dir = osp.join(out_root, f"data_seed{seed}")
     t0 = time.perf_counter()
-    generate_dataset(data_dir, seed=seed, **data_params)
+    data = generate_dataset(data_dir, seed=seed, **data_params)
     print(f"[seed {seed}] data ready in {data_dir} ({time.perf_counter() - t0:.0f} s)", flush=True)
     base = run_options(data_dir, seed, workers)
     if amp is not None:
@@ -128,7 +133,9 @@ def run_seed(seed: int, out_root: str, fast: bool, workers: int, quiet: bool,
     for k, fusion in enumerate(fused):
         # The data were just generated again, so every stage of the first run starts over;
         # the later runs reuse the single-stream stages that the first one trained.
-        restart = True if k == 0 else {fusion.mode}
+        restart: Union[bool, Set[str]] = True if k == 0 else {fusion.mode}
+        if keep_trained and data["skipped"]:
+            restart = False
         run = run_recipe(
             osp.join(out_root, f"seed{seed}"), [*base, *fusion.options],
             config_files=config_files(fusion, fast),
@@ -160,6 +167,11 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
                         help="the paper's ablation in kind: the fusion stage at lambda (the gate "
                              f"loss weight) {', '.join(f'{x:g}' for x in SWEEP_LAMBDAS)}, and the "
                              "robust recipe; writes quickstart_lambda_sweep.md/.json/.png")
+    parser.add_argument("--keep_trained", action="store_true",
+                        help="keep the stages a run with the same data already trained in "
+                             "--output_dir (the same seeds: training is repeatable) and only "
+                             "train and test what is missing, e.g. after a test-time change of "
+                             "configs/robust.toml")
     args = parser.parse_args(argv)
     recipes = SWEEP_RECIPES if args.lambda_sweep else RECIPES
 
@@ -174,7 +186,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     for seed in seeds:
         start = time.perf_counter()
         per_seed.append(run_seed(seed, out_root, args.fast, args.workers, not args.verbose,
-                                 data_params, args.amp, recipes))
+                                 data_params, args.amp, recipes, args.keep_trained))
         seconds.append(time.perf_counter() - start)
         print(f"[seed {seed}] all stages in {seconds[-1] / 60:.1f} min", flush=True)
     summary = summarise(per_seed)

@@ -138,7 +138,8 @@ def merge_reason(plan: StagePlan, sources: Sequence[StagePlan], restart: bool,
 
 def recorded_test(plan: StagePlan, dataset: str) -> Optional[Dict[str, Any]]:
     """The summary of an earlier test of this stage's last epoch on `dataset`, if it still holds:
-    same mode, data set and epoch, written after the snapshot it tested."""
+    same mode, data set, subset and epoch, the same evaluation rule (`pose_fallback`), written
+    after the snapshot it tested."""
     path = plan.metrics_path(dataset)
     try:
         with open(path) as f:
@@ -148,6 +149,10 @@ def recorded_test(plan: StagePlan, dataset: str) -> Optional[Dict[str, Any]]:
     if not isinstance(summary, dict) or (summary.get("mode"), summary.get("dataset"),
                                          summary.get("epoch")) != (plan.name, dataset,
                                                                    plan.last_epoch):
+        return None
+    # A test by another rule of evaluation, or of another subset, is not this one's.
+    if summary.get("subset", plan.cfg.subset) != plan.cfg.subset or \
+            summary.get("pose_fallback", 0.0) != plan.cfg.pose_fallback:
         return None
     tested = saved_at(plan.snapshot())
     if tested is None or osp.getmtime(path) < tested:
