@@ -6,6 +6,7 @@
     python tool/benchmark.py --smoke                 # tiny sizes, seconds (the test suite runs it)
     python tool/benchmark.py --cases scaling         # opt-in: cost against the input's sizes, a plot
     python tool/benchmark.py --cases soak            # opt-in: memory flat over a long training run
+    python tool/benchmark.py --cases export          # opt-in: onnxruntime against eager, CPU
 
 Cases (see tool/benchmarks/): `pose_maps` (rendering against the dense formulation of
 docs/data_format.md), `loading` (clips/s of the real loader against a plain per-frame
@@ -14,7 +15,9 @@ authors' way of running the same network), on a GPU `precision` (training clips/
 against mixed precision with channels_last; on the CPU only when named), and, only when named,
 `scaling` (how rendering and the network's forward pass grow with batch size, frames, people
 and heatmap size, with a plot), and, only when named, `soak` (train.py's loader and loop for
-`--soak_iters` iterations: resident and shared memory after warm-up, docs/performance.md).
+`--soak_iters` iterations: resident and shared memory after warm-up, docs/performance.md), and,
+only when named, `export` (the ONNX file of tool/export.py in onnxruntime against eager
+PyTorch, clips/s on the CPU; needs the export extra).
 Each side of a comparison is timed alternately with the other, so a machine that changes speed
 during the run affects both alike: read the ratios; absolute times mean something only on a
 machine of your own.
@@ -39,18 +42,19 @@ import torch
 from common.errors import UsageError, exit_on_error
 from common.io.provenance import describe_revision, git_revision
 
-# What runs by default; `scaling` (about 3 minutes on 2 cores) and `soak` (a few minutes) only
-# when --cases names them, and `precision` by default only on a GPU (a CPU without bf16
-# instructions has no use for it).
+# What runs by default; `scaling` (about 3 minutes on 2 cores), `soak` (a few minutes) and
+# `export` (an ONNX export of a minute or two, and the optional onnxruntime) only when --cases
+# names them, and `precision` by default only on a GPU (a CPU without bf16 instructions has no
+# use for it).
 DEFAULT_CASES = ("pose_maps", "loading", "train_step", "inference")
-CASES = DEFAULT_CASES + ("precision", "scaling", "soak")
+CASES = DEFAULT_CASES + ("precision", "scaling", "soak", "export")
 # The shortest soak whose growth means anything (--soak_iters).
 MIN_SOAK_ITERS = 40
 # The keyword arguments each case's `run` takes beside device, repeats and smoke.
 CASE_ARGS: Dict[str, Tuple[str, ...]] = {
     "pose_maps": (), "loading": ("data_dir", "workers"), "train_step": ("data_dir",),
     "inference": ("data_dir", "workers"), "precision": ("data_dir",), "scaling": ("plot_path",),
-    "soak": ("workers", "soak_iters")}
+    "soak": ("workers", "soak_iters"), "export": ("data_dir",)}
 
 
 def default_cases(device: torch.device) -> Sequence[str]:
@@ -82,6 +86,7 @@ def table(results: Dict[str, Any]) -> str:
     lines += _train_step_lines(results.get("train_step"))
     lines += _precision_lines(results.get("precision"))
     lines += _soak_lines(results.get("soak"))
+    lines += _export_lines(results.get("export"))
     scaling = results.get("scaling")
     if scaling:
         lines += ([""] if lines else []) + scaling_table(scaling)
@@ -195,6 +200,15 @@ def _soak_lines(soak: Optional[Dict[str, Any]]) -> List[str]:
                         f"{soak['shm_segment_bound']}); batches that missed a pool slot after "
                         f"warm-up: {soak['pool_misses_after_warmup']}; "
                         f"{_fmt_s(soak['seconds'])}; {_checks(soak['targets'])}"]
+
+
+def _export_lines(export: Optional[Dict[str, Any]]) -> List[str]:
+    if not export:
+        return []
+    return ["", f"export: ours = onnxruntime, baseline = eager PyTorch as test.py runs it, "
+                f"{export['threads']} thread(s) each; the export (tool/export.py's steps) took "
+                f"{_fmt_s(export['export_s'])}; largest |probability difference| "
+                f"{export['max_abs_prob_diff']:.1e}"]
 
 
 def _per_batch(point: Dict[str, Any], side: str) -> str:

@@ -1,0 +1,77 @@
+"""Case `export` (CPU): the exported ONNX network in onnxruntime against eager PyTorch.
+
+Both sides get the same weights (trained-looking BatchNorm statistics) and the same inputs: the
+benchmark data's first test batch, rgb+pose at the paper's shapes. Eager is the network as
+test.py runs it on a CPU (`optimize_for_inference`: BatchNorm folded, channels_last, sub-batches
+of whole clips; the compact pose-map renderer) under `torch.inference_mode`. onnxruntime runs
+the file tool/export.py writes (BatchNorm folded, the renderer's fixed-shape path inside the
+graph) with as many threads as torch uses. The two are timed alternately; the export itself is
+timed once.
+"""
+from __future__ import annotations
+
+import os.path as osp
+import tempfile
+import time
+from typing import Any, Dict
+
+import numpy as np
+import torch
+
+from common.errors import UsageError
+from common.export.files import export_network, write_onnx
+from common.export.onnx_runtime import OnnxModel
+from common.export.signature import ExportInfo
+from common.model import build_model
+from common.runtime.precision import resolve_precision
+from common.train.inference import eval_chunk_clips, optimize_for_inference
+from data.collate import collate_clips
+from data.registry import build_dataset
+from tool.benchmarks.data import benchmark_config
+from tool.benchmarks.inference import trained_looking
+from tool.benchmarks.measure import ratio, time_pair
+
+
+def _probs(outputs: Dict[str, Any]) -> np.ndarray:
+    return torch.softmax(outputs["logits"].float(), dim=1).numpy()
+
+
+def run(*, device: torch.device, repeats: int, smoke: bool, data_dir: str) -> Dict[str, Any]:
+    if device.type != "cpu":
+        raise UsageError("--cases export measures onnxruntime on the CPU: run it with "
+                         "--device cpu")
+    cfg = benchmark_config(data_dir, smoke=smoke, mode="rgb+pose")
+    dataset = build_dataset(cfg, cfg.dataset, "test")
+    joints = dataset.joint_set
+    torch.manual_seed(0)
+    model = build_model(cfg, dataset.class_num, joints.limbs, joints.joint_num)
+    model.init_weights(None)
+    model = trained_looking(model)
+    batch = collate_clips([dataset[i] for i in range(min(cfg.test_batch_size, len(dataset)))])
+    clips = batch["video"].shape[0]
+    start = time.perf_counter()
+    program, facts = export_network(model, img_hw=tuple(cfg.input_img_shape),
+                                    people=int(cfg.top_k_pose))
+    with tempfile.TemporaryDirectory() as folder:
+        path = osp.join(folder, "rgb_pose.onnx")
+        write_onnx(program, ExportInfo(mode=cfg.mode, class_num=dataset.class_num, config=None,
+                                       source="benchmark", **facts), path)
+        export_s = time.perf_counter() - start
+        session = OnnxModel(path, threads=torch.get_num_threads())
+    precision = resolve_precision(cfg, device, training=False)
+    eager, _ = optimize_for_inference(
+        model, precision, chunk_clips=eval_chunk_clips(cfg.eval_chunk_frames,
+                                                       cfg.frame_per_seg, device))
+    with torch.inference_mode():
+        diff = float(np.abs(_probs(session(batch)) - _probs(eager(batch))).max())
+        times = time_pair(lambda: session(batch), lambda: eager(batch), device=device,
+                          repeats=repeats)
+    ours, base = times["ours"].median, times["baseline"].median
+    return {
+        "case": f"onnxruntime vs eager PyTorch (rgb+pose, batch of {clips}, CPU)",
+        "clips": clips, "ours_s": ours / clips, "baseline_s": base / clips,
+        "ours_clips_per_s": clips / ours, "baseline_clips_per_s": clips / base,
+        "speedup": ratio(base, ours), "max_abs_prob_diff": diff, "export_s": export_s,
+        "threads": torch.get_num_threads(),
+        "targets": {"probabilities within 1e-4": diff <= 1e-4},
+    }
