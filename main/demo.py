@@ -12,8 +12,8 @@ from an extracted frame folder (`--frames`). Poses come from a kinetics-skeleton
 clips use. The clips are sampled exactly as `main/test.py` samples a test video (same start
 frames, frames, centre crop and pose transform: `data/video_clips.py`), and the network and its
 input geometry come from the snapshot's own config (or from the file of tool/export.py that
-`--backend onnxruntime --model` runs: `main/demo_backend.py`). It prints the top-5 classes (the clips'
-probabilities averaged) and writes to `--out_dir`:
+`--backend onnxruntime --model` runs: `main/demo_backend.py`). It prints the top-5 classes (the
+clips' probabilities averaged) and writes to `--out_dir`:
 
     <name>_demo.mp4         the video with the skeletons, the crop the RGB stream sees, the
                             prediction and, per clip, the pose gate (GIF if MP4 cannot be written)
