@@ -206,7 +206,9 @@ def _export_lines(export: Optional[Dict[str, Any]]) -> List[str]:
     if not export:
         return []
     return ["", f"export: ours = onnxruntime, baseline = eager PyTorch as test.py runs it, "
-                f"{export['threads']} thread(s) each; the export (tool/export.py's steps) took "
+                f"{export['threads']} thread(s) each; eager with the graph's fixed-shape "
+                f"pose-map renderer: {export['eager_fixed_renderer_clips_per_s']:.2f} clips/s; "
+                f"the export (tool/export.py's steps) took "
                 f"{_fmt_s(export['export_s'])}; largest |probability difference| "
                 f"{export['max_abs_prob_diff']:.1e}"]
 

@@ -10,11 +10,10 @@ axis and then either saved as it is (`.pt2`) or translated to ONNX.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import functools
 import logging
-from typing import Any, Dict, Iterator, Tuple
+from typing import Any, Dict, Tuple
 
 import torch
 from torch import nn
@@ -22,6 +21,7 @@ from torch.export import Dim, ExportedProgram
 
 from common.errors import CheckpointError, UsageError
 from common.io.atomic_file import atomic_write
+from common.io.logger import logger_level
 from common.nets.pose_maps import render_pose_maps
 from common.train.inference import fold_batchnorm
 from common.export.signature import (METADATA_KEY, ExportInfo, ExportInterface, example_inputs,
@@ -82,7 +82,7 @@ def write_onnx(program: ExportedProgram, info: ExportInfo, path: str) -> None:
         # optimize=False: onnxruntime optimises the graph when it loads it (constant folding,
         # fusions); the exporter's own pass would only double the export's time. onnx_ir's
         # warnings on empty attribute lists say nothing a user can act on.
-        with _quiet("onnx_ir"):
+        with logger_level("onnx_ir", logging.ERROR):
             onnx_program = torch.onnx.export(program, dynamo=True, optimize=False,
                                              verbose=False, input_names=info.inputs,
                                              output_names=info.outputs)
@@ -113,18 +113,6 @@ def load_torch_export(path: str) -> Tuple[ExportedProgram, ExportInfo]:
         raise CheckpointError(f"{path}: cannot read it as a torch.export program "
                               f"({type(err).__name__}: {_first_line(err)})") from err
     return program, ExportInfo.from_json(extra[METADATA_KEY], path)
-
-
-@contextlib.contextmanager
-def _quiet(name: str) -> Iterator[None]:
-    """The logger `name` at ERROR inside the block (its level is restored after)."""
-    logger = logging.getLogger(name)
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def _first_line(err: BaseException) -> str:
