@@ -9,6 +9,10 @@ module fixture: an ONNX export takes tens of seconds).
 """
 from __future__ import annotations
 
+import os.path as osp
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -193,3 +197,16 @@ def test_demo_backend_options_and_files_are_checked(exported, tmp_path, capsys):
     assert "was exported from a 'rgb+pose' snapshot but --mode is 'rgb_only'" in one_line_error(
         capsys, demo_main, base + ["--backend", "onnxruntime", "--model", files["onnx"],
                                    "--mode", "rgb_only"])
+
+
+def test_the_script_refuses_a_missing_snapshot_in_one_line(tmp_path):
+    """As a user runs it: a script, one line on stderr, no traceback, nothing written."""
+    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    out = tmp_path / "m.onnx"
+    proc = subprocess.run([sys.executable, osp.join(root, "tool", "export.py"), "--ckpt",
+                           str(tmp_path / "none.pth.tar"), "--format", "onnx", "--out", str(out)],
+                          cwd=root, capture_output=True, text=True, timeout=300)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1 and "Traceback" not in proc.stderr
+    assert lines[0].startswith("error: ") and "none.pth.tar" in lines[0]
+    assert not out.exists()

@@ -36,8 +36,9 @@ from tool.benchmarks.inference import trained_looking
 from tool.benchmarks.measure import ratio
 
 
-def time_round_robin(calls: Dict[str, Callable[[], Any]], *, repeats: int) -> Dict[str, float]:
-    """Median seconds of each call, timed in turn (one warm-up round first)."""
+def time_round_robin(calls: Dict[str, Callable[[], Any]], *, repeats: int
+                     ) -> Dict[str, List[float]]:
+    """Seconds of each call in each round, the calls timed in turn (after a warm-up round)."""
     runs: Dict[str, List[float]] = {name: [] for name in calls}
     for round_ in range(repeats + 1):
         for name, call in calls.items():
@@ -45,7 +46,7 @@ def time_round_robin(calls: Dict[str, Callable[[], Any]], *, repeats: int) -> Di
             call()
             if round_:
                 runs[name].append(time.perf_counter() - start)
-    return {name: float(np.median(values)) for name, values in runs.items()}
+    return runs
 
 
 def _probs(outputs: Dict[str, Any]) -> np.ndarray:
@@ -87,13 +88,14 @@ def run(*, device: torch.device, repeats: int, smoke: bool, data_dir: str) -> Di
         diff = float(np.abs(_probs(session(batch)) - _probs(eager(batch))).max())
         times = time_round_robin({"ours": lambda: session(batch), "baseline": lambda: eager(batch),
                                   "fixed": lambda: eager_fixed(batch)}, repeats=repeats)
-    ours, base = times["ours"], times["baseline"]
+    median = {name: float(np.median(values)) for name, values in times.items()}
+    ours, base = median["ours"], median["baseline"]
     return {
         "case": f"onnxruntime vs eager PyTorch (rgb+pose, batch of {clips}, CPU)",
         "clips": clips, "ours_s": ours / clips, "baseline_s": base / clips,
         "ours_clips_per_s": clips / ours, "baseline_clips_per_s": clips / base,
         "speedup": ratio(base, ours), "max_abs_prob_diff": diff, "export_s": export_s,
-        "eager_fixed_renderer_clips_per_s": clips / times["fixed"],
+        "eager_fixed_renderer_clips_per_s": clips / median["fixed"], "runs_s": times,
         "threads": torch.get_num_threads(),
         "targets": {"probabilities within 1e-4": diff <= 1e-4},
     }
