@@ -4,14 +4,16 @@
         [--mode rgb+pose] [--poses skeleton.json] [--labels names.txt] [--pose_weights PATH]
         [--device cpu] [--out_dir output/vis]
     python main/demo.py --frames data/Kinetics/data/frames/val_256/<class>/<video> --ckpt ...
+    python main/demo.py --video clip.mp4 --backend onnxruntime --model model.onnx [...]
 
 The video is decoded with PyAV as `tool/video2image.py` extracts it (shorter side 256), or read
 from an extracted frame folder (`--frames`). Poses come from a kinetics-skeleton file
 (`--poses`) or from torchvision's Keypoint R-CNN, converted to OpenPose-18, on the frames the
 clips use. The clips are sampled exactly as `main/test.py` samples a test video (same start
 frames, frames, centre crop and pose transform: `data/video_clips.py`), and the network and its
-input geometry come from the snapshot's own config. It prints the top-5 classes (the clips'
-probabilities averaged) and writes to `--out_dir`:
+input geometry come from the snapshot's own config (or from the file of tool/export.py that
+`--backend onnxruntime --model` runs: `main/demo_backend.py`). It prints the top-5 classes (the
+clips' probabilities averaged) and writes to `--out_dir`:
 
     <name>_demo.mp4         the video with the skeletons, the crop the RGB stream sees, the
                             prediction and, per clip, the pose gate (GIF if MP4 cannot be written)
@@ -31,10 +33,7 @@ import numpy as np
 import torch
 
 from common.errors import CheckpointError, UsageError, exit_on_error
-from common.model import build_model
 from common.stages import MODES, get_stage
-from common.train.checkpoint import load_network, load_snapshot
-from common.train.snapshot_stages import check_stage, classifier_class_count, snapshot_stage
 from data.Kinetics.Kinetics import read_kinetics_skeleton
 from data.class_names import find_class_names, names_for_classes
 from data.joint_sets import OPENPOSE_18
@@ -43,8 +42,9 @@ from data.registry import DATASETS
 from data.video_clips import PoseTable, plan_test_clips, read_frame_folder, sample_test_clips
 from data.video_decode import decode_video
 from main.cli import OneLineParser
-from main.config import build_config
-from main.snapshot_config import config_from_snapshot
+from main.demo_backend import (add_backend_options, check_backend_options, network_path,
+                               network_runner, read_network_file)
+from main.snapshot_config import inference_config
 from main.demo_outputs import (DemoNetwork, DemoPrediction, DemoVideo, prediction_summary,
                                print_prediction, save_prediction, write_pictures)
 from main.pose_options import add_pose_options, make_estimator, parse_pose_command
@@ -85,7 +85,7 @@ def make_parser() -> argparse.ArgumentParser:
     source.add_argument("--video", help="a video file (decoded with PyAV)")
     source.add_argument("--frames", metavar="DIR",
                         help="a frame folder of tool/video2image.py (000001.jpg, ...)")
-    parser.add_argument("--ckpt", required=True, metavar="PATH", help="the snapshot to run")
+    parser.add_argument("--ckpt", metavar="PATH", help="the snapshot to run (torch backend)")
     parser.add_argument("--mode", choices=MODES, default=None,
                         help="the snapshot's stage; needed only for snapshots that do not say "
                              "(the authors'); a different stage than the snapshot's is refused")
@@ -114,6 +114,7 @@ def make_parser() -> argparse.ArgumentParser:
                         help="estimate the poses of every frame (slower; every frame of the "
                              "output video then shows skeletons)")
     add_pose_options(parser)
+    add_backend_options(parser)
     return parser
 
 
@@ -127,6 +128,7 @@ def parse_arguments(argv: Optional[Sequence[str]]) -> Tuple[argparse.Namespace, 
     args, device = parse_pose_command(parser, argv)
     if args.batch_size < 1 or (args.test_infer_num or 1) < 1:
         parser.error("--batch_size and --test_infer_num must be 1 or more")
+    check_backend_options(parser, args)
     for option, path, exists in (("--video", args.video, osp.isfile),
                                  ("--frames", args.frames, osp.isdir),
                                  ("--poses", args.poses, osp.isfile),
@@ -137,38 +139,6 @@ def parse_arguments(argv: Optional[Sequence[str]]) -> Tuple[argparse.Namespace, 
 
 
 # --------------------------------------------------------------------------- 2. the snapshot
-def read_demo_snapshot(path: str, mode: Optional[str]) -> Tuple[Dict[str, Any], str, int]:
-    """The snapshot, its stage and its class count (from its classifier's weights).
-
-    Raises:
-        CheckpointError: unreadable, of another stage than `--mode`, the merge tool's output,
-            or without classifier weights.
-        UsageError: the stage cannot be told from the file and `--mode` is not given.
-    """
-    snap = load_snapshot(path, map_location="cpu")
-    stage = snapshot_stage(snap)
-    if mode is not None:
-        check_stage(snap, mode, path)
-    elif stage is None:
-        raise UsageError(f"{path} does not say which stage trained it (the authors' format); "
-                         f"pass --mode ({', '.join(MODES)})")
-    return snap, mode or stage, classifier_class_count(snap, path)
-
-
-def demo_config(snap: Dict[str, Any], path: str, *, mode: str, test_infer_num: Optional[int],
-                mode_given: bool) -> Any:
-    """The snapshot's network and input configuration (its saved config, else the defaults
-    for `mode`, as test.py does for the authors' snapshots)."""
-    overrides: Dict[str, Any] = {}
-    if mode_given or not snap.get("config"):
-        overrides["mode"] = mode
-    if test_infer_num is not None:
-        overrides["test_infer_num"] = test_infer_num
-    if snap.get("config"):
-        return config_from_snapshot(snap["config"], overrides, purpose="test", snapshot=path)
-    return build_config(overrides)
-
-
 def trained_on(snap: Dict[str, Any], cfg: Any, data_dir: Optional[str]) -> Dict[str, Any]:
     """The data set a snapshot was trained on: its config's dataset, subset and data_dir (the
     defaults for the authors' snapshots); `data_dir` (--data_dir) wins."""
@@ -179,27 +149,29 @@ def trained_on(snap: Dict[str, Any], cfg: Any, data_dir: Optional[str]) -> Dict[
     return found
 
 
-def load_demo_network(args: argparse.Namespace) -> DemoNetwork:
-    """The snapshot of `--ckpt`, its configuration and its class names.
+def load_demo_network(args: argparse.Namespace, device: torch.device) -> DemoNetwork:
+    """The snapshot of `--ckpt` (or the exported file of `--model`), its configuration and its
+    class names.
 
     Raises:
         UsageError: the snapshot needs poses of another joint set than the demo's OpenPose-18,
             or `--labels` names fewer classes than the snapshot has.
     """
-    snap, mode, class_num = read_demo_snapshot(args.ckpt, args.mode)
-    cfg = demo_config(snap, args.ckpt, mode=mode, test_infer_num=args.test_infer_num,
-                      mode_given=args.mode is not None)
+    path = network_path(args)
+    snap, mode, class_num = read_network_file(args, device)
+    cfg = inference_config(snap.get("config"), path, mode=mode, mode_given=args.mode is not None,
+                           test_infer_num=args.test_infer_num)
     cfg.class_num = class_num
     stage = get_stage(cfg.mode)
     source_set = trained_on(snap, cfg, args.data_dir)
     joint_set = DATASETS[source_set["dataset"]].joint_set if source_set["dataset"] in DATASETS \
         else OPENPOSE_18
     if stage.needs_pose and joint_set != OPENPOSE_18:
-        raise UsageError(f"{args.ckpt} was trained on {source_set['dataset']}'s "
+        raise UsageError(f"{path} was trained on {source_set['dataset']}'s "
                          f"{joint_set.name} skeletons; the demo's poses are OpenPose-18")
     names_by_index, names_from = find_class_names(args.labels, source_set)
     names, warning = names_for_classes(names_by_index, class_num, labels=args.labels,
-                                       snapshot=args.ckpt)
+                                       snapshot=path)
     if warning:
         print(f"warning: {warning}", file=sys.stderr, flush=True)
     return DemoNetwork(snap=snap, cfg=cfg, stage=stage, joint_set=joint_set, names=names,
@@ -247,10 +219,11 @@ def get_poses(args: argparse.Namespace, video: DemoVideo, network: DemoNetwork, 
 
 # --------------------------------------------------------------------------- 5. prediction
 @torch.inference_mode()
-def run_clips(model: torch.nn.Module, items: Sequence[Dict[str, torch.Tensor]],
+def run_clips(model: Any, items: Sequence[Dict[str, torch.Tensor]],
               device: torch.device, batch_size: int) -> Dict[str, np.ndarray]:
-    """The network over the clips: 'prob' (N, C) and, where the model has them, 'gate' (N,)
-    (the mean of each clip's gate, as test.py reports it) and 'agreement' (N,)."""
+    """The network (a model, or an exported file's `OnnxModel`) over the clips: 'prob' (N, C)
+    and, where the model has them, 'gate' (N,) (the mean of each clip's gate, as test.py
+    reports it) and 'agreement' (N,)."""
     model.eval()
     probs, gates, agreements = [], [], []
     for first in range(0, len(items), batch_size):
@@ -280,9 +253,7 @@ def predict(network: DemoNetwork, frames: np.ndarray, table: PoseTable, *,
     cfg, joint_set = network.cfg, network.joint_set
     items, plans, geometry = sample_test_clips(frames, table, cfg, joint_set=joint_set,
                                                with_video=network.stage.needs_video)
-    model = build_model(cfg, cfg.class_num, joint_set.limbs, joint_set.joint_num)
-    load_network(model, network.snap["network"])
-    model.to(device)
+    model = network_runner(network.snap, cfg, joint_set, device)
     outputs = run_clips(model, items, device, batch_size)
     probs = outputs["prob"].mean(axis=0)
     order = [int(i) for i in np.argsort(-probs, kind="stable")[:TOP]]
@@ -296,7 +267,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """Run the demo; returns what `<name>_prediction.json` holds."""
     args, device = parse_arguments(argv)
     timer = LapTimer()
-    network = load_demo_network(args)
+    network = load_demo_network(args, device)
     timer.lap("snapshot")
     video = get_frames(args, network.cfg)
     timer.lap("decode")
@@ -313,9 +284,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     files.update(write_pictures(video, network, prediction, table=table, out_dir=out_dir,
                                 video_format=args.video_format))
     timer.lap("pictures")
-    summary = prediction_summary(video, network, prediction, ckpt=args.ckpt,
+    summary = prediction_summary(video, network, prediction, ckpt=network_path(args),
                                  pose_source=pose_source, device=device, seconds=timer.stop(),
                                  files=files)
+    summary["backend"] = args.backend
     save_prediction(summary, osp.join(out_dir, f"{video.name}_prediction.json"))
     return summary
 

@@ -1,18 +1,22 @@
 """What a snapshot's own config decides when it is tested or resumed.
 
-A snapshot stores the resolved config it was trained with. test.py, `--continue` and the demo
-rebuild the network and its input from it (`snapshot_fields` names which fields), and refuse a
-command-line value that contradicts it; everything else comes from the command line and the
-defaults, as for a fresh run (`main.config.build_config`).
+A snapshot stores the resolved config it was trained with. test.py, `--continue`, the demo and
+tool/export.py rebuild the network and its input from it (`snapshot_fields` names which
+fields), and refuse a command-line value that contradicts it; everything else comes from the
+command line and the defaults, as for a fresh run (`main.config.build_config`).
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from easydict import EasyDict
 
 from common.errors import CheckpointError, UsageError
-from main.config import FIELD_BY_NAME, FIELDS, apply_overrides, default_config, finalize_config
+from common.stages import MODES
+from common.train.checkpoint import load_snapshot
+from common.train.snapshot_stages import check_stage, classifier_class_count, snapshot_stage
+from main.config import (FIELD_BY_NAME, FIELDS, apply_overrides, build_config, default_config,
+                         finalize_config)
 from main.config_values import same_value, show_value, value_from_python
 
 # Training fields that only matter when a run starts, so a resumed run does not take them from
@@ -91,3 +95,37 @@ def config_from_snapshot(saved: Mapping[str, Any], overrides: Mapping[str, Any],
     return finalize_config(cfg, entry=entry,
                            from_snapshot=[n for n in taken if n not in overrides],
                            given=tuple(overrides))
+
+
+def read_inference_snapshot(path: str, mode: Optional[str]) -> Tuple[Dict[str, Any], str, int]:
+    """A snapshot to run (the demo) or export: the snapshot, its stage and its class count
+    (from its classifier's weights).
+
+    Raises:
+        CheckpointError: unreadable, of another stage than `mode` (`--mode`), the merge tool's
+            output, or without classifier weights.
+        UsageError: the stage cannot be told from the file and `mode` is None.
+    """
+    snap = load_snapshot(path, map_location="cpu")
+    stage = snapshot_stage(snap)
+    if mode is not None:
+        check_stage(snap, mode, path)
+    elif stage is None:
+        raise UsageError(f"{path} does not say which stage trained it (the authors' format); "
+                         f"pass --mode ({', '.join(MODES)})")
+    return snap, mode or stage, classifier_class_count(snap, path)
+
+
+def inference_config(saved: Optional[Mapping[str, Any]], path: str, *, mode: str,
+                     mode_given: bool, test_infer_num: Optional[int] = None) -> EasyDict:
+    """The network and input configuration of a snapshot's config `saved` (stored in `path`),
+    else, for the authors' snapshots (None), the defaults for `mode`, as test.py does.
+    `test_infer_num`: the clips per video, when given."""
+    overrides: Dict[str, Any] = {}
+    if mode_given or not saved:
+        overrides["mode"] = mode
+    if test_infer_num is not None:
+        overrides["test_infer_num"] = test_infer_num
+    if saved:
+        return config_from_snapshot(saved, overrides, purpose="test", snapshot=path)
+    return build_config(overrides)

@@ -131,3 +131,17 @@ def test_precision_case_runs_train_pys_step_on_both_sides_and_is_default_only_on
     # The targets are the GPU's: none on the CPU, and the table says so.
     assert report["results"]["precision"]["targets"] == {}
     assert "| training, precision |" in printed and "targets: GPU only" in printed
+
+
+def test_export_case_is_opt_in_and_compares_onnxruntime_with_eager(tmp_path, capsys):
+    assert "export" in benchmark.CASES and "export" not in benchmark.DEFAULT_CASES
+    report = benchmark.main(["--smoke", "--cases", "export", "--output_dir", str(tmp_path)])
+    printed = capsys.readouterr().out
+    result = report["results"]["export"]
+    # Same weights, same inputs: the same probabilities, and both sides measured.
+    assert result["max_abs_prob_diff"] <= 1e-4 and result["targets"]["probabilities within 1e-4"]
+    assert result["ours_clips_per_s"] > 0 and result["baseline_clips_per_s"] > 0
+    assert result["speedup"] == pytest.approx(result["ours_clips_per_s"]
+                                              / result["baseline_clips_per_s"])
+    assert "| onnxruntime vs eager PyTorch" in printed and "export: ours = onnxruntime" in printed
+    assert osp.isfile(osp.join(tmp_path, "result", "benchmark_export.json"))

@@ -8,6 +8,7 @@
     python tool/benchmark.py --cases soak            # opt-in: memory flat over a long training run
     python tool/benchmark.py --cases shards          # opt-in: tar shards against the folders
     python tool/benchmark.py --cases video_loading   # opt-in: clips/s from video files vs JPEGs
+    python tool/benchmark.py --cases export          # opt-in: onnxruntime against eager, CPU
 
 Cases (see tool/benchmarks/): `pose_maps` (rendering against the dense formulation of
 docs/data_format.md), `loading` (clips/s of the real loader against a plain per-frame
@@ -18,8 +19,9 @@ against mixed precision with channels_last; on the CPU only when named), and, on
 and heatmap size, with a plot), and, only when named, `soak` (train.py's loader and loop for
 `--soak_iters` iterations: resident and shared memory after warm-up, docs/performance.md),
 `shards` (packing the data into tar shards, and the loaders' clips/s from them against the
-folders, docs/shards.md) and `video_loading` (clips/s of the loader reading H.264 videos against
-the JPEG folders they were made from, the same clips; disk sizes).
+folders, docs/shards.md), `video_loading` (clips/s of the loader reading H.264 videos against
+the JPEG folders they were made from, the same clips; disk sizes) and `export` (the ONNX file of
+tool/export.py in onnxruntime against eager PyTorch, clips/s on the CPU; needs the export extra).
 Each side of a comparison is timed alternately with the other, so a machine that changes speed
 during the run affects both alike: read the ratios; absolute times mean something only on a
 machine of your own.
@@ -44,11 +46,12 @@ import torch
 from common.errors import UsageError, exit_on_error
 from common.io.provenance import describe_revision, git_revision
 
-# What runs by default; `scaling` (about 3 minutes on 2 cores) and `soak` (a few minutes) only
-# when --cases names them, and `precision` by default only on a GPU (a CPU without bf16
-# instructions has no use for it).
+# What runs by default; `scaling` (about 3 minutes on 2 cores), `soak` (a few minutes) and
+# `export` (an ONNX export of a minute or two, and the optional onnxruntime) only when --cases
+# names them, and `precision` by default only on a GPU (a CPU without bf16 instructions has no
+# use for it).
 DEFAULT_CASES = ("pose_maps", "loading", "train_step", "inference")
-CASES = DEFAULT_CASES + ("precision", "scaling", "soak", "shards", "video_loading")
+CASES = DEFAULT_CASES + ("precision", "scaling", "soak", "shards", "video_loading", "export")
 # The shortest soak whose growth means anything (--soak_iters).
 MIN_SOAK_ITERS = 40
 # The keyword arguments each case's `run` takes beside device, repeats and smoke.
@@ -56,7 +59,8 @@ CASE_ARGS: Dict[str, Tuple[str, ...]] = {
     "pose_maps": (), "loading": ("data_dir", "workers"), "train_step": ("data_dir",),
     "inference": ("data_dir", "workers"), "precision": ("data_dir",), "scaling": ("plot_path",),
     "soak": ("workers", "soak_iters"), "shards": ("data_dir", "workers"),
-    "video_loading": ("data_dir", "workers")}
+    "video_loading": ("data_dir", "workers"),
+    "export": ("data_dir",)}
 
 
 def default_cases(device: torch.device) -> Sequence[str]:
@@ -90,6 +94,7 @@ def table(results: Dict[str, Any]) -> str:
     lines += _precision_lines(results.get("precision"))
     lines += _soak_lines(results.get("soak"))
     lines += _packing_lines(results.get("shards"))
+    lines += _export_lines(results.get("export"))
     scaling = results.get("scaling")
     if scaling:
         lines += ([""] if lines else []) + scaling_table(scaling)
@@ -222,6 +227,17 @@ def _soak_lines(soak: Optional[Dict[str, Any]]) -> List[str]:
                         f"{soak['shm_segment_bound']}); batches that missed a pool slot after "
                         f"warm-up: {soak['pool_misses_after_warmup']}; "
                         f"{_fmt_s(soak['seconds'])}; {_checks(soak['targets'])}"]
+
+
+def _export_lines(export: Optional[Dict[str, Any]]) -> List[str]:
+    if not export:
+        return []
+    return ["", f"export: ours = onnxruntime, baseline = eager PyTorch as test.py runs it, "
+                f"{export['threads']} thread(s) each; eager with the graph's fixed-shape "
+                f"pose-map renderer: {export['eager_fixed_renderer_clips_per_s']:.2f} clips/s; "
+                f"the export (tool/export.py's steps) took "
+                f"{_fmt_s(export['export_s'])}; largest |probability difference| "
+                f"{export['max_abs_prob_diff']:.1e}"]
 
 
 def _per_batch(point: Dict[str, Any], side: str) -> str:

@@ -6,10 +6,12 @@ their warnings and errors, prefixed with their rank.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import os.path as osp
 import sys
+from typing import Iterator
 
 
 def setup_logging(log_dir: str, name: str, *, rank: int = 0) -> logging.Logger:
@@ -37,3 +39,16 @@ def setup_logging(log_dir: str, name: str, *, rank: int = 0) -> logging.Logger:
     root.addHandler(file_handler)
     root.addHandler(console)
     return root
+
+
+@contextlib.contextmanager
+def logger_level(name: str, level: int) -> Iterator[None]:
+    """The logger `name` at `level` inside the block (its own level is restored after): to keep
+    a library's or a module's notes out of the output for one call."""
+    logger = logging.getLogger(name)
+    saved = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(saved)

@@ -422,11 +422,13 @@ def render_part_affinity_fields(coords: Tensor, scores: Tensor, limbs: Tensor,
 @torch.no_grad()
 def render_pose_maps(coords: Tensor, scores: Tensor, limbs: Tensor, hm_shape: Sequence[int], *,
                      hm_sigma: float = 0.5, paf_sigma: float = 1.0,
-                     score_thr: float = 0.1) -> Tensor:
+                     score_thr: float = 0.1, compact: Optional[bool] = None) -> Tensor:
     """Pose-network input: (N, P, J, 2), (N, P, J) -> (N, J + 2*L, H, W) = [heatmaps, PAFs].
 
     Both parts are drawn straight into one output tensor (no concatenation copy); the values
-    are those of `render_joint_heatmaps` and `render_part_affinity_fields`.
+    are those of `render_joint_heatmaps` and `render_part_affinity_fields`. `compact` as in
+    `_render`; False also on a CPU makes every shape depend on the input's shapes alone, as a
+    graph export needs (`common.export`).
     """
     return _render(coords, scores, limbs, hm_shape, hm_sigma=hm_sigma, paf_sigma=paf_sigma,
-                   score_thr=score_thr)
+                   score_thr=score_thr, compact=compact)

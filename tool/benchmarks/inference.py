@@ -38,7 +38,7 @@ from tool.benchmarks.measure import ratio, sync
 from tool.benchmarks.roofline import conv_flops, peak_conv_rate
 
 
-def _trained_looking(model: nn.Module) -> nn.Module:
+def trained_looking(model: nn.Module) -> nn.Module:
     """BatchNorm statistics away from their initial values, so that folding does real work."""
     g = torch.Generator().manual_seed(0)
     for module in model.modules():
@@ -109,7 +109,7 @@ def _two_networks(cfg: Any, dataset: Any, device: torch.device) -> Tuple[nn.Modu
     torch.manual_seed(0)
     model = build_model(cfg, dataset.class_num, joints.limbs, joints.joint_num)
     model.init_weights(None)
-    model = _trained_looking(model).to(device)
+    model = trained_looking(model).to(device)
     baseline_model = build_model(cfg, dataset.class_num, joints.limbs, joints.joint_num,
                                  pose_renderer=render_pose_maps_dense)
     baseline_model.load_state_dict(model.state_dict())

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from common.errors import CheckpointError
+from common.io.logger import logger_level
 from common.train.checkpoint import list_snapshots, load_snapshot, snapshot_path
 from common.train.snapshot_stages import find_resume_snapshot
 from tool.recipe.plan import StagePlan
@@ -24,13 +25,8 @@ from tool.recipe.plan import StagePlan
 def _checkpoint_log_muted() -> Iterator[None]:
     """Looking at a stage's snapshots is not part of any run: keep the checkpoint module's
     notes out of the log file of the run that happened to configure logging last."""
-    noisy = logging.getLogger("integral_action.checkpoint")
-    level = noisy.level
-    noisy.setLevel(logging.WARNING)
-    try:
+    with logger_level("integral_action.checkpoint", logging.WARNING):
         yield
-    finally:
-        noisy.setLevel(level)
 
 
 def saved_at(path: str) -> Optional[float]:

@@ -1,0 +1,120 @@
+"""Export a snapshot's test-time network, pose-map rendering included, to one file.
+
+    python tool/export.py --ckpt output/rgb_pose/model_dump/snapshot_29.pth.tar \\
+        --format onnx --out rgb_pose.onnx [--mode rgb+pose]
+    python tool/export.py --ckpt ... --format torch --out rgb_pose.pt2
+
+`onnx`: an ONNX graph for onnxruntime (`main/demo.py --backend onnxruntime --model FILE`);
+`torch`: a `torch.export` program (`torch.export.load(FILE).module()`). Both take the stage's
+inputs as the model's forward takes them at test time (video, pose_coords, pose_scores) with
+a dynamic batch axis, and give logits, probs and, in rgb+pose, the pose gate (and the stream
+agreement where the snapshot has it); every stage exports (docs/export.md). The network and its
+input sizes come from the snapshot's own config, as for test.py and the demo (`--mode` only for
+the authors' snapshots, which do not record their stage). After writing, the file is run on
+random inputs of 1 and 3 clips and compared with PyTorch (`--no_check` skips it).
+"""
+from __future__ import annotations
+
+import argparse
+import os.path as osp
+import time
+from typing import Any, Dict, Optional, Sequence
+
+import torch
+
+from common.errors import CheckpointError, UsageError, exit_on_error
+from common.export.files import (FORMATS, SUFFIX, export_network, load_torch_export,
+                                 write_onnx, write_torch)
+from common.export.signature import ExportInfo, example_inputs
+from common.model import build_model
+from common.stages import MODES
+from common.train.checkpoint import load_network
+from data.registry import DATASETS
+from data.joint_sets import OPENPOSE_18
+from main.cli import OneLineParser
+from main.snapshot_config import inference_config, read_inference_snapshot
+
+# The largest |exported - PyTorch| difference of the logits the check accepts.
+CHECK_TOLERANCE = 1e-4
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="export.py", description=__doc__.split("\n")[0],
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ckpt", required=True, metavar="PATH", help="the snapshot to export")
+    parser.add_argument("--format", required=True, choices=FORMATS,
+                        help="onnx (onnxruntime) or torch (torch.export, .pt2)")
+    parser.add_argument("--out", required=True, metavar="FILE",
+                        help="the file to write (.onnx for onnx, .pt2 for torch)")
+    parser.add_argument("--mode", choices=MODES, default=None,
+                        help="the snapshot's stage; needed only for snapshots that do not say "
+                             "(the authors'); a different stage than the snapshot's is refused")
+    parser.add_argument("--no_check", action="store_true",
+                        help="do not compare the written file with PyTorch")
+    return parser
+
+
+def build_network(path: str, mode: Optional[str]) -> Dict[str, Any]:
+    """The snapshot's model with its weights, in eval mode, and its config and facts."""
+    snap, mode, class_num = read_inference_snapshot(path, mode)
+    cfg = inference_config(snap.get("config"), path, mode=mode, mode_given=mode is not None)
+    cfg.class_num = class_num
+    # The joints of the data set it was trained on (test.py may test it on another one).
+    dataset = (snap.get("config") or {}).get("dataset") or cfg.dataset
+    joints = DATASETS[dataset].joint_set if dataset in DATASETS else OPENPOSE_18
+    model = build_model(cfg, class_num, joints.limbs, joints.joint_num)
+    load_network(model, snap["network"])
+    return {"model": model.eval(), "cfg": cfg, "config": snap.get("config"), "mode": mode}
+
+
+def check_export(path: str, fmt: str, model: torch.nn.Module, cfg: Any) -> float:
+    """Run the written file on random clips (batches of 1 and 3) and return the largest
+    |logit| difference from the eager model; `CheckpointError` above `CHECK_TOLERANCE`."""
+    if fmt == "onnx":
+        from common.export.onnx_runtime import OnnxModel  # needs the export extra
+
+        run = OnnxModel(path)
+    else:
+        program = load_torch_export(path)[0].module()
+        run = lambda batch: {"logits": program(**batch)[0]}  # noqa: E731 - one expression
+    worst = 0.0
+    generator = torch.Generator().manual_seed(1)
+    for batch in (1, 3):
+        inputs = example_inputs(model, batch, img_hw=tuple(cfg.input_img_shape),
+                                people=int(cfg.top_k_pose), generator=generator)
+        with torch.no_grad():
+            expected = model(inputs)["logits"]
+            got = run(inputs)["logits"]
+        worst = max(worst, float((got - expected).abs().max()))
+    if not worst <= CHECK_TOLERANCE:
+        raise CheckpointError(f"{path}: its logits differ from PyTorch's by {worst:.2e} "
+                              f"(> {CHECK_TOLERANCE:g}); the export is not usable")
+    return worst
+
+
+@exit_on_error
+def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+    """Export; returns the file's `ExportInfo` fields, the check's difference and the time."""
+    args = make_parser().parse_args(argv)
+    if osp.splitext(args.out)[1] != SUFFIX[args.format]:
+        raise UsageError(f"--out {args.out}: --format {args.format} writes a "
+                         f"{SUFFIX[args.format]} file; name it so")
+    start = time.perf_counter()
+    net = build_network(args.ckpt, args.mode)
+    model, cfg = net["model"], net["cfg"]
+    program, facts = export_network(model, img_hw=tuple(cfg.input_img_shape),
+                                    people=int(cfg.top_k_pose))
+    info = ExportInfo(mode=net["mode"], class_num=cfg.class_num, config=net["config"],
+                      source=args.ckpt, **facts)
+    (write_onnx if args.format == "onnx" else write_torch)(program, info, args.out)
+    seconds = time.perf_counter() - start
+    diff = None if args.no_check else check_export(args.out, args.format, model, cfg)
+    limit = "any batch" if info.max_batch is None else f"batch 1..{info.max_batch}"
+    checked = "" if diff is None else f"; max |logit - PyTorch's| {diff:.1e}"
+    print(f"written: {args.out} ({info.mode}, {args.format}, {seconds:.0f} s); inputs "
+          f"{', '.join(info.inputs)}; outputs {', '.join(info.outputs)}; {limit}{checked}")
+    return {**info.__dict__, "check_max_abs_diff": diff, "seconds": seconds}
+
+
+if __name__ == "__main__":
+    main()
