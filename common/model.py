@@ -44,10 +44,11 @@ class IntegralAction(nn.Module):
         dropout: classifier dropout probability.
         stream_agreement: scale the RGB term of the aggregator by how far the two stages'
             classifiers agree (`Aggregator`'s `agreement`); False in the paper.
+        agreement_scaling: with `stream_agreement`, whether the agreement scales the RGB term
+            (False: the stages' classifiers serve `pose_fallback` only).
         pose_fallback: 0 (the paper): the fused classifier's output. > 0 (needs
             `stream_agreement`): at evaluation, clips whose streams agree less than this fall
-            back, in proportion, to the pose_only stage's prediction
-            (`common.nets.pose_fallback`).
+            back to the pose_only stage's prediction (`common.nets.pose_fallback`).
         pose_renderer: what turns poses into pose maps (`PoseRenderer`); a benchmark passes
             its baseline here to time the same network with another renderer.
     """
@@ -58,12 +59,14 @@ class IntegralAction(nn.Module):
                  input_hm_shape: Sequence[int] = (56, 56), hm_sigma: float = 0.5,
                  paf_sigma: float = 1.0, pose_score_thr: float = 0.1,
                  gate: GateOptions = GateOptions(), dropout: float = 0.5,
-                 stream_agreement: bool = False, pose_fallback: float = 0.0,
+                 stream_agreement: bool = False, agreement_scaling: bool = True,
+                 pose_fallback: float = 0.0,
                  pose_renderer: PoseRenderer = render_pose_maps) -> None:
         super().__init__()
         if pose_fallback > 0 and not stream_agreement:
             raise ValueError("pose_fallback needs stream_agreement (the stages' classifiers)")
         self.pose_fallback = pose_fallback
+        self.agreement_scaling = agreement_scaling
         self.stage = get_stage(mode)
         self.mode = mode
         self.class_num = class_num
@@ -152,7 +155,10 @@ class IntegralAction(nn.Module):
                 if stage_probs is not None:
                     agreement = (stage_probs[0] * stage_probs[1]).sum(dim=-1)
                     pose_probs = stage_probs[1]
-                feat, gate = self.aggregator(feat, pose_feat, agreement)
+                # Without the scaling the aggregator gets an agreement of 1: the paper's fusion.
+                scale = agreement if self.agreement_scaling or agreement is None else \
+                    torch.ones_like(agreement)
+                feat, gate = self.aggregator(feat, pose_feat, scale)
         logits = self.classifier(feat).view(b, frames, -1).mean(dim=1)
         if self.pose_fallback > 0 and pose_probs is not None and not self.training:
             logits, pose_share = fall_back_to_pose(logits, pose_probs, agreement,
@@ -203,4 +209,4 @@ def build_model(cfg, class_num: int, limbs: Sequence[Tuple[int, int]], joint_num
         paf_sigma=cfg.paf_sigma, pose_score_thr=cfg.pose_score_thr,
         gate=GateOptions(enabled=cfg.pose_gate, input=cfg.gate_input, hidden=cfg.gate_hidden),
         dropout=cfg.dropout, stream_agreement=cfg.stream_agreement,
-        pose_fallback=cfg.pose_fallback, pose_renderer=pose_renderer)
+        agreement_scaling=cfg.agreement_scaling, pose_fallback=cfg.pose_fallback, pose_renderer=pose_renderer)

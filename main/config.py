@@ -96,10 +96,14 @@ FIELDS: Tuple[Field, ...] = (
     Field("stream_agreement", bool, False, "network",
           "scale the RGB term of the fusion by how far the rgb_only and pose_only stages' own "
           "classifiers agree on the clip"),
+    Field("agreement_scaling", bool, True, "network",
+          "with stream_agreement: the agreement scales the RGB term of the fusion (false: the "
+          "stages' classifiers are kept for pose_fallback only, the fusion is the paper's)"),
     Field("pose_fallback", float, 0.0, "network",
-          "with stream_agreement: at evaluation, a clip whose streams agree less than this falls "
-          "back, in proportion, to the pose_only stage's prediction (0: off, the paper); "
-          "test.py and the demo may set another value than the snapshot's", range=PROBABILITY),
+          "with stream_agreement: at evaluation a clip whose streams agree less than this (T) "
+          "falls back to the pose_only stage's prediction, wholly below T/2, in proportion "
+          "between (0: off, the paper); test.py may set another value than the snapshot's",
+          range=PROBABILITY),
     Field("img_resnet_type", int, 18, "network", "depth of the RGB stream's ResNet",
           choices=(18, 34, 50)),
     Field("pose_resnet_type", int, 18, "network", "depth of the pose stream's ResNet",

@@ -19,7 +19,7 @@ ORIGINAL_DEFAULTS = {
     "class_num": None,
     "ann_file": None, "split": None, "frame_root": None, "label_map": None,
     "pose_gate": True, "gate_input": "pose", "gate_target": "pose", "gate_hidden": 0,
-    "stream_agreement": False, "pose_fallback": 0.0, "img_resnet_type": 18, "pose_resnet_type": 18,
+    "stream_agreement": False, "agreement_scaling": True, "pose_fallback": 0.0, "img_resnet_type": 18, "pose_resnet_type": 18,
     "agg_feat_dim": 512, "dropout": 0.5, "pretrained": "imagenet", "video_shape": None,
     "input_img_shape": (224, 224), "input_hm_shape": (56, 56), "hm_sigma": 0.5, "paf_sigma": 1.0,
     "top_k_pose": 5, "frame_per_seg": 8, "frame_interval": 8, "pose_frame_factor": 1,
@@ -98,7 +98,7 @@ def test_test_entry_needs_epoch_and_rejects_unknown_fields(capsys):
 
 def test_table_covers_every_field_with_type_group_and_help():
     names = [f.name for f in FIELDS]
-    assert len(names) == len(set(names)) == 80
+    assert len(names) == len(set(names)) == 81
     assert dict(default_config()) == {**ORIGINAL_DEFAULTS, **{
         k: default_config()[k] for k in ("root_dir", "data_dir", "output_dir")}}
     assert set(names) == set(ORIGINAL_DEFAULTS) | {"root_dir", "data_dir", "output_dir"}

@@ -11,21 +11,20 @@ from tests.test_model import tiny_inputs, tiny_model
 
 
 def test_the_mixture_by_hand():
-    fused = torch.log(torch.tensor([[0.7, 0.2, 0.1]] * 3))
-    pose = torch.tensor([[0.1, 0.1, 0.8]] * 3)
-    # Agreement at the threshold, a quarter of it, and none: w = 1, 0.25, 0.
-    logits, share = fall_back_to_pose(fused, pose, torch.tensor([0.2, 0.05, 0.0]), threshold=0.2)
-    expected = torch.tensor([[0.7, 0.2, 0.1],
-                             [0.25 * 0.7 + 0.75 * 0.1, 0.25 * 0.2 + 0.75 * 0.1,
-                              0.25 * 0.1 + 0.75 * 0.8],
-                             [0.1, 0.1, 0.8]])
+    fused = torch.log(torch.tensor([[0.7, 0.2, 0.1]] * 4))
+    pose = torch.tensor([[0.1, 0.1, 0.8]] * 4)
+    # T = 0.2: agreement at T, three quarters of it, half of it and none: w = 1, 0.5, 0, 0.
+    logits, share = fall_back_to_pose(fused, pose, torch.tensor([0.2, 0.15, 0.1, 0.0]),
+                                      threshold=0.2)
+    half = [0.5 * 0.7 + 0.5 * 0.1, 0.5 * 0.2 + 0.5 * 0.1, 0.5 * 0.1 + 0.5 * 0.8]
+    expected = torch.tensor([[0.7, 0.2, 0.1], half, [0.1, 0.1, 0.8], [0.1, 0.1, 0.8]])
     assert torch.allclose(torch.softmax(logits, dim=1), expected, atol=1e-6)
-    assert torch.allclose(share, torch.tensor([0.0, 0.75, 1.0]))
+    assert torch.allclose(share, torch.tensor([0.0, 0.5, 1.0, 1.0]))
     # Above the threshold the fused prediction stands alone (the weight is capped at 1).
     logits, share = fall_back_to_pose(fused[:1], pose[:1], torch.tensor([0.9]), threshold=0.2)
     assert torch.allclose(torch.softmax(logits, 1), expected[:1], atol=1e-6) and share[0] == 0
     with pytest.raises(ValueError):
-        fall_back_to_pose(fused, pose, torch.zeros(3), threshold=0.0)
+        fall_back_to_pose(fused, pose, torch.zeros(4), threshold=0.0)
 
 
 def test_the_model_falls_back_at_evaluation_only():
@@ -50,7 +49,7 @@ def test_the_model_falls_back_at_evaluation_only():
     agreement = (p_img * p_pose).sum(1)
     assert torch.allclose(out["agreement"], agreement) and torch.allclose(ref["agreement"],
                                                                            agreement)
-    w = (agreement / 0.5).clamp(max=1)[:, None]
+    w = (2 * agreement / 0.5 - 1).clamp(0, 1)[:, None]
     expected = w * torch.softmax(ref["logits"], 1) + (1 - w) * p_pose
     assert torch.allclose(torch.softmax(out["logits"], 1), expected, atol=1e-6)
     assert torch.allclose(out["pose_share"], 1 - w[:, 0]) and ref["pose_share"] is None
@@ -93,3 +92,19 @@ def test_test_py_waits_for_the_snapshot_before_judging_the_rule():
     with pytest.raises(UsageError, match="needs --stream_agreement true"):
         config_from_snapshot(saved, {"mode": "rgb+pose", "test_epoch": 0, "pose_fallback": 0.2},
                              purpose="test", snapshot="s.pth.tar", entry="test")
+
+
+def test_without_scaling_the_fusion_is_the_papers():
+    # agreement_scaling false: the stages' classifiers are there (for the fallback), the fused
+    # features are those of the paper's model with the same weights.
+    paper = tiny_model("rgb+pose")
+    heads = tiny_model("rgb+pose", stream_agreement=True, agreement_scaling=False)
+    heads.load_state_dict({**heads.state_dict(), **paper.state_dict()})
+    paper.eval(), heads.eval()
+    inputs = tiny_inputs()
+    a, b = paper(inputs), heads(inputs)
+    assert torch.allclose(a["logits"], b["logits"], atol=1e-6)
+    assert b["agreement"] is not None and b["pose_probs"] is not None
+    scaled = tiny_model("rgb+pose", stream_agreement=True)
+    scaled.load_state_dict(heads.state_dict())
+    assert not torch.allclose(scaled.eval()(inputs)["logits"], a["logits"], atol=1e-4)

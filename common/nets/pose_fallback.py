@@ -3,14 +3,18 @@
 The fused classifier is trained on clips whose scene fits the motion, so where a scene names an
 action the body is not doing, it follows the scene. The rgb_only and pose_only stages' own
 classifiers (`StreamAgreement`) tell such clips apart: their agreement
-a = sum_c p_rgb(c) * p_pose(c) is near 0 when the scene names another motion. The output is then
+a = sum_c p_rgb(c) * p_pose(c) is near 0 when the scene names another motion. With a threshold T the output is
 
-    p = w * softmax(fused logits) + (1 - w) * p_pose,    w = min(1, a / threshold),
+    p = w * softmax(fused logits) + (1 - w) * p_pose,    w = clip(2 a / T - 1, 0, 1),
 
-the fused prediction where the streams agree (a >= threshold) and, in proportion to their
-disagreement below it, the pose stage's own prediction. It uses nothing but the clip itself, so
-it applies to any data set unchanged. It is a rule of evaluation: training optimises the fused
-classifier as the paper does.
+the fused prediction where the streams agree (a >= T), the pose stage's own prediction where
+they plainly do not (a <= T / 2), and a mixture in proportion in between. It uses nothing but
+the clip itself, so it applies to any data set unchanged. It is a rule of evaluation: training
+optimises the fused classifier as the paper does.
+
+Why a band and not w = a / T: a fused classifier that follows the scene is sure of the scene's
+class, so even a small weight on it outvotes the pose stage on the classes the pose cannot tell
+apart (p_pose splits them); below T / 2 it has no say at all.
 """
 from __future__ import annotations
 
@@ -28,7 +32,8 @@ def fall_back_to_pose(fused_logits: Tensor, pose_probs: Tensor, agreement: Tenso
         fused_logits: (B, C) the fused classifier's clip logits.
         pose_probs: (B, C) the pose_only stage's clip probabilities.
         agreement: (B,) the streams' agreement in [0, 1].
-        threshold: the agreement at and above which the fused prediction stands alone (> 0).
+        threshold: T, the agreement at and above which the fused prediction stands alone
+            (> 0); at and below T / 2 the pose stage's stands alone.
 
     Returns:
         logits: (B, C) log-probabilities of the mixture (a softmax of them gives it back).
@@ -36,7 +41,7 @@ def fall_back_to_pose(fused_logits: Tensor, pose_probs: Tensor, agreement: Tenso
     """
     if threshold <= 0:
         raise ValueError(f"threshold must be > 0, got {threshold}")
-    weight = (agreement.float() / threshold).clamp(max=1.0)[:, None]
+    weight = (2 * agreement.float() / threshold - 1).clamp(0.0, 1.0)[:, None]
     probs = weight * torch.softmax(fused_logits.float(), dim=1) + (1 - weight) * pose_probs.float()
     # A floor far below any probability that decides a ranking keeps log() finite.
     return probs.clamp_min(1e-12).log(), 1 - weight[:, 0]
