@@ -6,6 +6,7 @@ snapshot_0. The tests after it look at what that run left and run the driver aga
 """
 import json
 import os
+import shutil
 import os.path as osp
 import shlex
 import subprocess
@@ -325,3 +326,19 @@ def test_an_earlier_test_by_another_rule_or_subset_is_not_reused(tmp_path):
         metrics.write_text(json.dumps(dict(earlier, **change)))
         os.utime(metrics, (os.path.getmtime(snapshot) + 5,) * 2)
         assert (recorded_test(plan, "Mimetics") is not None) == reused, change
+
+
+def test_a_stage_trained_by_another_recipe_is_not_kept(recipe, tmp_path):
+    out, options, _ = recipe
+    copy = str(tmp_path / "out")
+    shutil.copytree(out, copy)
+    before = mtimes(copy)
+    # The rgb+pose snapshots were trained at lr 0.003; a rerun asking for 0.004 must not pass
+    # them off as its own.
+    with pytest.raises(UsageError) as err:
+        train_all.run_recipe(copy, [*options, "--rgb+pose.lr", "0.004"], config_files=FILES,
+                             quiet=True)
+    message = str(err.value)
+    assert "snapshot_1.pth.tar was trained with lr 0.003, the recipe asks for 0.004" in message
+    assert "--restart rgb+pose" in message
+    assert mtimes(copy) == before  # nothing ran

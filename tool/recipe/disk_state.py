@@ -14,11 +14,19 @@ import os.path as osp
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
-from common.errors import CheckpointError
+from common.errors import CheckpointError, UsageError
 from common.io.logger import logger_level
 from common.train.checkpoint import list_snapshots, load_snapshot, snapshot_path
 from common.train.snapshot_stages import find_resume_snapshot
+from main.config import FIELD_BY_NAME
+from main.config_values import same_value, show_value
 from tool.recipe.plan import StagePlan
+
+# What a stage's snapshots must agree on with its recipe to be kept: how the network is built,
+# fed and trained. (Not pose_fallback, a rule of evaluation that each test applies; not the
+# fields of the run's start and length, which --continue may change.)
+_KEPT_GROUPS = ("network", "input", "training")
+_NOT_COMPARED = ("pose_fallback", "end_epoch", "pretrained", "init_snapshot")
 
 
 @contextlib.contextmanager
@@ -88,6 +96,7 @@ def decide_train(plan: StagePlan, restart: bool, merged_now: bool) -> TrainStep:
         # there come from an older merge, which this one replaced.
         flags = ("--overwrite",) if _later_snapshots(plan, first) else ()
         return TrainStep("fresh", flags, first, "from the merged snapshot")
+    check_same_recipe(plan, snap, path)
     if path != snapshot_path(plan.cfg.model_dir, epoch):
         start = epoch  # a mid-epoch snapshot: train.py finishes that epoch
     else:
@@ -98,6 +107,25 @@ def decide_train(plan: StagePlan, restart: bool, merged_now: bool) -> TrainStep:
     # replaced (a restart that was interrupted): the resumed run writes over them.
     flags = ("--continue", "--overwrite") if _later_snapshots(plan, start) else ("--continue",)
     return TrainStep("resume", flags, start, f"from {osp.basename(path)}")
+
+
+def check_same_recipe(plan: StagePlan, snap: Dict[str, Any], path: str) -> None:
+    """Refuse to keep or resume a stage whose snapshot was trained by another recipe.
+
+    Raises:
+        UsageError: one line naming the snapshot, the first field that differs and both values.
+    """
+    saved = snap.get("config") or {}
+    for name, value in saved.items():
+        field = FIELD_BY_NAME.get(name)
+        if field is None or field.group not in _KEPT_GROUPS or name in _NOT_COMPARED \
+                or value is None or name not in plan.cfg:
+            continue
+        if not same_value(plan.cfg[name], value):
+            raise UsageError(
+                f"{path} was trained with {name} {show_value(value)}, the recipe asks for "
+                f"{show_value(plan.cfg[name])}: start the stage over (--restart {plan.name}) or "
+                "give it another folder")
 
 
 def merge_reason(plan: StagePlan, sources: Sequence[StagePlan], restart: bool,
