@@ -14,8 +14,8 @@ ResNet-18 from scratch.
 
 Stages: rgb_only, pose_only, merge, then two rgb+pose runs from the same merged snapshot: the
 paper's recipe (lambda = 1.5, no context augmentation; the default for real data) and the robust
-recipe of this project (configs/robust.toml: `stream_agreement`, `context_aug_prob` and
-`pose_fallback`, see docs/robust_recipe.md). The test splits are read here only; the robust
+recipe of this project (configs/robust.toml: the paper's fusion with frozen streams, and at
+evaluation the pose stage's prediction where the streams disagree; docs/robust_recipe.md). The test splits are read here only; the robust
 recipe's settings were chosen on the validation splits (tool/choose_fallback.py).
 """
 
@@ -58,8 +58,8 @@ class Recipe:
 
 
 # Two rgb+pose runs from the same merged snapshot: the paper's fusion, and this project's robust
-# recipe (configs/robust.toml: the streams' agreement scales the RGB term, and half of the
-# training clips get another clip's scene around their people).
+# recipe (configs/robust.toml: the paper's fusion with the streams frozen whole, and the pose
+# stage's own prediction where the two stages' classifiers disagree).
 RECIPES: Tuple[Recipe, ...] = (
     Recipe("rgb_only", "rgb_only", "rgb_only"),
     Recipe("pose_only", "pose_only", "pose_only"),
