@@ -269,7 +269,9 @@ def interrupt_training(data_root, out, signum):
             assert time.time() < deadline, "training never saved a snapshot"
             time.sleep(0.05)
         os.killpg(proc.pid, signum)
-        _, err = proc.communicate(timeout=60)
+        # A run stops within seconds; the margin is for a machine running other jobs (in a
+        # full suite beside two other trainings, SIGINT's exit once took over a minute).
+        _, err = proc.communicate(timeout=180)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
