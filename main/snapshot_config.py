@@ -23,9 +23,9 @@ from main.config_values import same_value, show_value, value_from_python
 # its snapshot: end_epoch (a user may extend a run), the weights a run starts from.
 _NOT_RESUMED = ("end_epoch", "pretrained", "init_snapshot")
 # Network fields that change only what evaluation makes of the network's outputs: the snapshot's
-# value is the default at test time, and test.py or the demo may set another (to choose it on a
-# validation split, say).
-_TEST_MAY_SET = ("pose_fallback",)
+# value is the default, and test.py or a resumed run may set another (to choose it on a
+# validation split, say); training does not depend on them.
+_EVALUATION_ONLY = ("pose_fallback",)
 
 
 def snapshot_fields(purpose: str, saved: Optional[Mapping[str, Any]] = None) -> Tuple[str, ...]:
@@ -76,7 +76,7 @@ def config_from_snapshot(saved: Mapping[str, Any], overrides: Mapping[str, Any],
     cfg = apply_overrides(default_config(), overrides)
     taken = snapshot_fields(purpose, saved)
     for name in taken:
-        if purpose == "test" and name in _TEST_MAY_SET and name in overrides:
+        if name in _EVALUATION_ONLY and name in overrides:
             continue
         field = FIELD_BY_NAME[name]
         try:

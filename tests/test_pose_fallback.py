@@ -76,6 +76,10 @@ def test_a_test_may_set_another_threshold_than_the_snapshots():
                                          "pose_fallback": 0.05}, purpose="test",
                                  snapshot="s.pth.tar", entry="test")
     assert other.pose_fallback == 0.05
+    # A resumed run may carry another threshold too (train_all asks a finished stage to go on).
+    resumed = config_from_snapshot(saved, {"mode": "rgb+pose", "pose_fallback": 0.5},
+                                   purpose="resume", snapshot="s.pth.tar", entry="train")
+    assert resumed.pose_fallback == 0.5
     # Any other network field still belongs to the snapshot.
     with pytest.raises(UsageError, match="contradicts s.pth.tar"):
         config_from_snapshot(saved, {"mode": "rgb+pose", "test_epoch": 0, "gate_hidden": 8},
