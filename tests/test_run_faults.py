@@ -252,6 +252,12 @@ def test_an_epoch_without_a_usable_clip_is_an_error(data_root, tmp_path, capsys)
 
 # --- Ctrl-C and SIGTERM with DataLoader workers ---------------------------------------------
 
+def _default_sigint():
+    """In the child: SIGINT as a terminal has it. A suite started in the background by a shell
+    (`pytest &`) inherits SIGINT ignored, and a run rightly keeps an ignored SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt_training(data_root, out, signum):
     """Start train.py with 2 workers and a mid-epoch snapshot every iteration; send `signum` to
     its process group (as a terminal's Ctrl-C does) once the log shows the first mid-epoch
@@ -261,7 +267,7 @@ def interrupt_training(data_root, out, signum):
         [sys.executable, TRAIN, *args(data_root, out, "--end_epoch", "50", "--save_every", "1",
                                       "--log_interval", "1", workers=2)],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        start_new_session=True)
+        start_new_session=True, preexec_fn=_default_sigint)
     try:
         deadline = time.time() + 120
         while not (log.exists() and "snapshot saved: " in log.read_text()):
@@ -269,9 +275,7 @@ def interrupt_training(data_root, out, signum):
             assert time.time() < deadline, "training never saved a snapshot"
             time.sleep(0.05)
         os.killpg(proc.pid, signum)
-        # A run stops within seconds; the margin is for a machine running other jobs (in a
-        # full suite beside two other trainings, SIGINT's exit once took over a minute).
-        _, err = proc.communicate(timeout=180)
+        _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
