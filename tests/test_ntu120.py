@@ -207,7 +207,7 @@ def test_ntu120_trains_one_step_and_tests(tmp_path, capsys):
               "--gpu", "cpu", "--test_infer_num", "2"]
     train_entry.main([*common, "--end_epoch", "1", "--train_batch_size", "2",
                       "--max_iters_per_epoch", "1", "--pretrained", "none", "--seed", "0"])
-    snap = torch.load(out / "model_dump" / "snapshot_0.pth.tar", weights_only=False)
+    snap = torch.load(out / "model_dump" / "snapshot_0.pth.tar", weights_only=True)
     assert snap["network"]["module.classifier.fc.0.weight"].shape[0] == 120
     summary = test_entry.main([*common, "--test_epoch", "0"])
     assert summary["videos"] == summary["annotated"] == 4  # setups 1 and 3
