@@ -40,7 +40,7 @@ from data.samplers import ShardedBatchSampler
 from data.shards.dataset import ShardVideos
 from data.video_pose_dataset import LoadingOptions
 from main.cli import parse_command_line
-from main.config import build_config
+from main.config import build_config, check_relations
 from main.snapshot_config import config_from_snapshot, snapshot_fields
 from main.run_log import log_run_setup
 
@@ -116,6 +116,9 @@ def snapshot_config(cfg: Any, overrides: Mapping[str, Any], *, path: str,
     else:
         logger.info("%s records no configuration (the authors' format): the network is built "
                     "from the command line", path)
+        # The rules involving network and input fields waited for a snapshot's config; this
+        # one has none, so the command line's values are final and are checked now.
+        check_relations(cfg, given=tuple(overrides))
     if overrides.get("class_num") not in (None, class_num):
         raise UsageError(f"--class_num {overrides['class_num']} contradicts {path}, whose "
                          f"classifier has {class_num} classes; drop --class_num")

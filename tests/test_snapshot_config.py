@@ -104,3 +104,21 @@ def test_authors_snapshot_without_config_uses_the_command_line(trained, tmp_path
     got = result_probs(out)
     for video_id, probs in zip(expected["video_ids"], expected["probs"]):
         np.testing.assert_allclose(got[int(video_id)], probs, atol=1e-6)
+
+
+def test_authors_snapshot_checks_the_command_line_rules(trained, tmp_path, capsys):
+    # An authors' snapshot records no configuration: the rules between network and input fields
+    # that test.py defers to the snapshot's config are checked on the command line's values.
+    out, path, args, _ = trained
+    snap = load_snapshot(path)
+    del snap["config"]
+    authors = tmp_path / "model_dump"
+    authors.mkdir()
+    torch.save(snap, authors / "snapshot_3.pth.tar")
+    with pytest.raises(SystemExit) as exc:
+        # --frame_interval is left at its default, 8: at start-up it waits for the snapshot.
+        test_entry.main(args + ["--model_dir", str(authors), "--pose_frame_factor", "3"])
+    assert exc.value.code != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "--pose_frame_factor 3 must divide --frame_interval 8" in err
