@@ -142,8 +142,10 @@ class VideoPoseDataset(VideoList, BatchWriter, Dataset):
 
     def stored_frame_size(self, record: Record, frame_index: int) -> Tuple[int, int]:
         """`(H, W)` of a video's stored frames where the pixels are not read (pose_only):
-        one frame of the video decoded. A loader whose pose file says the size overrides it."""
-        return self.loading.frames.frame_size(record["frame_dir"], frame_index)
+        one frame of the video decoded, through the chosen source (`self.frames`: a video
+        file's frames are not in a JPEG folder). A loader whose pose file says the size
+        overrides it."""
+        return self.frames.frame_size(record["frame_dir"], frame_index)
 
     def __len__(self) -> int:
         if self.split == "test":

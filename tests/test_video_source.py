@@ -226,6 +226,29 @@ def test_ntu_release_videos_stand_for_their_frame_folders(tmp_path):
         assert torch.equal(a["pose_coords"], b["pose_coords"])
 
 
+@pytest.mark.parametrize("dataset", ["Kinetics", "NTU"])
+def test_pose_only_items_over_video_files_equal_those_over_folders(tmp_path, dataset):
+    # pose_only reads no pixels, only the frame size: it must come from the video file.
+    if dataset == "Kinetics":
+        info = write_kinetics(str(tmp_path / "jpeg"), num_classes=2, videos_per_class=1,
+                              frame_num=12, frame_size=(32, 48))
+        kind, part, loader = "h264.mp4", "val", Kinetics
+    else:
+        info = write_ntu(str(tmp_path / "jpeg"), frame_num=12)
+        kind, part, loader = "ffv1.avi", "test", NTU
+    shutil.copytree(tmp_path / "jpeg", tmp_path / "video")
+    folders_to_videos([v["frame_dir"].replace(str(tmp_path / "jpeg"), str(tmp_path / "video"))
+                       for v in info[part]], kind=kind)
+    sets = [loader(make_cfg(root, dataset=dataset, mode="pose_only"), "test")
+            for root in (tmp_path / "video", tmp_path / "jpeg")]
+    assert isinstance(sets[0].frames, VideoFile) and isinstance(sets[1].frames, JpegFolder)
+    assert len(sets[0]) == len(sets[1]) > 0
+    for a, b in zip(*(items(d) for d in sets)):
+        assert a["problems"] == [] and "video" not in a
+        assert torch.equal(a["pose_coords"], b["pose_coords"])
+        assert torch.equal(a["label"], b["label"])
+
+
 def test_auto_picks_jpeg_for_folders_and_the_flag_overrides_it(kinetics_pair, caplog):
     jpeg_root, video_root, _ = kinetics_pair
     with caplog.at_level(logging.INFO, logger="integral_action.data"):
