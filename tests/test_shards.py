@@ -253,3 +253,44 @@ def test_benchmark_case_packs_and_times_both_sides(tmp_path):
                for r in result["rows"])
     assert "Packing the train split into shards: 4 videos, 48 frames" in table(
         {"shards": result})
+
+
+def one_line_error(capsys, argv):
+    """make_shards' exit status and its one stderr line."""
+    with pytest.raises(SystemExit) as exc:
+        make_shards.main(argv)
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return exc.value.code, err
+
+
+def test_a_set_of_video_files_is_refused_up_front(tmp_path, capsys):
+    from tests.test_video_source import folders_to_videos
+    info = write_kinetics(str(tmp_path), num_classes=2, videos_per_class=2, frame_num=8,
+                          frame_size=(32, 48))
+    videos = folders_to_videos([v["frame_dir"] for v in info["val"]])
+    code, err = one_line_error(capsys, ["--split", "test", "--out", str(tmp_path / "sh"),
+                                        "--data_dir", str(tmp_path), *CLIP])
+    assert code == 1 and err.startswith(f"error: {sorted(videos.values())[0]}: ")
+    assert "tool/video2image.py" in err and "--frames_from video without shards" in err
+    assert not osp.exists(tmp_path / "sh")  # refused before anything is written
+
+
+def test_a_video_without_any_frame_stops_the_packing(tmp_path, capsys):
+    info = write_kinetics(str(tmp_path), num_classes=2, videos_per_class=2, frame_num=8,
+                          frame_size=(32, 48))
+    empty = info["val"][1]["frame_dir"]
+    for name in os.listdir(empty):
+        os.remove(osp.join(empty, name))
+    code, err = one_line_error(capsys, ["--split", "test", "--out", str(tmp_path / "sh"),
+                                        "--data_dir", str(tmp_path), *CLIP])
+    assert code == 1 and err.startswith(f"error: {empty}: none of the video's 8 frames")
+    assert not osp.exists(tmp_path / "sh" / "index.json")
+
+
+def test_skeleton_is_refused_in_one_line(tmp_path, capsys):
+    code, err = one_line_error(capsys, ["--split", "train", "--out", str(tmp_path / "sh"),
+                                        "--dataset", "Skeleton", "--ann_file",
+                                        str(tmp_path / "a.pkl")])
+    assert code == 1 and err.startswith("error: --dataset Skeleton: make_shards packs ")
+    assert "collide with make_shards' --split" in err

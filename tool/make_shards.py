@@ -8,6 +8,9 @@ The data set options are test.py's (every config field is accepted; the data set
 options and the clip span --frame_per_seg/--frame_interval decide which videos are kept).
 train.py and test.py then read the split with `--shards OUT`. Ends with one summary line:
 videos, frames, shards, size and time. See docs/shards.md.
+
+Frames are packed from JPEG folders: a data set of video files is refused (extract its frames
+with tool/video2image.py first), and so is `--dataset Skeleton`.
 """
 from __future__ import annotations
 
@@ -48,6 +51,11 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
         raise UsageError("--shards: make_shards reads the data set folder (--data_dir)")
     # test.py's options; --mode and --test_epoch do not change which videos are kept.
     overrides = parse_command_line("test", ["--mode", "rgb_only", "--test_epoch", "0", *rest])
+    if overrides.get("dataset") == "Skeleton":
+        # The Skeleton loader names its split with --split, which is make_shards' own option.
+        raise UsageError("--dataset Skeleton: make_shards packs Kinetics, Mimetics and NTU only "
+                         "(a skeleton file's --split NAME would collide with make_shards' "
+                         "--split train/test); train and test from the .pkl file directly")
     cfg = build_config(overrides)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     dataset = build_dataset(cfg, cfg.dataset, args.split)

@@ -25,7 +25,8 @@ from data.shards.layout import (INDEX_NAME, SHARD_NAME, ShardIndex, frame_member
                                 poses_member, sample_key)
 from data.shards.poses import pose_table
 from data.shards.store import is_url, url_filesystem
-from data.sources.jpeg_folder import frame_path
+from data.sources.jpeg_folder import JpegFolder, frame_path
+from data.sources.locate import find_video_file
 
 logger = logging.getLogger("integral_action.data")
 
@@ -69,6 +70,23 @@ def _sample_members(dataset: Any, record: Dict[str, Any], key: str
         entry["pose_error"] = None
     except DataError as err:  # kept: each clip of it reports this, as from the folder
         poses, entry["pose_error"] = None, str(err)
+    missing = _read_frames(record, key, members)
+    if len(missing) == record["frame_num"]:
+        # A folder with no frame at all is not a few damaged frames: the set is not the one
+        # the annotations describe (frames never extracted, or a wrong --data_dir).
+        raise DataError(f"{record['frame_dir']}: none of the video's {record['frame_num']} "
+                        "frames is there (no JPEG frame file); extract its frames or remove "
+                        "it from the annotation file")
+    entry["missing_frames"] = missing
+    head = [(meta_member(key), json.dumps(entry, sort_keys=True).encode())]
+    if poses is not None:
+        head.append((poses_member(key), poses))
+    return head + members, entry
+
+
+def _read_frames(record: Dict[str, Any], key: str, members: List[Tuple[str, bytes]]
+                 ) -> List[int]:
+    """Append the video's frame files to `members`; returns the 0-based frames not there."""
     missing = []
     for k in range(record["frame_num"]):
         try:
@@ -79,11 +97,7 @@ def _sample_members(dataset: Any, record: Dict[str, Any], key: str
         except OSError as err:
             raise DataError(f"{frame_path(record['frame_dir'], k)}: cannot read "
                             f"({err.strerror or err}); fix it or remove it") from None
-    entry["missing_frames"] = missing
-    head = [(meta_member(key), json.dumps(entry, sort_keys=True).encode())]
-    if poses is not None:
-        head.append((poses_member(key), poses))
-    return head + members, entry
+    return missing
 
 
 def _index(dataset: Any, cfg: Any, split: str) -> ShardIndex:
@@ -101,8 +115,16 @@ def write_shards(dataset: Any, cfg: Any, *, split: str, out: str, shard_bytes: i
 
     Raises:
         OutputError: `out` already holds a shard set, or cannot be written.
-        DataError: a frame file that exists but cannot be read.
+        DataError: the data set's frames are video files (shards hold JPEG frame files), a
+            video of the annotations without any frame file, or a frame file that exists but
+            cannot be read.
     """
+    if not isinstance(dataset.frames, JpegFolder):
+        first = dataset.records[0]["frame_dir"] if dataset.records else dataset.annotation_path
+        raise DataError(f"{find_video_file(first) or first}: the frames of this {cfg.dataset} "
+                        "set are video files, and shards hold JPEG frame files; extract the "
+                        "frames with tool/video2image.py first, or train from the videos with "
+                        "--frames_from video without shards")
     started = time.perf_counter()
     index = _index(dataset, cfg, split)
     remote = is_url(out)
