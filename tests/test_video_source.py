@@ -373,3 +373,24 @@ def test_videos_open_in_the_parent_are_closed_before_loader_workers_fork(tmp_pat
     assert all(torch.equal(a, b) for a, b in zip(loader, expected))
     assert len(data.source._process_state().open) == 0  # closed before the fork, reopened later
     assert torch.equal(data[1], expected[1])
+
+
+def test_a_video_that_cannot_be_opened_is_a_frame_error(tmp_path, monkeypatch):
+    # Root reads chmod-000 files, so the permission error is the `open` call's own.
+    import builtins
+    from data.sources import video_index
+    path = encode(str(tmp_path / "a.mkv"), [pattern(k) for k in range(3)])
+
+    def denied(name, *args, **kwargs):
+        if name == path:
+            raise PermissionError(13, "Permission denied", name)
+        return builtins.open(name, *args, **kwargs)
+    monkeypatch.setattr(video_index, "open", denied, raising=False)
+    with pytest.raises(FrameError) as exc:
+        VideoFile(short_side=0).read(path, [0])
+    assert (exc.value.path, exc.value.reason, exc.value.detail) == (
+        path, "corrupt_frame", "cannot read (Permission denied)")
+    os.makedirs(tmp_path / "b.mkv")  # a folder where the file was: no OSError either
+    with pytest.raises(FrameError) as exc:
+        video_index.OpenVideo(str(tmp_path / "b.mkv"), short_side=0)
+    assert (exc.value.reason, exc.value.detail) == ("corrupt_frame", "cannot read (Is a directory)")

@@ -104,20 +104,33 @@ def _packet_count(container: av.container.InputContainer,
     return sum(1 for _ in _packets(container, stream))
 
 
+def _open_video_file(path: str) -> BinaryIO:
+    """`path` opened for reading; a file that cannot be opened (gone, no permission, a
+    folder) is the clip's `FrameError`, as for a JPEG frame file, never an `OSError` that
+    would end a loader worker."""
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise FrameError(path, "missing_frame", "video file not found") from None
+    except OSError as err:
+        raise FrameError(path, "corrupt_frame", f"cannot read ({err.strerror or err})") from None
+
+
 class OpenVideo:
     """One video file, open, with its `FrameIndex`; `read` decodes the frames of one clip.
 
     Raises (from the constructor and `read`):
         FrameError: 'corrupt_frame' naming the file when it is no video FFmpeg can open or
-            decode (a text file renamed .mp4, a truncated file, an unsupported codec), has no
-            video stream or no frame; 'missing_frame' when a clip needs a frame past its end
-            (fewer frames than the annotation says).
+            decode (a text file renamed .mp4, a truncated file, an unsupported codec), cannot
+            open (no permission), has no video stream or no frame; 'missing_frame' when the
+            file is gone, or a clip needs a frame past its end (fewer frames than the
+            annotation says).
     """
 
     def __init__(self, path: str, *, short_side: int) -> None:
         self.path = path
         self.short_side = short_side
-        self._file: BinaryIO = open(path, "rb")
+        self._file: BinaryIO = _open_video_file(path)
         try:
             # A file object, not the name: FFmpeg would read `concat:` or `pipe:` names as
             # protocols (see data.video_decode).
