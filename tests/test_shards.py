@@ -2,6 +2,7 @@
 folder or a URL, each torchrun rank its own shards, exact mid-epoch resume, one-line errors for
 damaged shards, and test.py's result file byte for byte."""
 import json
+import logging
 import os
 import os.path as osp
 import shutil
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from common.errors import UsageError
 from common.train import run as training_run
 from data.registry import build_dataset
 from data.shards.layout import ShardError
@@ -294,3 +296,35 @@ def test_skeleton_is_refused_in_one_line(tmp_path, capsys):
                                         str(tmp_path / "a.pkl")])
     assert code == 1 and err.startswith("error: --dataset Skeleton: make_shards packs ")
     assert "collide with make_shards' --split" in err
+
+
+def test_another_subset_is_refused_naming_the_index(packed):
+    with pytest.raises(UsageError) as exc:
+        build_dataset(make_cfg(packed, subset="400", output_dir=str(packed / "out"),
+                               shards=str(packed / "sh_test")), "Kinetics", "test")
+    assert str(exc.value).startswith(f"{packed / 'sh_test'}/index.json: subset Tiny, this "
+                                     "run's --subset 400; ")
+
+
+def test_another_protocol_is_refused_and_an_older_index_is_read_as_xsub(tmp_path, caplog):
+    write_ntu(str(tmp_path), num_classes=2, videos_per_class=2, frame_num=10)
+    make_shards.main(["--split", "test", "--out", str(tmp_path / "sh"), "--dataset", "NTU",
+                      "--data_dir", str(tmp_path), *CLIP])
+    index_path = tmp_path / "sh" / "index.json"
+    content = json.loads(index_path.read_text())
+    assert content["protocol"] == "xsub"
+
+    def shards(**extra):
+        return build_dataset(make_cfg(tmp_path, dataset="NTU", shards=str(tmp_path / "sh"),
+                                      **extra), "NTU", "test")
+    with pytest.raises(UsageError) as exc:
+        shards(protocol="xview")
+    assert str(exc.value).startswith(f"{index_path}: protocol xsub, this run's --protocol "
+                                     "xview; ")
+    del content["protocol"]  # as written before the protocol was recorded
+    index_path.write_text(json.dumps(content))
+    with caplog.at_level(logging.INFO, logger="integral_action.data"):
+        assert len(shards()) == 40
+    assert f"{index_path} records no protocol (an older index): taken as xsub" in caplog.text
+    with pytest.raises(UsageError, match="protocol xsub, this run's --protocol xview"):
+        shards(protocol="xview")

@@ -16,7 +16,8 @@ from typing import Any, Iterable, List, Optional, Sequence, Set, Tuple
 import numpy as np
 
 from common.errors import DataError, UsageError
-from data.shards.layout import ShardError, frame_member, poses_member, sample_key
+from data.NTU.protocols import DEFAULT_PROTOCOL, PROTOCOLS
+from data.shards.layout import INDEX_NAME, ShardError, frame_member, poses_member, sample_key
 from data.shards.poses import PoseTable
 from data.shards.store import ShardStore
 from data.sources.base import FrameError, FrameSource
@@ -69,8 +70,9 @@ class ShardVideos(VideoPoseDataset):
     the packed data set) would give it from the folder.
 
     Raises:
-        UsageError: the shards hold another split or data set than asked, or were packed for
-            clips of another span or another class count.
+        UsageError: the shards hold another split, data set, subset (Kinetics, Mimetics) or
+            protocol (NTU, NTU120) than asked, or were packed for clips of another span or
+            another class count.
     """
 
     def __init__(self, cfg: Any, split: str, *, store: ShardStore, loader: type,
@@ -156,3 +158,23 @@ def _check_matches(cfg: Any, split: str, index: Any, location: str) -> None:
     if index.dataset != cfg.dataset:
         raise UsageError(f"--shards {location} holds {index.dataset}, not --dataset "
                          f"{cfg.dataset}: add --dataset {index.dataset}")
+    where = f"{location}/{INDEX_NAME}"
+    if cfg.dataset in PROTOCOLS:  # NTU's split is its protocol; --subset is not read
+        packed = _packed_protocol(index, where)
+        wanted = cfg.get("protocol") or DEFAULT_PROTOCOL
+        if packed != wanted:
+            raise UsageError(f"{where}: protocol {packed}, this run's --protocol {wanted}; use "
+                             f"--protocol {packed}, or make the shards with --protocol {wanted}")
+    elif index.subset != str(cfg.subset):
+        raise UsageError(f"{where}: subset {index.subset}, this run's --subset {cfg.subset}; use "
+                         f"--subset {index.subset}, or make the shards with --subset {cfg.subset}")
+
+
+def _packed_protocol(index: Any, where: str) -> str:
+    """The NTU protocol the shards were packed with; an index written before the protocol was
+    recorded holds none, and such shards were packed with the default (logged)."""
+    if index.protocol is not None:
+        return index.protocol
+    logger.info("%s records no protocol (an older index): taken as %s, the default", where,
+                DEFAULT_PROTOCOL)
+    return DEFAULT_PROTOCOL

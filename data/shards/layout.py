@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from common.errors import DataError
 
@@ -53,6 +53,8 @@ class ShardIndex:
 
     Attributes:
         dataset, subset, split: what was packed (`--dataset`, `--subset`, 'train'/'test').
+        protocol: NTU's and NTU120's `--protocol` when packed (None for other data sets, and
+            in indexes written before it was recorded: read as the release's default).
         span: frames a clip spanned when packing (videos shorter than that were left out).
         class_num, class_num_reason, class_names: as the loader decided them.
         annotated, annotation_path, skipped: the loader's start-up counts.
@@ -75,6 +77,7 @@ class ShardIndex:
     class_names: Dict[int, str] = field(default_factory=dict)
     shards: List[Dict[str, Any]] = field(default_factory=list)
     samples: List[Dict[str, Any]] = field(default_factory=list)
+    protocol: Optional[str] = None
 
     def to_json(self) -> str:
         body = dict(self.__dict__, class_names={str(k): v for k, v in self.class_names.items()})

@@ -105,7 +105,8 @@ def _index(dataset: Any, cfg: Any, split: str) -> ShardIndex:
         dataset=cfg.dataset, subset=str(cfg.subset), split=split, span=int(dataset.span),
         class_num=int(dataset.class_num), class_num_reason=dataset.class_num_reason,
         annotated=int(dataset.annotated), annotation_path=dataset.annotation_path,
-        skipped=dict(dataset.skipped), class_names=dict(dataset.class_names))
+        skipped=dict(dataset.skipped), class_names=dict(dataset.class_names),
+        protocol=getattr(dataset, "protocol", None))
 
 
 def write_shards(dataset: Any, cfg: Any, *, split: str, out: str, shard_bytes: int,
