@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 
 from common.errors import DataError, UsageError
+from data.parsing import FieldError
 from data.safe_pickle import load_array_pickle
 from data.Skeleton.Skeleton import Skeleton
+from data.Skeleton.skeleton_file import check_entry
 from tests.skeleton_fixtures import make_entry, skeleton_cfg, write_file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -195,3 +197,20 @@ def test_without_people_rgb_stages_keep_the_video(tmp_path):
     item = dataset[0]
     assert item["video"].shape == (2, 3, 32, 32) and not item["problems"]
     assert (item["pose_scores"] == 0).all()
+
+
+@pytest.mark.parametrize("img_shape, expected", [
+    ((340, 256), (340, 256)), ([340, 256], (340, 256)),
+    (np.array([340, 256], np.int64), (340, 256)), (np.array([480, 640], np.int32), (480, 640)),
+    (np.array([340.0, 256.0]), None), (np.array([[340, 256]]), None),
+    (np.array([340, 0]), None), (np.array([340, 256, 3]), None), ("340x256", None)])
+def test_img_shape_is_two_positive_ints_in_a_tuple_list_or_array(img_shape, expected):
+    entry = make_entry("a", 0)
+    entry["img_shape"] = img_shape
+    if expected is None:
+        with pytest.raises(FieldError) as err:
+            check_entry(entry, "annotations[0]")
+        assert err.value.reason == "bad_field" and "'img_shape' is " in str(err.value)
+    else:
+        checked = check_entry(entry, "annotations[0]")
+        assert checked.img_hw == expected and all(type(s) is int for s in checked.img_hw)

@@ -204,8 +204,11 @@ def _is_relative_path(value: Any) -> bool:
 
 
 def _image_shape(value: Any, where: str) -> Tuple[int, int]:
-    """`img_shape` as `(H, W)` positive integers."""
-    sides = [_int(v) for v in value] if isinstance(value, (tuple, list)) else []
+    """`img_shape` as `(H, W)` positive integers, from a tuple, a list or a 1-D integer
+    array (files written with numpy store it so)."""
+    is_vector = isinstance(value, np.ndarray) and value.ndim == 1 and \
+        np.issubdtype(value.dtype, np.integer)
+    sides = [_int(v) for v in value] if isinstance(value, (tuple, list)) or is_vector else []
     if len(sides) != 2 or any(s is None or s < 1 for s in sides):
         raise FieldError("bad_field", f"{where}: 'img_shape' is {short_repr(value)}, not "
                                       "(height, width)")
