@@ -2,12 +2,14 @@
 pose_only train.py (one epoch) -> test.py; and the rgb+pose frames of tool/video2image.py."""
 from __future__ import annotations
 
+import os
 import os.path as osp
 import pickle
 
 import numpy as np
 import pytest
 
+from common.errors import DataError
 from data.Skeleton.Skeleton import Skeleton
 from data.Skeleton.skeleton_file import read_skeleton_file
 from main import test as test_py
@@ -139,3 +141,28 @@ def test_the_command_line_writes_and_then_extends_the_file(tmp_path, capsys):
         extract_main(["--format", "pyskl", "--src", str(tmp_path / "src")])
     assert stop.value.code == 2
     assert "--format pyskl needs --out FILE.pkl" in capsys.readouterr().err
+
+
+def test_extending_a_file_without_its_label_map_is_refused(tmp_path):
+    # Its labels would be numbered anew from the videos met: "walk" would become class 0.
+    encode_video(str(tmp_path / "a" / "jump" / "c.mp4"), FRAMES, seed=1)
+    encode_video(str(tmp_path / "b" / "walk" / "e.mp4"), FRAMES, seed=2)
+    out = str(tmp_path / "mine.pkl")
+    label_map = str(tmp_path / "mine_label_map.txt")
+    extract_skeleton_file(str(tmp_path / "a"), out, split="train", short_side=32,
+                          estimator_factory=GivenEstimator)
+    before = open(out, "rb").read()
+    os.remove(label_map)
+    with pytest.raises(DataError) as err:
+        extract_skeleton_file(str(tmp_path / "b"), out, split="val", short_side=32,
+                              estimator_factory=GivenEstimator)
+    assert str(err.value) == (f"{out}: its label map {label_map} is missing, so the labels of "
+                              "its entries cannot be kept; put the label map back, or write "
+                              "to a new --out")
+    assert open(out, "rb").read() == before and not osp.exists(label_map)
+    with open(label_map, "w") as f:  # back: the new class is appended after the old one
+        f.write("jump\n")
+    extract_skeleton_file(str(tmp_path / "b"), out, split="val", short_side=32,
+                          estimator_factory=GivenEstimator)
+    assert open(label_map).read() == "jump\nwalk\n"
+    assert [a["label"] for a in read_skeleton_file(out).annotations] == [0, 1]

@@ -3,9 +3,10 @@ annotation file (COCO-17 keypoints as the estimator gives them) and its label ma
 from __future__ import annotations
 
 import os.path as osp
-from typing import Any, Callable, Dict, Optional, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from common.errors import UsageError
+from common.errors import DataError, UsageError
 from common.io.atomic_file import atomic_write
 from data.pose_extraction import Estimator
 from data.Skeleton.skeleton_file import read_skeleton_file
@@ -20,6 +21,43 @@ def skeleton_file_paths(out: str) -> Tuple[str, str]:
     return out, osp.splitext(out)[0] + "_label_map.txt"
 
 
+@dataclass
+class SkeletonContent:
+    """What the skeleton file will hold: its entries, splits and classes (line i of the label
+    map = class i), and each entry's position by `frame_dir`."""
+
+    annotations: List[Any] = field(default_factory=list)
+    splits: Dict[str, List[str]] = field(default_factory=dict)
+    classes: List[str] = field(default_factory=list)
+    position: Dict[str, int] = field(default_factory=dict)
+
+    def put(self, entry: Dict[str, Any]) -> None:
+        """Add `entry`, or replace the one of its `frame_dir`."""
+        at = self.position.setdefault(entry["frame_dir"], len(self.annotations))
+        self.annotations[at:at + 1] = [entry]
+
+
+def read_existing(out: str, label_map: str) -> SkeletonContent:
+    """The content of an existing `out` and its label map, to extend; empty for a new `out`.
+
+    Raises:
+        DataError: `out` exists without its label map: its entries' labels would be numbered
+            anew from the videos met, and could name other classes than they did.
+    """
+    if not osp.exists(out):
+        return SkeletonContent(classes=read_classes(label_map))
+    if not osp.isfile(label_map):
+        raise DataError(f"{out}: its label map {label_map} is missing, so the labels of its "
+                        "entries cannot be kept; put the label map back, or write to a new --out")
+    existing = read_skeleton_file(out)
+    annotations = list(existing.annotations)
+    return SkeletonContent(
+        annotations=annotations, splits={k: list(v) for k, v in existing.splits.items()},
+        classes=read_classes(label_map),
+        position={a.get("frame_dir"): n for n, a in enumerate(annotations)
+                  if isinstance(a, dict)})
+
+
 def extract_skeleton_file(src: str, out: str, *, split: str = "val",
                           estimator_factory: Callable[[], Estimator], short_side: int = 256,
                           fps: Optional[float] = None, overwrite: bool = False,
@@ -31,8 +69,9 @@ def extract_skeleton_file(src: str, out: str, *, split: str = "val",
     A video's `frame_dir` is its frame folder as `tool/video2image.py` writes it, relative
     (`<class>/<video>`), so that `--frame_root` is video2image's output folder. An existing
     `out` is extended: its entries and splits are kept, a video already in it is not estimated
-    again (`overwrite`: it is), and the label map keeps its class order. Videos outside a class
-    folder have no label and are not written (counted as 'unlabelled').
+    again (`overwrite`: it is), and the label map keeps its class order (an existing `out`
+    without its label map is refused: see `read_existing`). Videos outside a class folder have
+    no label and are not written (counted as 'unlabelled').
 
     Returns:
         as `extract_tree`, with files {"skeleton file", "label map"}.
@@ -40,12 +79,8 @@ def extract_skeleton_file(src: str, out: str, *, split: str = "val",
     if not osp.exists(src):
         raise UsageError(f"--src {src}: no such video or folder")
     out, label_map = skeleton_file_paths(out)
-    existing = read_skeleton_file(out) if osp.exists(out) else None
-    annotations = list(existing.annotations) if existing else []
-    splits = {k: list(v) for k, v in existing.splits.items()} if existing else {}
-    index = {a.get("frame_dir"): n for n, a in enumerate(annotations) if isinstance(a, dict)}
-    classes = read_classes(label_map)
-    members = splits.setdefault(split, [])
+    content = read_existing(out, label_map)
+    members = content.splits.setdefault(split, [])
     result: Dict[str, Any] = {"done": 0, "skipped": 0, "failed": 0, "unlabelled": 0,
                               "failures": [], "files": {}}
     estimator = LazyEstimator(estimator_factory)
@@ -61,28 +96,37 @@ def extract_skeleton_file(src: str, out: str, *, split: str = "val",
                                               f"{owner[frame_dir]}"))
             continue
         owner[frame_dir] = video
-        if label not in classes:
-            classes.append(label)
-        if frame_dir in index and not overwrite:
+        if label not in content.classes:
+            content.classes.append(label)
+        if frame_dir in content.position and not overwrite:
             result["skipped"] += 1
-        else:
-            found = estimate_people(video, estimator=estimator, short_side=short_side, fps=fps,
-                                    result=result, verbose=verbose)
-            if found is None:
-                continue
-            entry = skeleton_entry(frame_dir, classes.index(label), *found)
-            index.setdefault(frame_dir, len(annotations))
-            annotations[index[frame_dir]:index[frame_dir] + 1] = [entry]
-            result["done"] += 1
-            if verbose:
-                print(f"done: {entry['total_frames']} frames, {len(entry['keypoint'])} "
-                      f"people: {video}", flush=True)
+        elif not _estimate(video, frame_dir, content.classes.index(label), content, estimator,
+                           result, short_side=short_side, fps=fps, verbose=verbose):
+            continue
         if frame_dir not in members:
             members.append(frame_dir)
     result["failed"] = len(result["failures"])
-    if annotations:
-        write_skeleton_file(out, annotations, splits)
+    if content.annotations:
+        write_skeleton_file(out, content.annotations, content.splits)
         with atomic_write(label_map, encoding="utf-8") as f:
-            f.write("".join(f"{name}\n" for name in classes))
+            f.write("".join(f"{name}\n" for name in content.classes))
         result["files"] = {"skeleton file": out, "label map": label_map}
     return result
+
+
+def _estimate(video: str, frame_dir: str, label: int, content: SkeletonContent,
+              estimator: LazyEstimator, result: Dict[str, Any], *, short_side: int,
+              fps: Optional[float], verbose: bool) -> bool:
+    """Estimate `video`'s people into its entry of `content`; False when it failed (the
+    failure is in `result`)."""
+    found = estimate_people(video, estimator=estimator, short_side=short_side, fps=fps,
+                            result=result, verbose=verbose)
+    if found is None:
+        return False
+    entry = skeleton_entry(frame_dir, label, *found)
+    content.put(entry)
+    result["done"] += 1
+    if verbose:
+        print(f"done: {entry['total_frames']} frames, {len(entry['keypoint'])} people: {video}",
+              flush=True)
+    return True
