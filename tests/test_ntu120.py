@@ -230,3 +230,28 @@ def test_ntu120_trains_one_step_and_tests(tmp_path, capsys):
 def test_registry_builds_ntu120(tmp_path):
     write_ntu_release(str(tmp_path), ["S002C001P001R001A001"])
     assert isinstance(build_dataset(ntu_cfg(tmp_path), "NTU120", "train"), NTU120)
+
+
+def test_ntu60_cross_view_from_the_release_videos_equals_the_folders(tmp_path):
+    # The release's `<name>_rgb.avi` videos stand for the frame folders `<name>_rgb/`.
+    from data.sources.video_file import VideoFile
+    from tests.test_video_source import folders_to_videos, items
+    names = [sample_name(s, c, 1 + c, 1, 1 + s) for s in (1, 2) for c in (1, 2)]
+    info = write_ntu_release(str(tmp_path / "jpeg"), names, dataset="NTU", frame_num=6,
+                             rgb_suffix=True)
+    write_ntu_release(str(tmp_path / "video"), names, dataset="NTU", frame_num=6,
+                      rgb_suffix=True)
+    dirs = [v["frame_dir"].replace(str(tmp_path / "jpeg"), str(tmp_path / "video"))
+            for v in info["videos"].values()]
+    videos = folders_to_videos(dirs, kind="ffv1.avi")
+    assert all(v.endswith("_rgb.avi") for v in videos.values())
+    for split, count in (("train", 2), ("test", 2)):
+        sets = [NTU(ntu_cfg(tmp_path / side, dataset="NTU", protocol="xview",
+                            video_short_side=0), split) for side in ("video", "jpeg")]
+        assert [r["frame_num"] for r in sets[0].records] == [6] * count
+        assert [osp.basename(r["frame_dir"]) for r in sets[0].records] == \
+            [osp.basename(r["frame_dir"]) for r in sets[1].records]
+        for a, b in zip(*(items(d) for d in sets)):
+            assert a["problems"] == [] and torch.equal(a["video"], b["video"])
+            assert torch.equal(a["pose_coords"], b["pose_coords"])
+    assert isinstance(sets[0].frames, VideoFile)
