@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from common.export.onnx_runtime import OnnxModel
+from common.errors import UsageError
+from common.export.onnx_runtime import OnnxModel, execution_providers
 from common.export.files import load_torch_export
 from common.model import build_model
 from common.train.checkpoint import save_snapshot
@@ -210,3 +211,16 @@ def test_the_script_refuses_a_missing_snapshot_in_one_line(tmp_path):
     assert proc.returncode == 1 and len(lines) == 1 and "Traceback" not in proc.stderr
     assert lines[0].startswith("error: ") and "none.pth.tar" in lines[0]
     assert not out.exists()
+
+
+def test_onnxruntime_providers_follow_the_device():
+    cuda = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert execution_providers(cuda, torch.device("cpu")) == ["CPUExecutionProvider"]
+    # The GPU asked for, not always GPU 0.
+    assert execution_providers(cuda, torch.device("cuda:1")) == [
+        ("CUDAExecutionProvider", {"device_id": 1}), "CPUExecutionProvider"]
+    assert execution_providers(cuda, torch.device("cuda")) == [
+        ("CUDAExecutionProvider", {"device_id": 0}), "CPUExecutionProvider"]
+    with pytest.raises(UsageError, match=r"^--device cuda:1: the installed onnxruntime runs "
+                                         r"only on CPUExecutionProvider; use --device cpu$"):
+        execution_providers(["CPUExecutionProvider"], torch.device("cuda:1"))
