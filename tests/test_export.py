@@ -28,6 +28,9 @@ from main.demo import main as demo_main
 from tests.test_demo import write_poses
 from tests.test_extract_poses import encode_video
 from tests.test_reference_equivalence import randomised
+from main.snapshot_config import inference_config
+from tool import export as export_tool
+from tool.export import build_network
 from tool.export import main as export_main
 
 MODES = ("rgb_only", "pose_only", "rgb+pose")
@@ -224,3 +227,17 @@ def test_onnxruntime_providers_follow_the_device():
     with pytest.raises(UsageError, match=r"^--device cuda:1: the installed onnxruntime runs "
                                          r"only on CPUExecutionProvider; use --device cpu$"):
         execution_providers(["CPUExecutionProvider"], torch.device("cuda:1"))
+
+
+def test_mode_is_given_to_the_config_only_when_on_the_command_line(tmp_path, monkeypatch):
+    snap = save_reference_snapshot(str(tmp_path / "pose_only.pth.tar"), "pose_only")
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["mode_given"])
+        return inference_config(*args, **kwargs)
+
+    monkeypatch.setattr(export_tool, "inference_config", spy)
+    assert build_network(snap, None)["mode"] == "pose_only"
+    assert build_network(snap, "pose_only")["mode"] == "pose_only"
+    assert seen == [False, True]

@@ -54,10 +54,12 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def build_network(path: str, mode: Optional[str]) -> Dict[str, Any]:
-    """The snapshot's model with its weights, in eval mode, and its config and facts."""
-    snap, mode, class_num = read_inference_snapshot(path, mode)
-    cfg = inference_config(snap.get("config"), path, mode=mode, mode_given=mode is not None)
+def build_network(path: str, mode_option: Optional[str]) -> Dict[str, Any]:
+    """The snapshot's model with its weights, in eval mode, and its config and facts.
+    `mode_option`: `--mode` (None: not given)."""
+    snap, mode, class_num = read_inference_snapshot(path, mode_option)
+    cfg = inference_config(snap.get("config"), path, mode=mode,
+                           mode_given=mode_option is not None)
     cfg.class_num = class_num
     # The joints of the data set it was trained on (test.py may test it on another one).
     dataset = (snap.get("config") or {}).get("dataset") or cfg.dataset
