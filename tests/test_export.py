@@ -28,9 +28,10 @@ from main.demo import main as demo_main
 from tests.test_demo import write_poses
 from tests.test_extract_poses import encode_video
 from tests.test_reference_equivalence import randomised
+from common.export.signature import example_inputs
 from main.snapshot_config import inference_config
 from tool import export as export_tool
-from tool.export import build_network
+from tool.export import build_network, compare_with_eager
 from tool.export import main as export_main
 
 MODES = ("rgb_only", "pose_only", "rgb+pose")
@@ -227,6 +228,61 @@ def test_onnxruntime_providers_follow_the_device():
     with pytest.raises(UsageError, match=r"^--device cuda:1: the installed onnxruntime runs "
                                          r"only on CPUExecutionProvider; use --device cpu$"):
         execution_providers(["CPUExecutionProvider"], torch.device("cuda:1"))
+
+
+def fallback_model() -> torch.nn.Module:
+    """rgb+pose with the pose fallback, whose stage classifiers are so sure that most classes'
+    probabilities fall on the fallback's floor (1e-12): its logits are log-probabilities."""
+    cfg = build_config(dict(mode="rgb+pose", stream_agreement=True, pose_fallback=1.0, **SMALL))
+    model = randomised(build_model(cfg, 6, OPENPOSE_18.limbs, OPENPOSE_18.joint_num), seed=1)
+    with torch.no_grad():
+        for fc in (model.aggregator.agreement.img_fc, model.aggregator.agreement.pose_fc,
+                   model.classifier.fc[0]):
+            fc.weight.mul_(1e4)
+    return model.eval(), cfg
+
+
+def test_the_check_compares_probabilities_where_logits_are_floored():
+    model, cfg = fallback_model()
+    floor = float(np.log(1e-12))
+
+    def off_the_floor(inputs):
+        # Another engine that lands at 1.5e-12 where PyTorch lands on the floor.
+        with torch.no_grad():
+            logits = model(inputs)["logits"]
+        logits = torch.where(logits <= floor + 1e-3, logits + float(np.log(1.5)), logits)
+        return {"logits": logits, "probs": torch.softmax(logits, dim=1)}
+
+    inputs = example_inputs(model, 3, img_hw=(56, 56), people=5,
+                            generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        eager = model(inputs)["logits"]
+    assert (eager <= floor + 1e-3).any()  # the case the check must not fail on
+    worst = compare_with_eager(off_the_floor, model, cfg)
+    assert set(worst) == {"probs"} and worst["probs"] < 1e-9
+
+    def wrong(inputs):  # an export that is off by 1e-3 in its probabilities must still fail
+        out = off_the_floor(inputs)
+        return {"logits": out["logits"], "probs": out["probs"] + 1e-3}
+
+    assert compare_with_eager(wrong, model, cfg)["probs"] == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_the_check_compares_ordinary_logits_too():
+    cfg = build_config(dict(mode="pose_only", **SMALL))
+    model = randomised(build_model(cfg, 6, OPENPOSE_18.limbs, OPENPOSE_18.joint_num), seed=1)
+    model.eval()
+
+    def shifted(inputs):  # the same probabilities, other logits
+        with torch.no_grad():
+            logits = model(inputs)["logits"] + 0.5
+        return {"logits": logits, "probs": torch.softmax(logits, dim=1)}
+
+    worst = compare_with_eager(shifted, model, cfg)
+    assert worst["logits"] == pytest.approx(0.5, abs=1e-5) and worst["probs"] < 1e-6
+    nan = compare_with_eager(lambda b: {k: v * float("nan") for k, v in shifted(b).items()},
+                             model, cfg)
+    assert nan == {"logits": float("inf"), "probs": float("inf")}
 
 
 def test_mode_is_given_to_the_config_only_when_on_the_command_line(tmp_path, monkeypatch):

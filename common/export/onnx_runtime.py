@@ -3,7 +3,7 @@
 `OnnxModel(path)(batch)` takes the batch dict the model takes ('video', 'pose_coords',
 'pose_scores': the stage's inputs; other keys are ignored) and returns the model's dict
 ('logits' (B, C), 'gate' (B*T, D) or None, 'agreement' (B,) or None) as CPU tensors, so that
-the demo and the benchmark use either engine alike. The only module that imports onnxruntime
+the demo and the benchmark use either engine alike, plus the file's own 'probs' (B, C). The only module that imports onnxruntime
 (an optional extra: `pip install -e '.[export]'`).
 """
 from __future__ import annotations
@@ -91,6 +91,6 @@ class OnnxModel:
         out = {name: torch.from_numpy(np.concatenate([p[k] for p in parts]))
                for k, name in enumerate(self.info.outputs)}
         gate = out.get("gate")
-        return {"logits": out["logits"],
+        return {"logits": out["logits"], "probs": out["probs"],
                 "gate": gate.reshape(-1, gate.shape[-1]) if gate is not None else None,
                 "agreement": out.get("agreement")}
