@@ -285,6 +285,23 @@ def test_the_check_compares_ordinary_logits_too():
     assert nan == {"logits": float("inf"), "probs": float("inf")}
 
 
+def test_a_failed_check_leaves_no_file_at_out(tmp_path, capsys, monkeypatch):
+    snap = save_reference_snapshot(str(tmp_path / "pose_only.pth.tar"), "pose_only")
+    out = tmp_path / "exports" / "pose_only.pt2"
+    monkeypatch.setattr(export_tool, "compare_with_eager", lambda run, model, cfg: {"probs": 0.5})
+    err = one_line_error(capsys, export_main, ["--ckpt", snap, "--format", "torch",
+                                               "--out", str(out)])
+    assert err == (f"error: {out}: its probs differ from PyTorch's by 5.00e-01 (> 0.0001); "
+                   "the export is not usable")
+    assert not out.exists() and list((tmp_path / "exports").iterdir()) == []  # no temporary
+    # The same file, checked and passed, takes the name.
+    monkeypatch.setattr(export_tool, "compare_with_eager", lambda run, model, cfg: {"probs": 0.0})
+    assert export_main(["--ckpt", snap, "--format", "torch", "--out", str(out)])[
+        "check_max_abs_diff"] == 0.0
+    assert [p.name for p in (tmp_path / "exports").iterdir()] == ["pose_only.pt2"]
+    assert load_torch_export(str(out))[1].mode == "pose_only"
+
+
 def test_mode_is_given_to_the_config_only_when_on_the_command_line(tmp_path, monkeypatch):
     snap = save_reference_snapshot(str(tmp_path / "pose_only.pth.tar"), "pose_only")
     seen = []

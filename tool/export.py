@@ -11,13 +11,16 @@ a dynamic batch axis, and give logits, probs and, in rgb+pose, the pose gate (an
 agreement where the snapshot has it); every stage exports (docs/export.md). The network and its
 input sizes come from the snapshot's own config, as for test.py and the demo (`--mode` only for
 the authors' snapshots, which do not record their stage). After writing, the file is run on
-random inputs of 1 and 3 clips and compared with PyTorch (`--no_check` skips it).
+random inputs of 1 and 3 clips and compared with PyTorch (`--no_check` skips it); it is
+written under a temporary name and takes the name `--out` only once the check has passed.
 """
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import os.path as osp
+import tempfile
 import time
 from typing import Any, Callable, Dict, Optional, Sequence
 
@@ -110,15 +113,40 @@ def compare_with_eager(run: Callable[[Dict[str, Tensor]], Dict[str, Tensor]],
     return worst
 
 
-def check_export(path: str, fmt: str, model: torch.nn.Module, cfg: Any) -> float:
+def check_export(path: str, fmt: str, model: torch.nn.Module, cfg: Any, *,
+                 name: Optional[str] = None) -> float:
     """Run the written file `path` on random clips and return the largest difference from
-    the eager model (`compare_with_eager`); `CheckpointError` above `CHECK_TOLERANCE`."""
+    the eager model (`compare_with_eager`); `CheckpointError` above `CHECK_TOLERANCE`.
+    `name`: the file's name in the message (default `path`)."""
     worst = compare_with_eager(exported_runner(path, fmt), model, cfg)
     for output, diff in worst.items():
         if not diff <= CHECK_TOLERANCE:
-            raise CheckpointError(f"{path}: its {output} differ from PyTorch's by "
+            raise CheckpointError(f"{name or path}: its {output} differ from PyTorch's by "
                                   f"{diff:.2e} (> {CHECK_TOLERANCE:g}); the export is not usable")
     return max(worst.values())
+
+
+def write_checked(program: Any, info: ExportInfo, args: argparse.Namespace,
+                  model: torch.nn.Module, cfg: Any) -> Optional[float]:
+    """Write the file under a temporary name beside `--out`, check it (unless `--no_check`)
+    and only then rename it to `--out`: a file that fails the check is removed, so the
+    requested name never holds an unusable export. Returns the check's difference."""
+    folder = osp.dirname(osp.abspath(args.out))
+    os.makedirs(folder, exist_ok=True)
+    stem, suffix = osp.splitext(osp.basename(args.out))
+    # Hidden, and with the format's suffix, which torch.export.load insists on.
+    handle, tmp = tempfile.mkstemp(dir=folder, prefix=f".{stem}.", suffix=f".tmp{suffix}")
+    os.close(handle)
+    try:
+        (write_onnx if args.format == "onnx" else write_torch)(program, info, tmp)
+        diff = None if args.no_check else check_export(tmp, args.format, model, cfg,
+                                                       name=args.out)
+        os.replace(tmp, args.out)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+    return diff
 
 
 @exit_on_error
@@ -135,9 +163,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
                                     people=int(cfg.top_k_pose))
     info = ExportInfo(mode=net["mode"], class_num=cfg.class_num, config=net["config"],
                       source=args.ckpt, **facts)
-    (write_onnx if args.format == "onnx" else write_torch)(program, info, args.out)
+    diff = write_checked(program, info, args, model, cfg)
     seconds = time.perf_counter() - start
-    diff = None if args.no_check else check_export(args.out, args.format, model, cfg)
     limit = "any batch" if info.max_batch is None else f"batch 1..{info.max_batch}"
     checked = "" if diff is None else f"; max |output - PyTorch's| {diff:.1e}"
     print(f"written: {args.out} ({info.mode}, {args.format}, {seconds:.0f} s); inputs "
