@@ -3,8 +3,8 @@
 `OnnxModel(path)(batch)` takes the batch dict the model takes ('video', 'pose_coords',
 'pose_scores': the stage's inputs; other keys are ignored) and returns the model's dict
 ('logits' (B, C), 'gate' (B*T, D) or None, 'agreement' (B,) or None) as CPU tensors, so that
-the demo and the benchmark use either engine alike, plus the file's own 'probs' (B, C). The only module that imports onnxruntime
-(an optional extra: `pip install -e '.[export]'`).
+the demo and the benchmark use either engine alike, and the file's own 'probs' (B, C). The only
+module that imports onnxruntime (an optional extra: `pip install -e '.[export]'`).
 """
 from __future__ import annotations
 
