@@ -340,7 +340,8 @@ def build_config(overrides: Optional[Mapping[str, Any]] = None, *,
     Args:
         overrides: field -> value (typed values, as `parse_command_line` returns them).
         entry: 'train' or 'test' when the config is for that entry point (adds its rules:
-            no training on a test-only data set, test.py needs `test_epoch`); None: neither.
+            no training on a test-only data set, test.py needs `test_epoch`; 'test' leaves out
+            the rules about training alone); None: neither.
 
     Raises:
         UsageError: an unknown field, a value of the wrong type, or a combination that cannot
@@ -352,12 +353,12 @@ def build_config(overrides: Optional[Mapping[str, Any]] = None, *,
     pending = tuple(f.name for f in FIELDS if entry == "test" and f.name not in given
                     and f.group in ("network", "input"))
     return finalize_config(apply_overrides(default_config(), overrides), entry=entry,
-                           given=given, pending=pending)
+                           given=given, pending=pending, training=entry != "test")
 
 
 def finalize_config(cfg: EasyDict, *, entry: Optional[str] = None,
                     from_snapshot: Collection[str] = (), given: Collection[str] = (),
-                    pending: Collection[str] = ()) -> EasyDict:
+                    pending: Collection[str] = (), training: bool = True) -> EasyDict:
     """Check every field, fill the derived ones; `cfg` is changed in place and returned.
 
     Args:
@@ -369,6 +370,8 @@ def finalize_config(cfg: EasyDict, *, entry: Optional[str] = None,
             rules about a choice a user made apply to them only.
         pending: fields whose value a snapshot will give later: no rule that involves one is
             checked yet.
+        training: the config may train a network (train.py, a resumed run, a plain config):
+            the rules about training alone are checked (see `check_relations`).
 
     Raises:
         UsageError: a value of the wrong type or out of its field's range (the message names
@@ -402,12 +405,14 @@ def finalize_config(cfg: EasyDict, *, entry: Optional[str] = None,
     cfg.vis_dir = cfg.vis_dir or osp.join(cfg.output_dir, "vis")
     cfg.log_dir = cfg.log_dir or osp.join(cfg.output_dir, "log")
     cfg.result_dir = cfg.result_dir or osp.join(cfg.output_dir, "result")
-    check_relations(cfg, from_snapshot=from_snapshot, given=given, pending=pending)
+    check_relations(cfg, from_snapshot=from_snapshot, given=given, pending=pending,
+                    training=training)
     return cfg
 
 
 def check_relations(cfg: EasyDict, *, from_snapshot: Collection[str] = (),
-                    given: Collection[str] = (), pending: Collection[str] = ()) -> None:
+                    given: Collection[str] = (), pending: Collection[str] = (),
+                    training: bool = True) -> None:
     """The rules between fields, on the resolved config (each field is in its range already).
 
     A rule whose fields all come from a snapshot's saved config is not checked: the snapshot
@@ -416,13 +421,15 @@ def check_relations(cfg: EasyDict, *, from_snapshot: Collection[str] = (),
     never comes in a short run (`--end_epoch 2`), which is what such a run asks for. A rule
     that involves a `pending` field (one a snapshot will give) waits for it.
 
+    The rules about training alone (`_training_rules`) are checked only where `training`: a
+    config that tests, runs or exports a snapshot trains nothing, and its training fields are
+    the defaults or the command line's, not those the snapshot was trained with (which met these
+    rules when it trained). A resumed run is training: it checks them.
+
     Raises:
         UsageError: the first rule broken, naming both options and their values.
     """
     rules: Tuple[Tuple[Tuple[str, ...], Callable[[], Optional[str]]], ...] = (
-        (("gate_target", "context_aug_prob"), lambda: (
-            "--gate_target swap needs context augmentation (--context_aug_prob > 0)"
-            if cfg.gate_target == "swap" and not cfg.context_aug_prob > 0 else None)),
         (("pose_fallback", "stream_agreement"), lambda: (
             f"--pose_fallback {cfg.pose_fallback:g} needs --stream_agreement true (the rgb_only "
             "and pose_only stages' classifiers judge the agreement)"
@@ -430,23 +437,33 @@ def check_relations(cfg: EasyDict, *, from_snapshot: Collection[str] = (),
         (("pose_frame_factor", "frame_interval"), lambda: (
             f"--pose_frame_factor {cfg.pose_frame_factor} must divide --frame_interval "
             f"{cfg.frame_interval}" if cfg.frame_interval % cfg.pose_frame_factor else None)),
-        (("lr_min", "lr", "lr_schedule"), lambda: (
-            f"--lr_min {cfg.lr_min:g} must not exceed --lr {cfg.lr:g}: the cosine schedule "
-            "falls from lr to lr_min" if cfg.lr_schedule == "cosine" and cfg.lr_min > cfg.lr
-            else None)),
-        (("lr_dec_epoch", "end_epoch"), lambda: _decay_outside_run(cfg, given)),
         (("dataset", "protocol"), lambda: protocol_problem(cfg.dataset, cfg.protocol)),
-        (("warmup_epochs", "end_epoch"), lambda: (
-            f"--warmup_epochs {cfg.warmup_epochs:g} must not exceed --end_epoch {cfg.end_epoch}: "
-            "the learning rate would never reach --lr" if cfg.warmup_epochs > cfg.end_epoch
-            else None)),
-    ) + _skeleton_rules(cfg)
+    ) + _skeleton_rules(cfg) + (_training_rules(cfg, given) if training else ())
     for fields, broken in rules:
         if set(fields) <= set(from_snapshot) or set(fields) & set(pending):
             continue
         problem = broken()
         if problem:
             raise UsageError(problem)
+
+
+def _training_rules(cfg: EasyDict, given: Collection[str]
+                    ) -> Tuple[Tuple[Tuple[str, ...], Callable[[], Optional[str]]], ...]:
+    """The rules that concern training alone (see `check_relations`)."""
+    return (
+        (("gate_target", "context_aug_prob"), lambda: (
+            "--gate_target swap needs context augmentation (--context_aug_prob > 0)"
+            if cfg.gate_target == "swap" and not cfg.context_aug_prob > 0 else None)),
+        (("lr_min", "lr", "lr_schedule"), lambda: (
+            f"--lr_min {cfg.lr_min:g} must not exceed --lr {cfg.lr:g}: the cosine schedule "
+            "falls from lr to lr_min" if cfg.lr_schedule == "cosine" and cfg.lr_min > cfg.lr
+            else None)),
+        (("lr_dec_epoch", "end_epoch"), lambda: _decay_outside_run(cfg, given)),
+        (("warmup_epochs", "end_epoch"), lambda: (
+            f"--warmup_epochs {cfg.warmup_epochs:g} must not exceed --end_epoch {cfg.end_epoch}: "
+            "the learning rate would never reach --lr" if cfg.warmup_epochs > cfg.end_epoch
+            else None)),
+    )
 
 
 def _decay_outside_run(cfg: EasyDict, given: Collection[str]) -> Optional[str]:

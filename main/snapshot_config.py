@@ -58,8 +58,11 @@ def config_from_snapshot(saved: Mapping[str, Any], overrides: Mapping[str, Any],
     time" and fixes nothing; a field the snapshot predates keeps its override or default; saved
     fields that no longer exist are ignored). Every other field comes from `overrides` and the
     defaults, as in `build_config`; so does the data set at test time, since a Kinetics-trained
-    model is tested on Mimetics. A snapshot without a config (the authors') is `build_config`'s
-    case, not this one's.
+    model is tested on Mimetics. The `_EVALUATION_ONLY` fields (pose_fallback) are the
+    exception: the snapshot's value is their default, and an override replaces it, at test time
+    and on resume alike. At test time the rules about training alone (e.g. `--gate_target swap`
+    needs `--context_aug_prob`) are not checked: they held when the snapshot trained. A snapshot
+    without a config (the authors') is `build_config`'s case, not this one's.
 
     Args:
         saved: the `config` stored in the snapshot (plain Python: tuples became lists).
@@ -92,9 +95,11 @@ def config_from_snapshot(saved: Mapping[str, Any], overrides: Mapping[str, Any],
                 f"{field.option} {show_value(cfg[name])} contradicts {snapshot}, which was "
                 f"trained with {name} {show_value(value)}: {way_out} or pick another snapshot")
         cfg[name] = value
+    # Testing trains nothing: the training fields are not the snapshot's, and the rules about
+    # them were met when it trained. A resumed run trains, and checks them.
     return finalize_config(cfg, entry=entry,
                            from_snapshot=[n for n in taken if n not in overrides],
-                           given=tuple(overrides))
+                           given=tuple(overrides), training=purpose == "resume")
 
 
 def read_inference_snapshot(path: str, mode: Optional[str]) -> Tuple[Dict[str, Any], str, int]:

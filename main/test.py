@@ -118,7 +118,7 @@ def snapshot_config(cfg: Any, overrides: Mapping[str, Any], *, path: str,
                     "from the command line", path)
         # The rules involving network and input fields waited for a snapshot's config; this
         # one has none, so the command line's values are final and are checked now.
-        check_relations(cfg, given=tuple(overrides))
+        check_relations(cfg, given=tuple(overrides), training=False)
     if overrides.get("class_num") not in (None, class_num):
         raise UsageError(f"--class_num {overrides['class_num']} contradicts {path}, whose "
                          f"classifier has {class_num} classes; drop --class_num")

@@ -11,7 +11,7 @@ from common.errors import CheckpointError, UsageError
 from data.registry import DATASETS as REGISTERED_DATASETS
 from main.cli import config_from_argv, parse_command_line
 from main.config import DATASETS, FIELDS, GROUP_NAMES, build_config, default_config
-from main.snapshot_config import config_from_snapshot, snapshot_fields
+from main.snapshot_config import config_from_snapshot, inference_config, snapshot_fields
 
 # The original's defaults, restated: the table must not move any of them.
 ORIGINAL_DEFAULTS = {
@@ -377,3 +377,32 @@ def test_snapshot_with_a_damaged_config_names_it():
     saved["frame_per_seg"] = "eight"
     with pytest.raises(CheckpointError, match=r"s.pth: its config's frame_per_seg cannot be used"):
         config_from_snapshot(saved, {"mode": "rgb+pose"}, purpose="test", snapshot="s.pth")
+
+
+def test_a_swap_trained_snapshot_is_tested_without_its_training_fields():
+    # Trained with --gate_target swap and the augmentation it needs; at test time the training
+    # fields are the defaults (context_aug_prob 0), which must not refuse the snapshot.
+    saved = json.loads(json.dumps(dict(build_config(
+        {"mode": "rgb+pose", "gate_target": "swap", "context_aug_prob": 0.5}, entry="train"))))
+    cfg = config_from_snapshot(saved, {"mode": "rgb+pose", "test_epoch": 3}, purpose="test",
+                               snapshot="s.pth", entry="test")
+    assert cfg.gate_target == "swap" and cfg.context_aug_prob == 0.0
+    # The same value given again on test.py's command line, before the snapshot is read.
+    overrides = {"mode": "rgb+pose", "test_epoch": 3, "gate_target": "swap"}
+    assert build_config(overrides, entry="test").gate_target == "swap"
+    assert config_from_snapshot(saved, overrides, purpose="test", snapshot="s.pth",
+                                entry="test").gate_target == "swap"
+    # The demo's and the exporter's config.
+    assert inference_config(saved, "s.pth", mode="rgb+pose",
+                            mode_given=False).gate_target == "swap"
+    # Training still refuses swap without the augmentation, fresh or resumed.
+    with pytest.raises(UsageError, match=r"^--gate_target swap needs context augmentation"):
+        build_config({"mode": "rgb+pose", "gate_target": "swap"}, entry="train")
+    predates = dict(saved)
+    del predates["context_aug_prob"]  # a snapshot older than the field: the default 0
+    with pytest.raises(UsageError, match=r"^--gate_target swap needs context augmentation"):
+        config_from_snapshot(predates, {"mode": "rgb+pose", "continue_train": True},
+                             purpose="resume", snapshot="s.pth", entry="train")
+    assert config_from_snapshot(saved, {"mode": "rgb+pose", "continue_train": True},
+                                purpose="resume", snapshot="s.pth",
+                                entry="train").context_aug_prob == 0.5

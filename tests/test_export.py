@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from common.export.onnx_runtime import OnnxModel
+from common.errors import UsageError
+from common.export.onnx_runtime import OnnxModel, execution_providers
 from common.export.files import load_torch_export
 from common.model import build_model
 from common.train.checkpoint import save_snapshot
@@ -27,6 +28,10 @@ from main.demo import main as demo_main
 from tests.test_demo import write_poses
 from tests.test_extract_poses import encode_video
 from tests.test_reference_equivalence import randomised
+from common.export.signature import example_inputs
+from main.snapshot_config import inference_config
+from tool import export as export_tool
+from tool.export import build_network, compare_with_eager
 from tool.export import main as export_main
 
 MODES = ("rgb_only", "pose_only", "rgb+pose")
@@ -210,3 +215,102 @@ def test_the_script_refuses_a_missing_snapshot_in_one_line(tmp_path):
     assert proc.returncode == 1 and len(lines) == 1 and "Traceback" not in proc.stderr
     assert lines[0].startswith("error: ") and "none.pth.tar" in lines[0]
     assert not out.exists()
+
+
+def test_onnxruntime_providers_follow_the_device():
+    cuda = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert execution_providers(cuda, torch.device("cpu")) == ["CPUExecutionProvider"]
+    # The GPU asked for, not always GPU 0.
+    assert execution_providers(cuda, torch.device("cuda:1")) == [
+        ("CUDAExecutionProvider", {"device_id": 1}), "CPUExecutionProvider"]
+    assert execution_providers(cuda, torch.device("cuda")) == [
+        ("CUDAExecutionProvider", {"device_id": 0}), "CPUExecutionProvider"]
+    with pytest.raises(UsageError, match=r"^--device cuda:1: the installed onnxruntime runs "
+                                         r"only on CPUExecutionProvider; use --device cpu$"):
+        execution_providers(["CPUExecutionProvider"], torch.device("cuda:1"))
+
+
+def fallback_model() -> torch.nn.Module:
+    """rgb+pose with the pose fallback, whose stage classifiers are so sure that most classes'
+    probabilities fall on the fallback's floor (1e-12): its logits are log-probabilities."""
+    cfg = build_config(dict(mode="rgb+pose", stream_agreement=True, pose_fallback=1.0, **SMALL))
+    model = randomised(build_model(cfg, 6, OPENPOSE_18.limbs, OPENPOSE_18.joint_num), seed=1)
+    with torch.no_grad():
+        for fc in (model.aggregator.agreement.img_fc, model.aggregator.agreement.pose_fc,
+                   model.classifier.fc[0]):
+            fc.weight.mul_(1e4)
+    return model.eval(), cfg
+
+
+def test_the_check_compares_probabilities_where_logits_are_floored():
+    model, cfg = fallback_model()
+    floor = float(np.log(1e-12))
+
+    def off_the_floor(inputs):
+        # Another engine that lands at 1.5e-12 where PyTorch lands on the floor.
+        with torch.no_grad():
+            logits = model(inputs)["logits"]
+        logits = torch.where(logits <= floor + 1e-3, logits + float(np.log(1.5)), logits)
+        return {"logits": logits, "probs": torch.softmax(logits, dim=1)}
+
+    inputs = example_inputs(model, 3, img_hw=(56, 56), people=5,
+                            generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        eager = model(inputs)["logits"]
+    assert (eager <= floor + 1e-3).any()  # the case the check must not fail on
+    worst = compare_with_eager(off_the_floor, model, cfg)
+    assert set(worst) == {"probs"} and worst["probs"] < 1e-9
+
+    def wrong(inputs):  # an export that is off by 1e-3 in its probabilities must still fail
+        out = off_the_floor(inputs)
+        return {"logits": out["logits"], "probs": out["probs"] + 1e-3}
+
+    assert compare_with_eager(wrong, model, cfg)["probs"] == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_the_check_compares_ordinary_logits_too():
+    cfg = build_config(dict(mode="pose_only", **SMALL))
+    model = randomised(build_model(cfg, 6, OPENPOSE_18.limbs, OPENPOSE_18.joint_num), seed=1)
+    model.eval()
+
+    def shifted(inputs):  # the same probabilities, other logits
+        with torch.no_grad():
+            logits = model(inputs)["logits"] + 0.5
+        return {"logits": logits, "probs": torch.softmax(logits, dim=1)}
+
+    worst = compare_with_eager(shifted, model, cfg)
+    assert worst["logits"] == pytest.approx(0.5, abs=1e-5) and worst["probs"] < 1e-6
+    nan = compare_with_eager(lambda b: {k: v * float("nan") for k, v in shifted(b).items()},
+                             model, cfg)
+    assert nan == {"logits": float("inf"), "probs": float("inf")}
+
+
+def test_a_failed_check_leaves_no_file_at_out(tmp_path, capsys, monkeypatch):
+    snap = save_reference_snapshot(str(tmp_path / "pose_only.pth.tar"), "pose_only")
+    out = tmp_path / "exports" / "pose_only.pt2"
+    monkeypatch.setattr(export_tool, "compare_with_eager", lambda run, model, cfg: {"probs": 0.5})
+    err = one_line_error(capsys, export_main, ["--ckpt", snap, "--format", "torch",
+                                               "--out", str(out)])
+    assert err == (f"error: {out}: its probs differ from PyTorch's by 5.00e-01 (> 0.0001); "
+                   "the export is not usable")
+    assert not out.exists() and list((tmp_path / "exports").iterdir()) == []  # no temporary
+    # The same file, checked and passed, takes the name.
+    monkeypatch.setattr(export_tool, "compare_with_eager", lambda run, model, cfg: {"probs": 0.0})
+    assert export_main(["--ckpt", snap, "--format", "torch", "--out", str(out)])[
+        "check_max_abs_diff"] == 0.0
+    assert [p.name for p in (tmp_path / "exports").iterdir()] == ["pose_only.pt2"]
+    assert load_torch_export(str(out))[1].mode == "pose_only"
+
+
+def test_mode_is_given_to_the_config_only_when_on_the_command_line(tmp_path, monkeypatch):
+    snap = save_reference_snapshot(str(tmp_path / "pose_only.pth.tar"), "pose_only")
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["mode_given"])
+        return inference_config(*args, **kwargs)
+
+    monkeypatch.setattr(export_tool, "inference_config", spy)
+    assert build_network(snap, None)["mode"] == "pose_only"
+    assert build_network(snap, "pose_only")["mode"] == "pose_only"
+    assert seen == [False, True]

@@ -8,6 +8,7 @@ from common.nets.pose_fallback import fall_back_to_pose
 from main.config import build_config
 from main.snapshot_config import config_from_snapshot
 from tests.test_model import tiny_inputs, tiny_model
+from tool import choose_fallback
 
 
 def test_the_mixture_by_hand():
@@ -112,3 +113,32 @@ def test_without_scaling_the_fusion_is_the_papers():
     scaled = tiny_model("rgb+pose", stream_agreement=True)
     scaled.load_state_dict(heads.state_dict())
     assert not torch.allclose(scaled.eval()(inputs)["logits"], a["logits"], atol=1e-4)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--thresholds", "0,-0.1"], "--thresholds 0,-0.1: -0.1 is not a pose_fallback; give values "
+                                 "in [0, 1] (0: no fallback)"),
+    (["--thresholds", "1.5"], "--thresholds 1.5: 1.5 is not a pose_fallback; give values in "
+                              "[0, 1] (0: no fallback)"),
+    (["--thresholds", "0.2,nan"], "--thresholds 0.2,nan: nan is not a pose_fallback; give "
+                                  "values in [0, 1] (0: no fallback)"),
+    (["--thresholds", "0.2,"], "--thresholds must be numbers, got '0.2,'"),
+    (["--seeds", "0"], "--seeds 0: give 1 or more (how many seeds to read)"),
+    (["--fusion_dirs", ""], "--fusion_dirs '' names no folder: give the rgb+pose folders to "
+                            "choose among, e.g. fusion_robust"),
+    (["--fusion_dirs", ","], "--fusion_dirs ',' names no folder: give the rgb+pose folders to "
+                             "choose among, e.g. fusion_robust"),
+])
+def test_choose_fallback_refuses_its_arguments_in_one_line(argv, message, tmp_path, capsys):
+    # Checked before any snapshot is read: the output folder holds none.
+    with pytest.raises(SystemExit) as stop:
+        choose_fallback.main(["--output_dir", str(tmp_path)] + argv)
+    assert stop.value.code == 1
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: {message}"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_choose_fallback_takes_thresholds_on_the_bounds(tmp_path):
+    args, fusion_dirs, thresholds = choose_fallback.parse_arguments(
+        ["--output_dir", str(tmp_path), "--thresholds", "0,0.5,1", "--fusion_dirs", "a,,b"])
+    assert thresholds == [0.0, 0.5, 1.0] and fusion_dirs == ["a", "b"] and args.seeds == 1

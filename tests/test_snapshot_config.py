@@ -122,3 +122,19 @@ def test_authors_snapshot_checks_the_command_line_rules(trained, tmp_path, capsy
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
     assert "--pose_frame_factor 3 must divide --frame_interval 8" in err
+
+
+def test_a_snapshot_trained_with_the_swap_target_is_tested(trained, tmp_path):
+    # --gate_target swap needed --context_aug_prob > 0 to train; test.py's context_aug_prob is
+    # the default 0, which must not refuse the snapshot (the gate's target changes no output).
+    out, path, args, expected = trained
+    snap = load_snapshot(path)
+    snap["config"] = dict(snap["config"], gate_target="swap", context_aug_prob=0.5)
+    swapped = tmp_path / "model_dump"
+    swapped.mkdir()
+    torch.save(snap, swapped / "snapshot_3.pth.tar")
+    summary = test_entry.main(args + ["--model_dir", str(swapped)])
+    assert summary["top1"] == pytest.approx(expected["top1"])
+    got = result_probs(out)
+    for video_id, probs in zip(expected["video_ids"], expected["probs"]):
+        np.testing.assert_allclose(got[int(video_id)], probs, atol=1e-6)

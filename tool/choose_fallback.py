@@ -42,6 +42,7 @@ from common.runtime.precision import resolve_precision
 from common.train.checkpoint import list_snapshots, load_network
 from common.train.engine import evaluate, predict
 from common.model import build_model
+from main.cli import OneLineParser
 from main.config import build_config
 from main.test import build_test_data, inference_network, read_test_snapshot, snapshot_config
 from tool.quickstart_report import claim_checks, summarise
@@ -177,25 +178,47 @@ def markdown(rows: List[Dict[str, Any]], chosen: Dict[str, Any], seeds: Sequence
     return "\n".join(lines) + "\n"
 
 
-@exit_on_error
-def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
-    parser = argparse.ArgumentParser(description="choose pose_fallback on the validation splits")
+def parse_arguments(argv: Optional[Sequence[str]] = None
+                    ) -> Tuple[argparse.Namespace, List[str], List[float]]:
+    """The command line: (arguments, fusion folders, thresholds), checked before any work.
+
+    Raises:
+        UsageError: no seed, no fusion folder, or a threshold that is not a number in [0, 1]
+            (pose_fallback's range).
+    """
+    parser = OneLineParser(prog="choose_fallback.py",
+                           description="choose pose_fallback on the validation splits")
     parser.add_argument("--seeds", type=int, default=1, help="how many seeds (0, 1, ...)")
     parser.add_argument("--first_seed", type=int, default=0)
     parser.add_argument("--output_dir", default=osp.join(
         osp.dirname(osp.dirname(osp.abspath(__file__))), "output"),
         help="the quickstart's --output_dir")
     parser.add_argument("--thresholds", default=",".join(f"{t:g}" for t in THRESHOLDS),
-                        help="comma-separated values to try (0: no fallback)")
+                        help="comma-separated values in [0, 1] to try (0: no fallback)")
     parser.add_argument("--fusion_dirs", default="fusion_robust",
                         help="comma-separated rgb+pose folders of each seed to choose among")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers")
     args = parser.parse_args(argv)
+    if args.seeds < 1:
+        raise UsageError(f"--seeds {args.seeds}: give 1 or more (how many seeds to read)")
     fusion_dirs = [d for d in args.fusion_dirs.split(",") if d]
+    if not fusion_dirs:
+        raise UsageError(f"--fusion_dirs {args.fusion_dirs!r} names no folder: give the "
+                         "rgb+pose folders to choose among, e.g. fusion_robust")
     try:
         thresholds = [float(t) for t in args.thresholds.split(",")]
     except ValueError:
         raise UsageError(f"--thresholds must be numbers, got {args.thresholds!r}") from None
+    outside = [t for t in thresholds if not 0 <= t <= 1]  # NaN is outside too
+    if outside:
+        raise UsageError(f"--thresholds {args.thresholds}: {outside[0]:g} is not a "
+                         "pose_fallback; give values in [0, 1] (0: no fallback)")
+    return args, fusion_dirs, thresholds
+
+
+@exit_on_error
+def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+    args, fusion_dirs, thresholds = parse_arguments(argv)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     root = osp.join(args.output_dir, "quickstart")
     per_seed = []

@@ -3,13 +3,13 @@
 `OnnxModel(path)(batch)` takes the batch dict the model takes ('video', 'pose_coords',
 'pose_scores': the stage's inputs; other keys are ignored) and returns the model's dict
 ('logits' (B, C), 'gate' (B*T, D) or None, 'agreement' (B,) or None) as CPU tensors, so that
-the demo and the benchmark use either engine alike. The only module that imports onnxruntime
-(an optional extra: `pip install -e '.[export]'`).
+the demo and the benchmark use either engine alike, and the file's own 'probs' (B, C). The only
+module that imports onnxruntime (an optional extra: `pip install -e '.[export]'`).
 """
 from __future__ import annotations
 
 import os.path as osp
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -28,15 +28,22 @@ def _onnxruntime() -> Any:
     return onnxruntime
 
 
-def _providers(ort: Any, device: torch.device) -> List[str]:
-    """onnxruntime's execution providers for `device` (CPU, or CUDA where the installed
-    onnxruntime has it)."""
+def execution_providers(available: Sequence[str], device: torch.device
+                        ) -> List[Union[str, Tuple[str, Dict[str, int]]]]:
+    """onnxruntime's execution providers for `device`, given the `available` ones
+    (`onnxruntime.get_available_providers()`): the CPU's, or CUDA's on the device's own index
+    (onnxruntime would take GPU 0 for any `cuda:N` otherwise) with the CPU's behind it.
+
+    Raises:
+        UsageError: `device` is neither the CPU nor a GPU that the available providers reach.
+    """
     if device.type == "cpu":
         return ["CPUExecutionProvider"]
-    if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if device.type == "cuda" and "CUDAExecutionProvider" in available:
+        return [("CUDAExecutionProvider", {"device_id": device.index or 0}),
+                "CPUExecutionProvider"]
     raise UsageError(f"--device {device}: the installed onnxruntime runs only on "
-                     f"{', '.join(ort.get_available_providers())}; use --device cpu")
+                     f"{', '.join(available)}; use --device cpu")
 
 
 class OnnxModel:
@@ -61,9 +68,9 @@ class OnnxModel:
         options.log_severity_level = 3  # errors only: not the optimiser's notes
         if threads:
             options.intra_op_num_threads = threads
+        providers = execution_providers(ort.get_available_providers(), device)
         try:
-            self.session = ort.InferenceSession(path, options,
-                                                providers=_providers(ort, device))
+            self.session = ort.InferenceSession(path, options, providers=providers)
         except Exception as err:  # noqa: BLE001 - any load failure ends the same way
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise CheckpointError(f"{path}: onnxruntime cannot load it ({first})") from err
@@ -84,6 +91,6 @@ class OnnxModel:
         out = {name: torch.from_numpy(np.concatenate([p[k] for p in parts]))
                for k, name in enumerate(self.info.outputs)}
         gate = out.get("gate")
-        return {"logits": out["logits"],
+        return {"logits": out["logits"], "probs": out["probs"],
                 "gate": gate.reshape(-1, gate.shape[-1]) if gate is not None else None,
                 "agreement": out.get("agreement")}
