@@ -59,6 +59,20 @@ def result_probs(out):
     return {int(k): np.array(v) for k, v in result.items()}
 
 
+def changed_snapshot(path, folder, config_update):
+    """A copy of the snapshot at `path` in `folder`/model_dump, its saved config updated with
+    the dict `config_update` (None: no saved config, the authors' format); returns the folder."""
+    snap = load_snapshot(path)
+    if config_update is None:
+        del snap["config"]
+    else:
+        snap["config"] = dict(snap["config"], **config_update)
+    model_dump = folder / "model_dump"
+    model_dump.mkdir()
+    torch.save(snap, model_dump / "snapshot_3.pth.tar")
+    return model_dump
+
+
 def test_network_and_input_come_from_the_snapshot(trained):
     out, path, args, expected = trained
     summary = test_entry.main(args)  # none of TRAINED_WITH on the command line
@@ -91,11 +105,7 @@ def test_agreeing_option_is_accepted_contradicting_one_refused(trained, capsys):
 
 def test_authors_snapshot_without_config_uses_the_command_line(trained, tmp_path):
     out, path, args, expected = trained
-    snap = load_snapshot(path)
-    del snap["config"]
-    authors = tmp_path / "model_dump"
-    authors.mkdir()
-    torch.save(snap, authors / "snapshot_3.pth.tar")
+    authors = changed_snapshot(path, tmp_path, None)
     explicit = []
     for key, value in TRAINED_WITH.items():
         text = ",".join(map(str, value)) if isinstance(value, tuple) else str(value).lower()
@@ -110,11 +120,7 @@ def test_authors_snapshot_checks_the_command_line_rules(trained, tmp_path, capsy
     # An authors' snapshot records no configuration: the rules between network and input fields
     # that test.py defers to the snapshot's config are checked on the command line's values.
     out, path, args, _ = trained
-    snap = load_snapshot(path)
-    del snap["config"]
-    authors = tmp_path / "model_dump"
-    authors.mkdir()
-    torch.save(snap, authors / "snapshot_3.pth.tar")
+    authors = changed_snapshot(path, tmp_path, None)
     with pytest.raises(SystemExit) as exc:
         # --frame_interval is left at its default, 8: at start-up it waits for the snapshot.
         test_entry.main(args + ["--model_dir", str(authors), "--pose_frame_factor", "3"])
@@ -128,11 +134,7 @@ def test_a_snapshot_trained_with_the_swap_target_is_tested(trained, tmp_path):
     # --gate_target swap needed --context_aug_prob > 0 to train; test.py's context_aug_prob is
     # the default 0, which must not refuse the snapshot (the gate's target changes no output).
     out, path, args, expected = trained
-    snap = load_snapshot(path)
-    snap["config"] = dict(snap["config"], gate_target="swap", context_aug_prob=0.5)
-    swapped = tmp_path / "model_dump"
-    swapped.mkdir()
-    torch.save(snap, swapped / "snapshot_3.pth.tar")
+    swapped = changed_snapshot(path, tmp_path, {"gate_target": "swap", "context_aug_prob": 0.5})
     summary = test_entry.main(args + ["--model_dir", str(swapped)])
     assert summary["top1"] == pytest.approx(expected["top1"])
     got = result_probs(out)
