@@ -128,3 +128,24 @@ def test_seed_noise_rule():
     single = compare_tables(base, base, 1)
     assert single["within_noise"] is None and single["cells_outside_noise"] is None
     assert all(c["difference"] == 0 and c["noise_bound"] is None for c in single["cells"])
+
+
+def test_each_side_imports_its_own_tree(tmp_path, monkeypatch):
+    # A tree whose tool/quickstart.py reports where `common` came from: with PYTHONPATH (or an
+    # editable install) pointing at this checkout, it must still be the tree's own.
+    tree = tmp_path / "tree"
+    (tree / "tool").mkdir(parents=True)
+    (tree / "common").mkdir()
+    (tree / "common" / "__init__.py").write_text("")
+    (tree / "tool" / "quickstart.py").write_text(
+        "import json, os, sys\n"
+        "import common\n"
+        "out = sys.argv[sys.argv.index('--output_dir') + 1]\n"
+        "os.makedirs(os.path.join(out, 'result'))\n"
+        "json.dump({'summary': {'common': common.__file__}},\n"
+        "          open(os.path.join(out, 'result', 'quickstart.json'), 'w'))\n")
+    monkeypatch.setenv("PYTHONPATH", ROOT)
+    side = quickstart_compare.run_side(side="baseline", label="the baseline", tree=str(tree),
+                                       quickstart_args=[], seeds=1,
+                                       compare_dir=str(tmp_path / "compare"))
+    assert side["summary"]["common"] == str(tree / "common" / "__init__.py")

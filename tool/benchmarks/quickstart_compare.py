@@ -10,7 +10,8 @@ How it works:
   the project's modules (a fresh export would otherwise pay it and a used checkout not).
 - Each side runs `python tool/quickstart.py --seeds N --first_seed S --workers W --output_dir
   <output_dir>/quickstart_compare/<side>` (plus `--fast` when asked) as a subprocess, in its own
-  tree, with this interpreter and the same environment. The wall clock around the subprocess is
+  tree, with this interpreter and the same environment but for PYTHONPATH, which is that tree
+  alone (each side imports its own modules). The wall clock around the subprocess is
   the side's time: data generation, every stage and every test, Python's start-up included.
   `<side>`'s output folder is emptied first: a stage that found an earlier run's snapshots could
   otherwise skip work and look faster. Its console output goes to `<side>.log` beside it.
@@ -159,6 +160,14 @@ def _last_line(path: str) -> str:
     return lines[-1] if lines else ""
 
 
+def side_environment(tree: str) -> Dict[str, str]:
+    """This environment, with `tree` as the only PYTHONPATH entry: each side imports its own
+    `common/`, `data/` and `main/`, never those of the checkout that an editable install or an
+    inherited PYTHONPATH points at (a revision whose entry points carry no path line of their
+    own would otherwise run this checkout's code under its own name)."""
+    return {**os.environ, "PYTHONPATH": tree}
+
+
 def run_side(*, side: str, label: str, tree: str, quickstart_args: Sequence[str], seeds: int,
              compare_dir: str) -> Dict[str, Any]:
     """One side's quickstart as a subprocess in `tree`; its wall time and its results.
@@ -177,7 +186,7 @@ def run_side(*, side: str, label: str, tree: str, quickstart_args: Sequence[str]
         log.flush()
         start = time.perf_counter()
         status = subprocess.run(command, cwd=tree, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL).returncode
+                                stdin=subprocess.DEVNULL, env=side_environment(tree)).returncode
         seconds = time.perf_counter() - start
     if status != 0:
         last = _last_line(log_path)
