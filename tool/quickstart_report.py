@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import os.path as osp
+import textwrap
 from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
@@ -122,18 +123,20 @@ def bar_chart(summary: Summary, path: str, title: str) -> None:
 
     names = list(summary)
     x = np.arange(len(names))
-    fig, ax = plt.subplots(figsize=(8, 4))
+    # A bar pair per row, wide enough that the wrapped row names do not run into each other.
+    fig, ax = plt.subplots(figsize=(max(8.0, 1.35 * len(names)), 4))
     for k, (split, color) in enumerate((("in context", "#4c72b0"), ("out of context", "#dd8452"))):
         means = [summary[n][split]["top1"][0] for n in names]
         stds = [summary[n][split]["top1"][1] for n in names]
         bars = ax.bar(x + (k - 0.5) * 0.38, means, 0.38, yerr=stds, label=split, color=color,
                       capsize=3)
         ax.bar_label(bars, fmt="%.0f", fontsize=8)
-    ax.set_xticks(x, [n.replace(" (", "\n(") for n in names], fontsize=8)
+    ax.set_xticks(x, [textwrap.fill(n.replace(" (", "\n("), 16, break_long_words=False,
+                                    replace_whitespace=False) for n in names], fontsize=8)
     ax.set_ylabel("top-1 accuracy (%)")
-    ax.set_ylim(0, 110)
+    ax.set_ylim(0, 125)  # room above the bars for the legend
     ax.set_title(title, fontsize=10)
-    ax.legend()
+    ax.legend(loc="upper center", ncol=2, fontsize=8)
     fig.tight_layout()
     os.makedirs(osp.dirname(path), exist_ok=True)
     fig.savefig(path, dpi=120)
