@@ -50,7 +50,7 @@ from tool.synthetic.layout import valid_subset
 
 logger = logging.getLogger("integral_action.choose_fallback")
 
-THRESHOLDS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
+THRESHOLDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.8, 1.0)
 # The quickstart's single-stream stage folders and its table's names (tool/quickstart.py).
 SINGLES = (("rgb_only", "rgb_only"), ("pose_only", "pose_only"))
 SPLITS = (("Kinetics", "in context"), ("Mimetics", "out of context"))
