@@ -4,7 +4,7 @@ Where a protocol is decided by the sample names (data/NTU/protocols.py), the vid
 frame folders `frames/nturgb+d_rgb_s<setup>/<SsssCcccPpppRrrrAaaa>[_rgb]/`: the name gives the
 label (`A013` -> 12), the split and the skeleton file (`<name>.skeleton`), the folder's JPEGs
 give `frame_num`. The release's colour videos `<name>_rgb.avi` may stand for the folders
-`<name>_rgb/` (their frames counted by decoding them once, at start-up).
+`<name>_rgb/` (their frames counted from their packets once, at start-up: demuxing, no decoding).
 `find_release_videos` describes them as the entries of a COCO-layout file would
 (`data.annotations.CocoVideos`), so that the loader treats them exactly as the videos of
 NTU_{train,test}.json.
