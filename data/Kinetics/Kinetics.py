@@ -15,7 +15,6 @@ The 'test' split reads the 'val' files. Classes: 50 for subset '50', 400 for '40
 """
 from __future__ import annotations
 
-import functools
 import logging
 import os.path as osp
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
@@ -24,6 +23,7 @@ import numpy as np
 
 from common.errors import DataError
 from common.report.problems import Problem
+from data.file_cache import cached_per_file
 from data.joint_sets import OPENPOSE_18
 from data.parsing import (FieldError, int_value, name_field, number_array, read_json_file,
                           require_list_field, short_repr, type_name)
@@ -79,7 +79,7 @@ def read_kinetics_labels(path: str) -> Dict[str, Any]:
     return content
 
 
-@functools.lru_cache(maxsize=64)
+@cached_per_file(maxsize=64)
 def read_kinetics_skeleton(path: str, joint_num: int = OPENPOSE_18.joint_num) -> PeopleTable:
     """Parse a kinetics-skeleton file into `{frame_index: (coords, scores)}` (a `PeopleTable`).
 

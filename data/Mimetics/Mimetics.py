@@ -12,7 +12,6 @@ Classes: those of Kinetics{subset} (50 or 400), else `--class_num` or the larges
 """
 from __future__ import annotations
 
-import functools
 import os.path as osp
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -20,6 +19,7 @@ import numpy as np
 
 from common.errors import DataError, UsageError
 from common.report.problems import Problem
+from data.file_cache import cached_per_file
 from data.joint_sets import OPENPOSE_18
 from data.Kinetics.Kinetics import KINETICS_CLASS_NUMS
 from data.parsing import (int_field, name_field, number_array, read_json_file,
@@ -31,7 +31,7 @@ from data.video_list import Record
 from data.video_pose_dataset import LoadingOptions, VideoPoseDataset
 
 
-@functools.lru_cache(maxsize=64)
+@cached_per_file(maxsize=64)
 def read_mimetics_poses(path: str, joint_num: int = OPENPOSE_18.joint_num) -> List[FramePeople]:
     """Parse a Mimetics `data.json` into one entry per frame: None (no people) or
     `(coords (P, J, 2) in original pixels, scores (P, J))`, joint score = joint score x person

@@ -24,7 +24,6 @@ and counted ('listed_missing_skeleton').
 """
 from __future__ import annotations
 
-import functools
 import math
 import os
 import os.path as osp
@@ -34,6 +33,7 @@ import numpy as np
 
 from common.errors import DataError, UsageError
 from common.report.problems import Problem
+from data.file_cache import cached_per_file
 from data.joint_sets import NTU_25
 from data.parsing import (FieldError, int_field, int_value, name_field, parse_float,
                           read_file_bytes, short_repr)
@@ -124,7 +124,7 @@ def _int_or_none(token: str) -> Optional[int]:
         return None
 
 
-@functools.lru_cache(maxsize=64)
+@cached_per_file(maxsize=64)
 def read_ntu_skeleton(path: str, joint_num: int = NTU_25.joint_num) -> List[FramePeople]:
     """Parse a `.skeleton` file into one entry per frame it holds: None (no body) or
     `(coords (P, J, 2) colour pixels, scores (P, J))`. Joints written as NaN (any Kinect
