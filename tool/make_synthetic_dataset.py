@@ -32,8 +32,10 @@ Every video is a pure function of (seed, split, class, slot), so the output does
 the number of worker processes or the order they run in.
 
 Five splits: train; the in-context and out-of-context test splits (`--subset Synth`); and their
-validation twins, as many videos, from other random streams (`--subset SynthValid`). Recipes are
-chosen on the validation splits; the test splits are for the final table only.
+validation twins, from other random streams (`--subset SynthValid`), four times as many videos
+by default (`--valid_per_class`), so that a choice between recipes a point apart is not decided
+by a video or two. Recipes are chosen on the validation splits; the test splits are for the final
+table only.
 
     python tool/make_synthetic_dataset.py --out output/synthetic --seed 0
 """
@@ -48,7 +50,7 @@ import numpy as np
 
 from common.errors import exit_on_error
 from tool.synthetic.dataset import generate_dataset
-from tool.synthetic.plan import CLASSES
+from tool.synthetic.plan import CLASSES, VALID_PER_TEST
 
 __all__ = ["generate_dataset", "main", "make_parser", "write_preview"]
 
@@ -91,6 +93,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--train_per_class", type=int, default=60)
     parser.add_argument("--test_per_class", type=int, default=15,
                         help="videos per class in the in-context val and the out-of-context split")
+    parser.add_argument("--valid_per_class", type=int, default=None,
+                        help="videos per class in each validation split (default: "
+                             f"{VALID_PER_TEST} x --test_per_class)")
     parser.add_argument("--frames", type=int, default=20, help="frames per video")
     parser.add_argument("--height", type=int, default=128)
     parser.add_argument("--width", type=int, default=170)
@@ -111,7 +116,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     summary = generate_dataset(
         args.out, seed=args.seed, num_classes=args.num_classes,
         train_per_class=args.train_per_class, test_per_class=args.test_per_class,
-        frames=args.frames, height=args.height, width=args.width, subset=args.subset,
+        valid_per_class=args.valid_per_class, frames=args.frames, height=args.height, width=args.width, subset=args.subset,
         workers=args.workers, jpeg_quality=args.jpeg_quality, force=args.force)
     state = "already complete, nothing to do" if summary["skipped"] \
         else f"written in {summary['seconds']:.1f} s"

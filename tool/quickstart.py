@@ -176,11 +176,11 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     recipes = SWEEP_RECIPES if args.lambda_sweep else RECIPES
 
     out_root = osp.join(args.output_dir, "quickstart")
-    data_params = dict(num_classes=8, train_per_class=60, test_per_class=15, frames=20,
-                       height=128, width=170)
+    data_params = dict(num_classes=8, train_per_class=60, test_per_class=15, valid_per_class=60,
+                       frames=20, height=128, width=170)
     if args.fast:
-        data_params = dict(num_classes=4, train_per_class=3, test_per_class=2, frames=16,
-                           height=40, width=52)
+        data_params = dict(num_classes=4, train_per_class=3, test_per_class=2, valid_per_class=2,
+                           frames=16, height=40, width=52)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     per_seed, seconds = [], []
     for seed in seeds:

@@ -13,7 +13,7 @@ from common.errors import UsageError
 from tool.synthetic.annotations import write_annotations
 from tool.synthetic.layout import (DATASET_DIRS, MARKER_NAME, OWNER_MARKER_NAME, dataset_paths,
                                    frame_dir, pose_path, write_json)
-from tool.synthetic.plan import CLASSES, GenParams, VideoPlan, plan_dataset
+from tool.synthetic.plan import CLASSES, VALID_PER_TEST, GenParams, VideoPlan, plan_dataset
 from tool.synthetic.video import render_all
 
 
@@ -92,28 +92,33 @@ def claim_target(paths: Dict[str, str]) -> None:
 
 
 def checked_params(*, seed: int, num_classes: int, train_per_class: int, test_per_class: int,
-                   frames: int, height: int, width: int, subset: str,
-                   jpeg_quality: int) -> GenParams:
-    """The generator's parameters, checked.
+                   valid_per_class: Optional[int] = None, frames: int, height: int, width: int,
+                   subset: str, jpeg_quality: int) -> GenParams:
+    """The generator's parameters, checked; `valid_per_class=None` takes
+    `VALID_PER_TEST` times `test_per_class`.
 
     Raises:
         UsageError: a count or size out of range (named by its command-line option).
     """
     if not 2 <= num_classes <= len(CLASSES):
         raise UsageError(f"--num_classes must be in [2, {len(CLASSES)}], got {num_classes}")
-    if min(train_per_class, test_per_class, frames) < 1:
-        raise UsageError("--train_per_class, --test_per_class and --frames must be >= 1")
+    if valid_per_class is None:
+        valid_per_class = VALID_PER_TEST * test_per_class
+    if min(train_per_class, test_per_class, valid_per_class, frames) < 1:
+        raise UsageError("--train_per_class, --test_per_class, --valid_per_class and --frames "
+                         "must be >= 1")
     if min(height, width) < 16:
         raise UsageError("--height and --width must be at least 16 pixels")
     return GenParams(seed=int(seed), num_classes=int(num_classes),
                      train_per_class=int(train_per_class),
-                     test_per_class=int(test_per_class), frames=int(frames),
-                     height=int(height), width=int(width), subset=str(subset),
-                     jpeg_quality=int(jpeg_quality))
+                     test_per_class=int(test_per_class), valid_per_class=int(valid_per_class),
+                     frames=int(frames), height=int(height), width=int(width),
+                     subset=str(subset), jpeg_quality=int(jpeg_quality))
 
 
 def generate_dataset(out_dir: str, *, seed: int = 0, num_classes: int = 8,
-                     train_per_class: int = 60, test_per_class: int = 15, frames: int = 20,
+                     train_per_class: int = 60, test_per_class: int = 15,
+                     valid_per_class: Optional[int] = None, frames: int = 20,
                      height: int = 128, width: int = 170, subset: str = "Synth",
                      workers: Optional[int] = None, jpeg_quality: int = 90,
                      force: bool = False) -> Dict[str, Any]:
@@ -133,8 +138,8 @@ def generate_dataset(out_dir: str, *, seed: int = 0, num_classes: int = 8,
     """
     params = checked_params(seed=seed, num_classes=num_classes,
                             train_per_class=train_per_class, test_per_class=test_per_class,
-                            frames=frames, height=height, width=width, subset=subset,
-                            jpeg_quality=jpeg_quality)
+                            valid_per_class=valid_per_class, frames=frames, height=height,
+                            width=width, subset=subset, jpeg_quality=jpeg_quality)
     out_dir = os.path.abspath(out_dir)
     paths = dataset_paths(out_dir, params.subset)
     plans = plan_dataset(params)
