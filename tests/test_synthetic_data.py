@@ -19,10 +19,12 @@ from pycocotools.coco import COCO
 from data.joint_sets import OPENPOSE_18
 from common.errors import UsageError
 from tool.make_synthetic_dataset import generate_dataset, main
-from tool.synthetic.plan import CLASSES, GenParams, plan_split
+from tool.synthetic.dataset import checked_params
+from tool.synthetic.plan import CLASSES, GenParams, plan_dataset, plan_split
 from tool.synthetic.actions import BodyShape, MotionParams, action_pose
 
-TINY = dict(num_classes=4, train_per_class=3, test_per_class=3, frames=16, height=48, width=64)
+TINY = dict(num_classes=4, train_per_class=3, test_per_class=3, valid_per_class=2, frames=16,
+            height=48, width=64)
 THORAX = OPENPOSE_18.joint_names.index("Thorax")
 
 
@@ -71,13 +73,14 @@ def test_same_seed_is_byte_identical_whatever_the_workers(sets):
     assert sorted(tree_a) == sorted(tree_b)
     differing = [p for p in tree_a if tree_a[p] != tree_b[p]]
     assert differing == []
-    assert sum(p.endswith(".jpg") for p in tree_a) == 4 * 3 * 5 * 16  # five splits
+    # Five splits: train, the two test splits (3 per class each), the two validation splits (2).
+    assert sum(p.endswith(".jpg") for p in tree_a) == 4 * (3 + 3 + 3 + 2 + 2) * 16
 
 
 # The digest of the seed-0 tiny set: every file's relative path and bytes, in path order. Any
 # change to what the generator writes changes it; when that change is meant, bump FORMAT_VERSION
 # in the generator and update this digest.
-TINY_SEED0_DIGEST = "590fa3a56f661edfa7d52ba168ca3cf1e6bec89995efe8d499b75a0bec57ed10"
+TINY_SEED0_DIGEST = "ed9ec72f91fc90fb8cd5ee5629c64c8f1be583adff4dfd0ff1b505285aea16bf"
 
 
 def _tree_digest(tree: Dict[str, bytes]) -> str:
@@ -116,6 +119,9 @@ def test_complete_set_is_skipped_and_parameter_change_rebuilds(tmp_path, capsys)
     assert second["videos"] == first["videos"]
     third = main(["--out", str(tmp_path), "--seed", "3"] + small)
     assert not third["skipped"] and _load(marker)["seed"] == 3
+    fourth = main(["--out", str(tmp_path), "--seed", "3", "--valid_per_class", "2"] + small)
+    assert not fourth["skipped"] and _load(marker)["valid_per_class"] == 2
+    assert fourth["counts"]["valid_in"] == 4 and third["counts"]["valid_in"] == 8
 
 
 SMALL = ["--num_classes", "2", "--train_per_class", "1", "--test_per_class", "1",
@@ -224,24 +230,44 @@ def test_scene_in_context_and_out_of_context(sets):
 
 
 def test_validation_splits_are_other_videos_of_the_same_kind(sets):
-    # As many videos as the test splits, none of theirs, drawn from other random streams; the
-    # out-of-context one mimes in another motion's scene, the in-context one does not.
+    # Their own number of videos per class, none of the test splits', drawn from other random
+    # streams; the out-of-context one mimes in another motion's scene, the in-context one does
+    # not. Image ids run on without a gap or an overlap.
     v = sets["a"]["videos"]
+    assert sets["a"]["counts"] == {"train": 12, "val": 12, "mimetics": 12, "valid_in": 8,
+                                   "valid_out": 8}
     for valid, test in (("valid_in", "val"), ("valid_out", "mimetics")):
-        assert [x["label"] for x in v[valid]] == [x["label"] for x in v[test]]
+        assert [x["label"] for x in v[valid]] == [label for label in range(4) for _ in range(2)]
         assert not {x["name"] for x in v[valid]} & {x["name"] for x in v[test]}
-        assert all(a["motion_params"] != b["motion_params"] for a, b in zip(v[valid], v[test]))
+        firsts = {x["label"]: x["motion_params"] for x in v[test][::3]}  # slot 0 of each class
+        assert all(x["motion_params"] != firsts[x["label"]] for x in v[valid][::2])
+    ids = [x["image_id"] for split in ("train", "val", "mimetics", "valid_in", "valid_out")
+           for x in v[split]]
+    assert ids == list(range(1, 53))
     assert all(x["scene"] == x["label"] and x["held_prop"] == CLASSES[x["label"]].held_prop
                for x in v["valid_in"])
     assert all(CLASSES[x["scene"]].motion != CLASSES[x["label"]].motion and x["held_prop"] is None
                for x in v["valid_out"])
 
 
+def test_validation_splits_default_to_four_times_the_test_splits():
+    params = checked_params(seed=0, num_classes=2, train_per_class=1, test_per_class=3,
+                            frames=4, height=32, width=40, subset="Synth", jpeg_quality=90)
+    assert params.valid_per_class == 12
+    counts = {split: len(plans) for split, plans in plan_dataset(params).items()}
+    assert counts == {"train": 2, "val": 6, "mimetics": 6, "valid_in": 24, "valid_out": 24}
+    with pytest.raises(UsageError, match="--valid_per_class"):
+        checked_params(seed=0, num_classes=2, train_per_class=1, test_per_class=3,
+                       valid_per_class=0, frames=4, height=32, width=40, subset="Synth",
+                       jpeg_quality=90)
+
+
 def test_two_class_set_still_takes_the_other_scene():
     # The two first classes share a motion: with no class of another motion left, the
     # out-of-context scene falls back to the other class rather than to the video's own.
-    params = GenParams(seed=0, num_classes=2, train_per_class=1, test_per_class=4, frames=16,
-                       height=48, width=64, subset="Synth", jpeg_quality=90)
+    params = GenParams(seed=0, num_classes=2, train_per_class=1, test_per_class=4,
+                       valid_per_class=4, frames=16, height=48, width=64, subset="Synth",
+                       jpeg_quality=90)
     plans = plan_split(params, "mimetics", 0, params.test_per_class)
     assert [(p.label, p.scene) for p in plans] == [(0, 1)] * 4 + [(1, 0)] * 4
 
@@ -257,7 +283,7 @@ def test_kinetics_format(sets, split):
     assert coco.dataset["categories"] == [{"id": i, "name": CLASSES[i].name} for i in range(4)]
     labels = _load(os.path.join(root, "kinetics-skeleton", f"kinetics_{split}_label.json"))
     # The val label file also lists the in-context validation videos, which share its folders.
-    assert len(coco.imgs) == 4 * 3 and len(labels) == 4 * 3 * (1 if split == "train" else 2)
+    assert len(coco.imgs) == 4 * 3 and len(labels) == 4 * 3 + (0 if split == "train" else 4 * 2)
     for image_id, image in coco.imgs.items():
         assert set(image) == {"id", "seq_name", "file_name", "height", "width", "frame_num"}
         assert (image["height"], image["width"], image["frame_num"]) == (h, w, frames)

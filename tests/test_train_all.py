@@ -61,7 +61,7 @@ def recipe(tmp_path_factory):
     # The quickstart's --fast data set and recipe file; one iteration per epoch (the command
     # line's options override the file's, its stage tables included).
     generate_dataset(data, seed=0, num_classes=4, train_per_class=3, test_per_class=2,
-                     frames=16, height=40, width=52)
+                     valid_per_class=2, frames=16, height=40, width=52)
     options = quickstart.run_options(data, seed=0, workers=0) + [
         "--max_iters_per_epoch", "1", "--progress_bar", "false", "--end_epoch", "1",
         "--pose_only.end_epoch", "2", "--rgb+pose.end_epoch", "2", "--rgb+pose.lr", "0.003"]
