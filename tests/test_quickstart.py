@@ -141,6 +141,29 @@ def test_the_threshold_is_chosen_on_the_validation_splits_alone(fast_run):
                       summary["top1"])
 
 
+def test_validation_outputs_are_kept_until_their_snapshot_changes(fast_run, monkeypatch):
+    tmp_path, _ = fast_run
+    argv = ["--output_dir", str(tmp_path), "--workers", "0", "--thresholds", "0,0.3,0.6"]
+    first = choose_fallback.main(argv)
+    kept = sorted(p.name for p in (tmp_path / "quickstart" / "seed0" / "fusion_robust"
+                                   / "validation").glob("clip_outputs_*.npz"))
+    assert kept == ["clip_outputs_KineticsSynthValid.npz", "clip_outputs_MimeticsSynthValid.npz"]
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the kept outputs should have been read back")
+
+    # Other thresholds, the same snapshots: nothing is evaluated again, the figures are the same.
+    monkeypatch.setattr(choose_fallback, "build_model", no_network)
+    again = choose_fallback.main(argv)
+    assert [r["per_seed"] for r in again["rows"]] == [r["per_seed"] for r in first["rows"]]
+    # A snapshot written again (here: its time) is evaluated again.
+    for snapshot in (tmp_path / "quickstart" / "seed0" / "fusion_robust" / "model_dump").glob(
+            "snapshot_*.pth.tar"):
+        os.utime(snapshot, ns=(snapshot.stat().st_atime_ns, snapshot.stat().st_mtime_ns + 10**9))
+    with pytest.raises(AssertionError, match="kept outputs"):
+        choose_fallback.main(argv)
+
+
 def test_the_lambda_sweep_trains_the_fusion_at_each_lambda(tmp_path, capsys):
     names = [r.name for r in quickstart.SWEEP_RECIPES]
     assert names == ["rgb_only", "pose_only", "rgb+pose (paper: lambda 0)",

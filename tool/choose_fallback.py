@@ -20,7 +20,9 @@ quickstart's test table is read once, with them.
 A candidate (fusion folder, threshold) is better when more seeds meet all five criteria of the
 quickstart's table on the validation splits, then when its worst seed's smallest margin to a
 criterion is larger. The table and the choice go to `<output_dir>/result/choose_fallback.md`
-and `.json`.
+and `.json`. Each stage's validation outputs are kept beside its snapshots
+(`<stage>/validation/clip_outputs_*.npz`), so trying other thresholds again evaluates nothing;
+a snapshot trained again, or a data set written again, is evaluated again.
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ import numpy as np
 import torch
 
 from common.errors import UsageError, exit_on_error
+from common.io.atomic_file import atomic_write
 from common.nets.pose_fallback import fall_back_to_pose
 from common.report.problems import ProblemTally
 from common.runtime.distributed import DistInfo
@@ -46,7 +49,7 @@ from main.cli import OneLineParser
 from main.config import build_config
 from main.test import build_test_data, inference_network, read_test_snapshot, snapshot_config
 from tool.quickstart_report import claim_checks, summarise
-from tool.synthetic.layout import valid_subset
+from tool.synthetic.layout import MARKER_NAME, valid_subset
 
 logger = logging.getLogger("integral_action.choose_fallback")
 
@@ -60,18 +63,44 @@ ROBUST = "rgb+pose (robust)"  # the row a candidate takes in the criteria
 SeedOutputs = Dict[str, Dict[str, Dict[str, np.ndarray]]]
 
 
+def file_identity(path: str) -> Optional[List[int]]:
+    """(size, modification time in ns) of a file, or None when there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
 def clip_outputs(run_dir: str, mode: str, *, data_dir: str, dataset: str, subset: str,
                  workers: int) -> Dict[str, np.ndarray]:
     """A stage's last snapshot over one data set, as test.py evaluates it, with the pose
     fallback off: `common.train.engine.predict`'s clip outputs ('prob' the fused prediction,
-    and for a snapshot with the stages' classifiers 'agreement' and 'pose_prob')."""
+    and for a snapshot with the stages' classifiers 'agreement' and 'pose_prob').
+
+    They are kept in `<run_dir>/validation/clip_outputs_<dataset><subset>.npz` with what they
+    were computed from (the snapshot file and the data set's completion marker, path, size and
+    time): trying other thresholds or other candidates later reads them back, and a snapshot
+    trained again or a data set written again is evaluated again.
+    """
     model_dir = osp.join(run_dir, "model_dump")
     snapshots = list_snapshots(model_dir)
     if not snapshots:
         raise UsageError(f"{model_dir} holds no snapshot: run python tool/quickstart.py "
                          "with the same --output_dir and --seeds first")
+    epoch, snapshot_path = snapshots[0][0], snapshots[0][1]
+    marker = osp.join(data_dir, MARKER_NAME)
+    key = json.dumps({"snapshot": osp.abspath(snapshot_path),
+                      "snapshot_file": file_identity(snapshot_path), "mode": mode,
+                      "data_dir": osp.abspath(data_dir), "data_marker": file_identity(marker),
+                      "dataset": dataset, "subset": subset}, sort_keys=True)
+    kept = osp.join(run_dir, "validation", f"clip_outputs_{dataset}{subset}.npz")
+    if osp.isfile(kept):
+        with np.load(kept) as stored:
+            if str(stored["key"]) == key:
+                return {name: stored[name] for name in stored.files if name != "key"}
     overrides: Dict[str, Any] = {
-        "mode": mode, "model_dir": model_dir, "test_epoch": snapshots[0][0],
+        "mode": mode, "model_dir": model_dir, "test_epoch": epoch,
         "data_dir": data_dir, "dataset": dataset, "subset": subset, "num_thread": workers,
         "output_dir": osp.join(run_dir, "validation"), "progress_bar": False}
     if mode == "rgb+pose":
@@ -86,7 +115,10 @@ def clip_outputs(run_dir: str, mode: str, *, data_dir: str, dataset: str, subset
     precision = resolve_precision(cfg, device, training=False)
     net = inference_network(model, cfg, device=device, gpu_ids=[], precision=precision)
     tally = ProblemTally(strict=cfg.strict, logger=logger)
-    return predict(net, loader, device, progress=False, tally=tally, precision=precision)
+    outputs = predict(net, loader, device, progress=False, tally=tally, precision=precision)
+    with atomic_write(kept, "wb") as f:
+        np.savez(f, key=np.array(key), **outputs)
+    return outputs
 
 
 def top1_with_fallback(outputs: Dict[str, np.ndarray], threshold: float) -> float:
