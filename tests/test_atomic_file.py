@@ -38,3 +38,15 @@ def test_the_temporary_is_named_by_the_caller(tmp_path):
         assert name.startswith(".tmp_host_12_") and name.endswith(".pth.tar")
         f.write(b"x")
     assert os.listdir(tmp_path) == ["a.bin"]
+
+
+def test_a_durable_write_is_flushed_to_disk_and_a_batch_write_is_not(tmp_path, monkeypatch):
+    flushed = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: flushed.append(fd) or real_fsync(fd))
+    with atomic_write(str(tmp_path / "one.txt")) as f:
+        f.write("a")
+    assert len(flushed) == 1
+    with atomic_write(str(tmp_path / "many.txt"), durable=False) as f:
+        f.write("b")
+    assert len(flushed) == 1 and (tmp_path / "many.txt").read_text() == "b"

@@ -142,3 +142,16 @@ def test_choose_fallback_takes_thresholds_on_the_bounds(tmp_path):
     args, fusion_dirs, thresholds = choose_fallback.parse_arguments(
         ["--output_dir", str(tmp_path), "--thresholds", "0,0.5,1", "--fusion_dirs", "a,,b"])
     assert thresholds == [0.0, 0.5, 1.0] and fusion_dirs == ["a", "b"] and args.seeds == 1
+
+
+def test_a_tie_on_the_worst_seed_goes_to_the_larger_mean_margin():
+    # Margins move in steps of one video, so two thresholds often share the worst seed's margin
+    # (computed in another order, equal up to rounding); the seeds' mean margin then decides.
+    rows = [{"threshold": 0.4, "seeds_meeting_all": 5, "worst_margin": 0.2916666666666714,
+             "mean_margin": 0.82},
+            {"threshold": 0.45, "seeds_meeting_all": 5, "worst_margin": 0.29166666666666,
+             "mean_margin": 0.90},
+            {"threshold": 0.5, "seeds_meeting_all": 4, "worst_margin": 2.0, "mean_margin": 3.0}]
+    assert max(rows, key=choose_fallback.rank)["threshold"] == 0.45
+    rows[0]["mean_margin"] = 0.95
+    assert max(rows, key=choose_fallback.rank)["threshold"] == 0.4

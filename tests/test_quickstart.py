@@ -116,7 +116,7 @@ def test_the_threshold_is_chosen_on_the_validation_splits_alone(fast_run):
     for path in hidden:
         path.rename(str(path) + ".hidden")
     try:
-        out = choose_fallback.main(["--output_dir", str(tmp_path), "--workers", "0",
+        out = choose_fallback.main(["--output_dir", str(tmp_path), "--workers", "0", "--fast",
                                     "--thresholds", "0,0.3,1",
                                     "--fusion_dirs", "fusion_robust,fusion_paper"])
     finally:
@@ -130,12 +130,16 @@ def test_the_threshold_is_chosen_on_the_validation_splits_alone(fast_run):
     assert saved["chosen"] == {"fusion_dir": out["chosen"]["fusion_dir"],
                                "threshold": out["chosen"]["threshold"]}
     assert saved["seeds"] == [0]
-    # The tool's score of a threshold is test.py's with that --pose_fallback, to the digit.
+    # The tool's score of a threshold is test.py's with that --pose_fallback and the recipe's
+    # clips per video (configs/quickstart_fast.toml: 2), to the digit.
     robust = tmp_path / "quickstart" / "seed0" / "fusion_robust"
+    kept = np.load(robust / "validation" / "clip_outputs_MimeticsSynthValid.npz")
+    assert len(kept["video_id"]) == 2 * len(np.unique(kept["video_id"]))
     summary = test_entry.main([
         "--mode", "rgb+pose", "--model_dir", str(robust / "model_dump"), "--test_epoch", "1",
         "--data_dir", str(data), "--dataset", "Mimetics", "--subset", "SynthValid",
-        "--num_thread", "0", "--pose_fallback", "0.3", "--output_dir", str(tmp_path / "t")])
+        "--num_thread", "0", "--pose_fallback", "0.3", "--test_infer_num", "2",
+        "--output_dir", str(tmp_path / "t")])
     row = next(r for r in out["rows"] if r["threshold"] == 0.3)
     assert np.isclose(row["per_seed"][0]["rgb+pose (robust)"]["out of context"]["top1"],
                       summary["top1"])
@@ -143,7 +147,7 @@ def test_the_threshold_is_chosen_on_the_validation_splits_alone(fast_run):
 
 def test_validation_outputs_are_kept_until_their_snapshot_changes(fast_run, monkeypatch):
     tmp_path, _ = fast_run
-    argv = ["--output_dir", str(tmp_path), "--workers", "0", "--thresholds", "0,0.3,0.6"]
+    argv = ["--output_dir", str(tmp_path), "--workers", "0", "--fast", "--thresholds", "0,0.3,0.6"]
     first = choose_fallback.main(argv)
     kept = sorted(p.name for p in (tmp_path / "quickstart" / "seed0" / "fusion_robust"
                                    / "validation").glob("clip_outputs_*.npz"))

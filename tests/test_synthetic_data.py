@@ -434,3 +434,23 @@ def test_project_loaders_read_the_set(sets, name, split, summary_split, subset):
             if seen.any():
                 dist = np.linalg.norm(coords[t, seen, THORAX] - expected, axis=1).min()
                 assert dist < 1.0
+
+
+def test_the_set_is_flushed_to_disk_once_before_it_is_marked_complete(tmp_path, monkeypatch):
+    # One flush of everything (frames and pose files alike) before the completion marker,
+    # instead of one per pose file: a crash after the marker cannot leave files missing.
+    from tool.synthetic import dataset as dataset_module
+    events = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: events.append("fsync") or real_fsync(fd))
+    marker = tmp_path / "synthetic_params.json"
+    monkeypatch.setattr(dataset_module.os, "sync",
+                        lambda: events.append(("sync", marker.exists())), raising=False)
+    summary = generate_dataset(str(tmp_path), seed=0, num_classes=2, train_per_class=1,
+                               test_per_class=1, valid_per_class=1, frames=2, height=32,
+                               width=40, workers=1)
+    assert sum(summary["counts"].values()) == 10 and marker.exists()
+    assert events.count(("sync", False)) == 1 and ("sync", True) not in events
+    # Durable writes: the owner marker, the 5 annotation files, the 2 label files, the marker.
+    assert events.count("fsync") == 9
+    assert events.index(("sync", False)) == len(events) - 2  # then only the marker's own

@@ -11,7 +11,8 @@ recipe, and its `pose_fallback` threshold.
 
 For each seed it runs the quickstart's rgb_only, pose_only and each candidate rgb+pose snapshot
 once over the in-context and out-of-context *validation* splits (`--subset SynthValid`: other
-videos than the test splits, from the same generator), keeps every clip's fused prediction, the
+videos than the test splits, from the same generator), tested as the quickstart tests
+(configs/quickstart.toml's clips per video; `--fast`: configs/quickstart_fast.toml's), keeps every clip's fused prediction, the
 pose stage's own prediction and the streams' agreement, and scores each threshold T with the
 very rule the network applies (`common.nets.pose_fallback`). The test splits are never read
 here: the recipe and threshold this prints are what configs/robust.toml sets, and the
@@ -19,7 +20,7 @@ quickstart's test table is read once, with them.
 
 A candidate (fusion folder, threshold) is better when more seeds meet all five criteria of the
 quickstart's table on the validation splits, then when its worst seed's smallest margin to a
-criterion is larger. The table and the choice go to `<output_dir>/result/choose_fallback.md`
+criterion is larger, then when the seeds' smallest margins are larger on average. The table and the choice go to `<output_dir>/result/choose_fallback.md`
 and `.json`. Each stage's validation outputs are kept beside its snapshots
 (`<stage>/validation/clip_outputs_*.npz`), so trying other thresholds again evaluates nothing;
 a snapshot trained again, or a data set written again, is evaluated again.
@@ -46,8 +47,10 @@ from common.train.checkpoint import list_snapshots, load_network
 from common.train.engine import evaluate, predict
 from common.model import build_model
 from main.cli import OneLineParser
-from main.config import build_config
+from main.config import FIELDS, build_config
+from main.config_file import read_recipe, recipe_overrides
 from main.test import build_test_data, inference_network, read_test_snapshot, snapshot_config
+from tool.quickstart import recipe_file
 from tool.quickstart_report import claim_checks, summarise
 from tool.synthetic.layout import MARKER_NAME, valid_subset
 
@@ -72,11 +75,21 @@ def file_identity(path: str) -> Optional[List[int]]:
     return [st.st_size, st.st_mtime_ns]
 
 
+def testing_fields(recipe_path: str, mode: str) -> Dict[str, Any]:
+    """The quickstart recipe file's testing fields for stage `mode` (clips per video, batch):
+    the validation splits are read as its test splits are."""
+    fields = recipe_overrides([read_recipe(recipe_path)], mode)
+    testing = {f.name for f in FIELDS if f.group == "testing"}
+    return {name: value for name, value in fields.items() if name in testing}
+
+
 def clip_outputs(run_dir: str, mode: str, *, data_dir: str, dataset: str, subset: str,
-                 workers: int) -> Dict[str, np.ndarray]:
+                 workers: int, testing: Optional[Dict[str, Any]] = None
+                 ) -> Dict[str, np.ndarray]:
     """A stage's last snapshot over one data set, as test.py evaluates it, with the pose
     fallback off: `common.train.engine.predict`'s clip outputs ('prob' the fused prediction,
-    and for a snapshot with the stages' classifiers 'agreement' and 'pose_prob').
+    and for a snapshot with the stages' classifiers 'agreement' and 'pose_prob'). `testing`:
+    testing fields (`test_infer_num`, ...) over test.py's defaults.
 
     They are kept in `<run_dir>/validation/clip_outputs_<dataset><subset>.npz` with what they
     were computed from (the snapshot file and the data set's completion marker, path, size and
@@ -93,7 +106,8 @@ def clip_outputs(run_dir: str, mode: str, *, data_dir: str, dataset: str, subset
     key = json.dumps({"snapshot": osp.abspath(snapshot_path),
                       "snapshot_file": file_identity(snapshot_path), "mode": mode,
                       "data_dir": osp.abspath(data_dir), "data_marker": file_identity(marker),
-                      "dataset": dataset, "subset": subset}, sort_keys=True)
+                      "dataset": dataset, "subset": subset, "testing": testing or {}},
+                     sort_keys=True)
     kept = osp.join(run_dir, "validation", f"clip_outputs_{dataset}{subset}.npz")
     if osp.isfile(kept):
         with np.load(kept) as stored:
@@ -102,7 +116,7 @@ def clip_outputs(run_dir: str, mode: str, *, data_dir: str, dataset: str, subset
     overrides: Dict[str, Any] = {
         "mode": mode, "model_dir": model_dir, "test_epoch": epoch,
         "data_dir": data_dir, "dataset": dataset, "subset": subset, "num_thread": workers,
-        "output_dir": osp.join(run_dir, "validation"), "progress_bar": False}
+        "output_dir": osp.join(run_dir, "validation"), "progress_bar": False, **(testing or {})}
     if mode == "rgb+pose":
         overrides["pose_fallback"] = 0.0  # the fused prediction alone; the rule is applied here
     cfg = build_config(overrides, entry="test")
@@ -136,14 +150,15 @@ def top1_with_fallback(outputs: Dict[str, np.ndarray], threshold: float) -> floa
     return float(evaluate(dict(outputs, prob=probs))["top1"])
 
 
-def seed_outputs(seed_dir: str, data_dir: str, fusion_dirs: Sequence[str], workers: int
-                 ) -> SeedOutputs:
+def seed_outputs(seed_dir: str, data_dir: str, fusion_dirs: Sequence[str], workers: int,
+                 recipe_path: str) -> SeedOutputs:
     """{stage folder: {split: clip outputs}} of one seed's single-stream stages and candidate
-    fusion folders on the validation splits."""
+    fusion folders on the validation splits, tested as `recipe_path` tests."""
     subset = valid_subset("Synth")
     stages = [(folder, mode) for folder, mode in SINGLES] + [(d, "rgb+pose") for d in fusion_dirs]
     return {folder: {split: clip_outputs(osp.join(seed_dir, folder), mode, data_dir=data_dir,
-                                         dataset=dataset, subset=subset, workers=workers)
+                                         dataset=dataset, subset=subset, workers=workers,
+                                         testing=testing_fields(recipe_path, mode))
                      for dataset, split in SPLITS}
             for folder, mode in stages}
 
@@ -175,8 +190,8 @@ def margins(results: Dict[str, Dict[str, Dict[str, float]]]) -> Tuple[bool, floa
 
 def choose(per_seed: List[SeedOutputs], fusion_dirs: Sequence[str],
            thresholds: Sequence[float]) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
-    """The best candidate and one row per (fusion folder, threshold): seeds meeting every
-    criterion, worst margin, mean top-1 in and out of context, each seed's table. A folder
+    """The best candidate (`rank`) and one row per (fusion folder, threshold): seeds meeting
+    every criterion, worst and mean margin, mean top-1 in and out of context, each seed's table. A folder
     without the stages' classifiers is tried without the fallback only."""
     rows = []
     for fusion_dir in fusion_dirs:
@@ -188,24 +203,34 @@ def choose(per_seed: List[SeedOutputs], fusion_dirs: Sequence[str],
                 "fusion_dir": fusion_dir, "threshold": threshold,
                 "seeds_meeting_all": sum(h for h, _ in checks),
                 "worst_margin": min(m for _, m in checks),
+                "mean_margin": float(np.mean([m for _, m in checks])),
                 "robust_in": float(np.mean([t[ROBUST]["in context"]["top1"] for t in tables])),
                 "robust_out": float(np.mean([t[ROBUST]["out of context"]["top1"]
                                              for t in tables])),
                 "per_seed": tables})
-    best = max(rows, key=lambda r: (r["seeds_meeting_all"], r["worst_margin"]))
+    best = max(rows, key=rank)
     return best, rows
+
+
+def rank(row: Dict[str, Any]) -> Tuple[int, float, float]:
+    """How good a candidate is: the seeds meeting every criterion, then the worst seed's margin,
+    then the mean of the seeds' margins (a tie on the worst seed is common: margins move in
+    steps of one video). Rounded so that equal margins computed in another order tie."""
+    return (row["seeds_meeting_all"], round(row["worst_margin"], 6),
+            round(row["mean_margin"], 6))
 
 
 def markdown(rows: List[Dict[str, Any]], chosen: Dict[str, Any], seeds: Sequence[int]) -> str:
     lines = [f"Fusion recipes and pose_fallback on the validation splits (--subset SynthValid), "
              f"seeds {', '.join(map(str, seeds))}", "",
              "| fusion folder | pose_fallback | seeds meeting all 5 criteria | worst margin "
-             "(top-1 points) | in context (mean) | out of context (mean) |",
-             "|---|---|---|---|---|---|"]
+             "(top-1 points) | mean margin | in context (mean) | out of context (mean) |",
+             "|---|---|---|---|---|---|---|"]
     for r in rows:
         mark = " (chosen)" if r is chosen else ""
         lines.append(f"| {r['fusion_dir']} | {r['threshold']:g}{mark} | "
                      f"{r['seeds_meeting_all']} of {len(seeds)} | {r['worst_margin']:+.1f} | "
+                     f"{r['mean_margin']:+.1f} | "
                      f"{r['robust_in']:.1f} | {r['robust_out']:.1f} |")
     return "\n".join(lines) + "\n"
 
@@ -230,6 +255,8 @@ def parse_arguments(argv: Optional[Sequence[str]] = None
     parser.add_argument("--fusion_dirs", default="fusion_robust",
                         help="comma-separated rgb+pose folders of each seed to choose among")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers")
+    parser.add_argument("--fast", action="store_true",
+                        help="the stages of `quickstart.py --fast` (its recipe's test settings)")
     args = parser.parse_args(argv)
     if args.seeds < 1:
         raise UsageError(f"--seeds {args.seeds}: give 1 or more (how many seeds to read)")
@@ -257,7 +284,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     for seed in seeds:
         per_seed.append(seed_outputs(osp.join(root, f"seed{seed}"),
                                      osp.join(root, f"data_seed{seed}"), fusion_dirs,
-                                     args.workers))
+                                     args.workers, recipe_file(args.fast)))
         print(f"[seed {seed}] validation outputs ready", flush=True)
     chosen, rows = choose(per_seed, fusion_dirs, thresholds)
     text = markdown(rows, chosen, seeds)

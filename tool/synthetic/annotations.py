@@ -58,7 +58,8 @@ def write_pose_file(plan: VideoPlan, params: GenParams, paths: Dict[str, str],
     else:
         content = kinetics_pose_content(detections, height=params.height, width=params.width,
                                         label=CLASSES[plan.label].name, label_index=plan.label)
-    write_json(pose_path(paths, plan), content)
+    # Flushed to disk with the frames, all at once, before the set is marked complete.
+    write_json(pose_path(paths, plan), content, durable=False)
 
 
 def categories(params: GenParams) -> List[Dict[str, Any]]:

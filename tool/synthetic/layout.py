@@ -67,7 +67,8 @@ def pose_path(paths: Dict[str, str], plan: VideoPlan) -> str:
                         f"{plan.name}.json")
 
 
-def write_json(path: str, obj: Any) -> None:
-    """Sorted keys and pre-rounded floats: the same data always gives the same bytes."""
-    with atomic_write(path) as f:
+def write_json(path: str, obj: Any, *, durable: bool = True) -> None:
+    """Sorted keys and pre-rounded floats: the same data always gives the same bytes.
+    `durable=False`: not flushed to disk one by one (see `dataset.flush_to_disk`)."""
+    with atomic_write(path, durable=durable) as f:
         json.dump(obj, f, sort_keys=True)
