@@ -12,18 +12,19 @@ recipe, and its `pose_fallback` threshold.
 For each seed it runs the quickstart's rgb_only, pose_only and each candidate rgb+pose snapshot
 once over the in-context and out-of-context *validation* splits (`--subset SynthValid`: other
 videos than the test splits, from the same generator), tested as the quickstart tests
-(configs/quickstart.toml's clips per video; `--fast`: configs/quickstart_fast.toml's), keeps every clip's fused prediction, the
-pose stage's own prediction and the streams' agreement, and scores each threshold T with the
-very rule the network applies (`common.nets.pose_fallback`). The test splits are never read
-here: the recipe and threshold this prints are what configs/robust.toml sets, and the
-quickstart's test table is read once, with them.
+(configs/quickstart.toml's clips per video; `--fast`: configs/quickstart_fast.toml's). It keeps
+every clip's fused prediction, the pose stage's own prediction and the streams' agreement, and
+scores each threshold T with the very rule the network applies (`common.nets.pose_fallback`).
+The test splits are never read here: the recipe and threshold this prints are what
+configs/robust.toml sets, and the quickstart's test table is read once, with them.
 
 A candidate (fusion folder, threshold) is better when more seeds meet all five criteria of the
 quickstart's table on the validation splits, then when its worst seed's smallest margin to a
-criterion is larger, then when the seeds' smallest margins are larger on average. The table and the choice go to `<output_dir>/result/choose_fallback.md`
-and `.json`. Each stage's validation outputs are kept beside its snapshots
-(`<stage>/validation/clip_outputs_*.npz`), so trying other thresholds again evaluates nothing;
-a snapshot trained again, or a data set written again, is evaluated again.
+criterion is larger, then when the seeds' smallest margins are larger on average. The table and
+the choice go to `<output_dir>/result/choose_fallback.md` and `.json`. Each stage's validation
+outputs are kept beside its snapshots (`<stage>/validation/clip_outputs_*.npz`), so trying other
+thresholds again evaluates nothing; a snapshot trained again, or a data set written again, is
+evaluated again.
 """
 from __future__ import annotations
 
@@ -191,8 +192,8 @@ def margins(results: Dict[str, Dict[str, Dict[str, float]]]) -> Tuple[bool, floa
 def choose(per_seed: List[SeedOutputs], fusion_dirs: Sequence[str],
            thresholds: Sequence[float]) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
     """The best candidate (`rank`) and one row per (fusion folder, threshold): seeds meeting
-    every criterion, worst and mean margin, mean top-1 in and out of context, each seed's table. A folder
-    without the stages' classifiers is tried without the fallback only."""
+    every criterion, worst and mean margin, mean top-1 in and out of context, each seed's
+    table. A folder without the stages' classifiers is tried without the fallback only."""
     rows = []
     for fusion_dir in fusion_dirs:
         has_heads = all("pose_prob" in o[fusion_dir]["in context"] for o in per_seed)

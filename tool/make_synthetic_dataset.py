@@ -116,7 +116,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     summary = generate_dataset(
         args.out, seed=args.seed, num_classes=args.num_classes,
         train_per_class=args.train_per_class, test_per_class=args.test_per_class,
-        valid_per_class=args.valid_per_class, frames=args.frames, height=args.height, width=args.width, subset=args.subset,
+        valid_per_class=args.valid_per_class, frames=args.frames, height=args.height,
+        width=args.width, subset=args.subset,
         workers=args.workers, jpeg_quality=args.jpeg_quality, force=args.force)
     state = "already complete, nothing to do" if summary["skipped"] \
         else f"written in {summary['seconds']:.1f} s"
