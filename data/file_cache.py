@@ -10,9 +10,19 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Optional, Tuple, TypeVar
 
 Parsed = TypeVar("Parsed")
+
+
+def file_identity(path: str) -> Optional[Tuple[int, ...]]:
+    """What changes whenever the file at `path` is written (device, inode, size, modification
+    and change times), or None when there is no file to look at."""
+    try:
+        st = os.stat(path)
+    except (OSError, TypeError, ValueError):
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def cached_per_file(maxsize: int = 64) -> Callable[[Callable[..., Parsed]], Callable[..., Parsed]]:
@@ -27,11 +37,9 @@ def cached_per_file(maxsize: int = 64) -> Callable[[Callable[..., Parsed]], Call
 
         @functools.wraps(parse)
         def read(path: str, *args: Any, **kwargs: Any) -> Parsed:
-            try:
-                st = os.stat(path)
-            except (OSError, TypeError, ValueError):
+            identity = file_identity(path)
+            if identity is None:
                 return parse(path, *args, **kwargs)
-            identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
             return cached(path, identity, *args, **kwargs)
 
         read.cache_clear = cached.cache_clear  # type: ignore[attr-defined]

@@ -47,6 +47,7 @@ from common.runtime.precision import resolve_precision
 from common.train.checkpoint import list_snapshots, load_network
 from common.train.engine import evaluate, predict
 from common.model import build_model
+from data.file_cache import file_identity
 from main.cli import OneLineParser
 from main.config import FIELDS, build_config
 from main.config_file import read_recipe, recipe_overrides
@@ -67,15 +68,6 @@ ROBUST = "rgb+pose (robust)"  # the row a candidate takes in the criteria
 SeedOutputs = Dict[str, Dict[str, Dict[str, np.ndarray]]]
 
 
-def file_identity(path: str) -> Optional[List[int]]:
-    """(size, modification time in ns) of a file, or None when there is none."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return [st.st_size, st.st_mtime_ns]
-
-
 def testing_fields(recipe_path: str, mode: str) -> Dict[str, Any]:
     """The quickstart recipe file's testing fields for stage `mode` (clips per video, batch):
     the validation splits are read as its test splits are."""
@@ -93,8 +85,8 @@ def clip_outputs(run_dir: str, mode: str, *, data_dir: str, dataset: str, subset
     testing fields (`test_infer_num`, ...) over test.py's defaults.
 
     They are kept in `<run_dir>/validation/clip_outputs_<dataset><subset>.npz` with what they
-    were computed from (the snapshot file and the data set's completion marker, path, size and
-    time): trying other thresholds or other candidates later reads them back, and a snapshot
+    were computed from (the snapshot file and the data set's completion marker: their paths and
+    `file_identity`): trying other thresholds or other candidates later reads them back, and a snapshot
     trained again or a data set written again is evaluated again.
     """
     model_dir = osp.join(run_dir, "model_dump")
@@ -152,14 +144,14 @@ def top1_with_fallback(outputs: Dict[str, np.ndarray], threshold: float) -> floa
 
 
 def seed_outputs(seed_dir: str, data_dir: str, fusion_dirs: Sequence[str], workers: int,
-                 recipe_path: str) -> SeedOutputs:
+                 testing: Dict[str, Dict[str, Any]]) -> SeedOutputs:
     """{stage folder: {split: clip outputs}} of one seed's single-stream stages and candidate
-    fusion folders on the validation splits, tested as `recipe_path` tests."""
+    fusion folders on the validation splits, with `testing[mode]`'s testing fields."""
     subset = valid_subset("Synth")
     stages = [(folder, mode) for folder, mode in SINGLES] + [(d, "rgb+pose") for d in fusion_dirs]
     return {folder: {split: clip_outputs(osp.join(seed_dir, folder), mode, data_dir=data_dir,
                                          dataset=dataset, subset=subset, workers=workers,
-                                         testing=testing_fields(recipe_path, mode))
+                                         testing=testing[mode])
                      for dataset, split in SPLITS}
             for folder, mode in stages}
 
@@ -281,11 +273,13 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     args, fusion_dirs, thresholds = parse_arguments(argv)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     root = osp.join(args.output_dir, "quickstart")
+    testing = {mode: testing_fields(recipe_file(args.fast), mode)
+               for mode in [m for _, m in SINGLES] + ["rgb+pose"]}
     per_seed = []
     for seed in seeds:
         per_seed.append(seed_outputs(osp.join(root, f"seed{seed}"),
                                      osp.join(root, f"data_seed{seed}"), fusion_dirs,
-                                     args.workers, recipe_file(args.fast)))
+                                     args.workers, testing))
         print(f"[seed {seed}] validation outputs ready", flush=True)
     chosen, rows = choose(per_seed, fusion_dirs, thresholds)
     text = markdown(rows, chosen, seeds)
