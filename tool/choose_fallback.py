@@ -86,8 +86,8 @@ def clip_outputs(run_dir: str, mode: str, *, data_dir: str, dataset: str, subset
 
     They are kept in `<run_dir>/validation/clip_outputs_<dataset><subset>.npz` with what they
     were computed from (the snapshot file and the data set's completion marker: their paths and
-    `file_identity`): trying other thresholds or other candidates later reads them back, and a snapshot
-    trained again or a data set written again is evaluated again.
+    `file_identity`): trying other thresholds or other candidates later reads them back, and a
+    snapshot trained again or a data set written again is evaluated again.
     """
     model_dir = osp.join(run_dir, "model_dump")
     snapshots = list_snapshots(model_dir)
