@@ -94,14 +94,35 @@ def quiet_worker_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
-def stop_quietly_on_sigterm(worker_id: int = 0) -> None:
-    """For DataLoader workers (a `worker_init_fn`): SIGTERM ends the worker as Ctrl-C does.
+def quiet_loader_worker(worker_id: int = 0) -> None:
+    """For DataLoader workers (a `worker_init_fn`): a signal to the process group ends the
+    worker without a word; the main process says what happened, in its one line.
 
-    torch's workers end quietly on `KeyboardInterrupt`, but a SIGTERM from anyone but their
-    parent (a scheduler's or `kill`'s, sent to the whole process group) kills them, and the
-    main process then reports a dead worker with a traceback instead of its one line.
+    - SIGTERM ends the worker as Ctrl-C does. torch's workers end quietly on
+      `KeyboardInterrupt`, but a SIGTERM from anyone but their parent (a scheduler's or
+      `kill`'s, sent to the whole process group) kills them, and the main process then reports
+      a dead worker with a traceback instead of its one line.
+    - A worker hands each batch's shared memory to the main process over a connection that a
+      thread of the worker serves (multiprocessing's resource sharer). A main process
+      interrupted while it takes a batch drops that connection half-way, and the thread prints
+      the broken connection as a traceback. Connection errors off the worker's main thread are
+      therefore not printed: the main process either got the batch, or was stopped and says so.
     """
     signal.signal(signal.SIGTERM, _raise_interrupted)
+    sys.excepthook = _quiet_connection_errors_off_main_thread(sys.excepthook)
+
+
+def _quiet_connection_errors_off_main_thread(previous: Callable[..., Any]) -> Callable[..., Any]:
+    """`previous`, except that an `EOFError` or `OSError` reported from a thread other than the
+    main one is dropped (see `quiet_loader_worker`)."""
+
+    def hook(exc_type, exc, tb):
+        off_main = threading.current_thread() is not threading.main_thread()
+        if off_main and issubclass(exc_type, (EOFError, OSError)):
+            return
+        previous(exc_type, exc, tb)
+
+    return hook
 
 
 _depth = threading.local()

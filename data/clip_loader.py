@@ -9,7 +9,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional
 import torch
 from torch.utils.data import DataLoader
 
-from common.errors import stop_quietly_on_sigterm
+from common.errors import quiet_loader_worker
 from data.batch_pool import PooledBatchSampler, SharedBatchPool, pool_slots
 from data.collate import collate_clips
 
@@ -98,9 +98,9 @@ def build_clip_loader(dataset: Any, batches: Iterable[List[Any]], *, num_workers
                         persistent_workers=persistent_workers and num_workers > 0,
                         prefetch_factor=prefetch_factor if num_workers > 0 else None,
                         generator=generator,
-                        # A SIGTERM to the process group (a scheduler's, `kill`'s) ends the
-                        # workers without a word, as Ctrl-C does: the main process says it.
-                        worker_init_fn=stop_quietly_on_sigterm if num_workers > 0 else None)
+                        # A signal to the process group (Ctrl-C, a scheduler's SIGTERM) ends
+                        # the workers without a word: the main process says it.
+                        worker_init_fn=quiet_loader_worker if num_workers > 0 else None)
     return ClipLoader(loader, shared)
 
 

@@ -19,7 +19,7 @@ import types
 import pytest
 import torch
 
-from common.errors import Interrupted, OutputError, exit_on_error
+from common.errors import Interrupted, OutputError, exit_on_error, quiet_loader_worker
 from common.io import run_lock as run_lock_module
 from common.io.run_lock import ensure_writable_folder, run_lock
 from common.train import checkpoint, epoch as epoch_module
@@ -304,6 +304,60 @@ def test_a_signal_ends_training_in_one_line_and_continue_resumes(data_root, tmp_
                              cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert (dump / f"snapshot_{epoch}.pth.tar").exists()
+
+
+def _share_a_handle_then_wait(quiet, queue):
+    """A loader worker's part (run in a forked process): offer a file descriptor through
+    multiprocessing's resource sharer, as a worker does for each batch, then wait."""
+    from multiprocessing import resource_sharer
+    if quiet:
+        quiet_loader_worker()
+    queue.put(resource_sharer.DupFd(os.open(os.devnull, os.O_RDONLY))._id)
+    time.sleep(1.0)
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_a_batch_dropped_half_way_leaves_the_worker_silent(capfd, quiet):
+    # The main process connects to the worker for a batch's descriptor and is interrupted
+    # before it asks: the worker's sharing thread finds the connection closed (EOFError).
+    import multiprocessing
+    from multiprocessing.connection import Client
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    worker = context.Process(target=_share_a_handle_then_wait, args=(quiet, queue))
+    worker.start()
+    address, _key = queue.get(timeout=30)
+    Client(address, authkey=multiprocessing.current_process().authkey).close()
+    worker.join(timeout=30)
+    assert worker.exitcode == 0
+    err = capfd.readouterr().err
+    if quiet:
+        assert err == ""
+    else:  # what a worker printed before: the test sees the failure it guards against
+        assert "Traceback" in err and "EOFError" in err, err
+
+
+def test_the_quiet_worker_still_prints_its_own_errors(monkeypatch):
+    seen = []
+    monkeypatch.setattr(sys, "excepthook", lambda *exc: seen.append(exc[0]))
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        quiet_loader_worker()
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+    def report(error):
+        try:
+            raise error
+        except BaseException:
+            sys.excepthook(*sys.exc_info())
+
+    for error in (EOFError(), BrokenPipeError(), ValueError("a bug")):
+        thread = threading.Thread(target=report, args=(error,))
+        thread.start()
+        thread.join()
+    report(ConnectionResetError())  # on the main thread: not the sharing thread's
+    assert seen == [ValueError, ConnectionResetError]
 
 
 # --- tool/train_all.py's steps --------------------------------------------------------------
