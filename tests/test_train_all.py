@@ -243,7 +243,7 @@ OLD_ROBUST = {"stream_agreement": "true", "agreement_scaling": "false", "pose_fa
               "fusion_frozen_bn": "true"}
 OLD_STAGES = {  # (fast, fusion folder) -> stage -> its own options
     (False, "fusion_paper"): {"rgb_only": {"end_epoch": "4", "lr": "0.01", "lr_dec_epoch": "3"},
-                              "pose_only": {"end_epoch": "9", "lr": "0.01", "lr_dec_epoch": "7"},
+                              "pose_only": {"end_epoch": "9", "lr": "0.03", "lr_dec_epoch": "7"},
                               "rgb+pose": {"end_epoch": "4", "lr": "0.005"}},
     (True, "fusion_paper"): {"rgb_only": {"end_epoch": "1"}, "pose_only": {"end_epoch": "1"},
                              "rgb+pose": {"end_epoch": "2"}},
