@@ -110,7 +110,7 @@ def test_a_stage_table_applies_to_its_stage_only(tmp_path):
     fused = parse_command_line("train", ["--config", osp.join(PAPER, "kinetics50_rgb_pose.toml"),
                                          "--config", robust])
     robust_fields = {"stream_agreement": True, "agreement_scaling": False,
-                     "pose_fallback": 0.45, "fusion_frozen_bn": True}
+                     "pose_fallback": 0.4, "fusion_frozen_bn": True}
     assert {k: fused[k] for k in robust_fields} == robust_fields
     single = parse_command_line("train", ["--config", osp.join(PAPER, "kinetics50_rgb_only.toml"),
                                           "--config", robust])

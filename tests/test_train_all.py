@@ -239,7 +239,7 @@ OLD_FAST_SHAPES = dict(OLD_SHAPES, video_shape="40", input_img_shape="32,32",
                        input_hm_shape="8,8", train_batch_size="4", test_infer_num="2",
                        max_iters_per_epoch="2")
 # The robust recipe (configs/robust.toml, chosen on the validation splits) adds these.
-OLD_ROBUST = {"stream_agreement": "true", "agreement_scaling": "false", "pose_fallback": "0.45",
+OLD_ROBUST = {"stream_agreement": "true", "agreement_scaling": "false", "pose_fallback": "0.4",
               "fusion_frozen_bn": "true"}
 OLD_STAGES = {  # (fast, fusion folder) -> stage -> its own options
     (False, "fusion_paper"): {"rgb_only": {"end_epoch": "4", "lr": "0.01", "lr_dec_epoch": "3"},
